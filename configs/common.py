@@ -1,0 +1,20 @@
+"""Shared pieces of the configs: the config-string parser."""
+
+import ast
+
+import ml_collections
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+    """"smoke" or "smoke,key=value" (the part after `file.py:`) -> typed fields over `defaults`.
+
+    A bare name sets a boolean flag; values are Python literals. An unknown key is an error
+    that lists the known ones.
+    """
+    out = ml_collections.ConfigDict(defaults)
+    for item in filter(None, (arg or "").split(",")):
+        key, _, value = item.partition("=")
+        if key not in defaults:
+            raise ValueError(f"unknown config argument {key!r}; known: {sorted(defaults)}")
+        out[key] = ast.literal_eval(value) if value else True
+    return out
