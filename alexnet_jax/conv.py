@@ -21,7 +21,7 @@ Initializer = Callable[[jax.Array, tuple[int, ...], jnp.dtype], jax.Array]
 
 
 def resolve_lowering(lowering: str, backend: str | None = None) -> Lowering:
-    """"auto" -> the measured default of `backend` (the default JAX backend if None)."""
+    """ "auto" -> the measured default of `backend` (the default JAX backend if None)."""
     if lowering not in LOWERINGS:
         raise ValueError(f"unknown grouped-conv lowering {lowering!r}; use one of {LOWERINGS}")
     if lowering != "auto":

@@ -83,7 +83,9 @@ class AlexNet(nn.Module):
         acts = {}  # the paper's names -> activations, sown once at the end
         for i, features in enumerate(self.conv_features):
             n, ksize = i + 1, self.conv_kernel_size[i]
-            kernel_init, bias_init = self._init(i, ksize * ksize * x.shape[-1] // self.conv_groups[i])
+            kernel_init, bias_init = self._init(
+                i, ksize * ksize * x.shape[-1] // self.conv_groups[i]
+            )
             x = conv.GroupedConv(
                 features=features,
                 kernel_size=ksize,
@@ -114,7 +116,10 @@ class AlexNet(nn.Module):
             if name in self.dropout_inputs_of:
                 # Inverted dropout (Sec. 4.2): kept units are scaled by 1/(1-p) in training,
                 # which is the paper's "multiply the outputs by 0.5 at test time" moved to train.
-                x = nn.Dropout(rate=self.dropout_rate, deterministic=not train)(x)
+                drop = nn.Dropout(
+                    self.dropout_rate, deterministic=not train, name=f"dropout_{name}"
+                )
+                x = drop(x)
             kernel_init, bias_init = self._init(len(self.conv_features) + j, x.shape[-1])
             x = nn.Dense(
                 features,
@@ -196,10 +201,14 @@ def _check(m: ml_collections.ConfigDict) -> None:
                 )
     for field, after in (("lrn.after", m.lrn.after), ("pool.after", m.pool.after)):
         if any(not 1 <= n <= n_conv for n in after):
-            raise ValueError(f"config.model.{field}={tuple(after)} must hold conv indices 1..{n_conv}")
+            raise ValueError(
+                f"config.model.{field}={tuple(after)} must hold conv indices 1..{n_conv}"
+            )
     n_layers = n_conv + len(m.fc_features) + 1
     if m.init.scheme not in INIT_SCHEMES:
-        raise ValueError(f"config.model.init.scheme={m.init.scheme!r} is unknown; use one of {INIT_SCHEMES}")
+        raise ValueError(
+            f"config.model.init.scheme={m.init.scheme!r} is unknown; use one of {INIT_SCHEMES}"
+        )
     for field in ("weight_std", "bias"):
         if len(m.init[field]) != n_layers:
             raise ValueError(
@@ -279,7 +288,5 @@ def count_params(params: dict) -> int:
 
 def activations(model: AlexNet, params: dict, images: jax.Array) -> dict[str, jax.Array]:
     """Every stage's output at eval (conv1, norm1, pool1, ..., fc7, and "logits")."""
-    logits, state = model.apply(
-        {"params": params}, images, train=False, mutable=["intermediates"]
-    )
+    logits, state = model.apply({"params": params}, images, train=False, mutable=["intermediates"])
     return {**state["intermediates"]["activations"][0], "logits": logits}

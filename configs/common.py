@@ -6,7 +6,7 @@ import ml_collections
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
-    """"smoke" or "smoke,key=value" (the part after `file.py:`) -> typed fields over `defaults`.
+    """ "smoke" or "smoke,key=value" (the part after `file.py:`) -> typed fields over `defaults`.
 
     A bare name sets a boolean flag; values are Python literals. An unknown key is an error
     that lists the known ones.

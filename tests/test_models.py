@@ -1,0 +1,269 @@
+"""The network (Sec. 3, Fig. 2) and its variants, against an independent PyTorch net."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+
+from alexnet_jax import models
+from tests import reference
+from tests.conftest import CONFIGS, load_config
+
+# Exact learned-parameter counts. paper and one_tower_owt are published numbers (PAPER.md);
+# the others are the same arithmetic (weights + biases per layer of the config's table).
+# A config with no entry here fails test_every_config_has_a_pinned_count.
+PARAM_COUNTS = {
+    "paper": 60_965_224,
+    "paper224": 60_965_224,
+    "caffenet": 60_965_224,
+    "one_tower_owt": 61_100_840,
+    "one_tower_half": 59_798_312,
+    "fashion_mnist": 1_057_642,
+    "fashion_mnist_227": 56_885_962,
+}
+
+
+def _model(name, **overrides):
+    config = load_config(name)
+    for key, value in overrides.items():
+        target = config.model
+        *path, leaf = key.split(".")
+        for p in path:
+            target = target[p]
+        target[leaf] = value
+    return config, models.create_model(config)
+
+
+def _random_params(model, config, seed=0):
+    """He-scaled weights and non-trivial random biases, so every layer (LRN too) matters."""
+    params = models.init_params(model, config, jax.random.key(seed))
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, p in params.items():
+        fan_in = int(np.prod(p["kernel"].shape[:-1]))
+        scale = np.sqrt(2.0 / fan_in) * (0.02 if name == "fc8" else 1.0)
+        out[name] = {
+            "kernel": jnp.asarray(rng.normal(scale=scale, size=p["kernel"].shape), jnp.float32),
+            "bias": jnp.asarray(rng.normal(scale=0.5, size=p["bias"].shape), jnp.float32),
+        }
+    return out
+
+
+def _images(config, batch=2, seed=0):
+    # pixel-scale inputs, like the paper's mean-subtracted 0..255 images
+    shape = models.input_shape(config, batch)
+    return np.random.default_rng(seed + 100).normal(scale=50.0, size=shape).astype(np.float32)
+
+
+def _rel_err(got, want):
+    return float(np.max(np.abs(np.asarray(got, np.float64) - want)) / np.max(np.abs(want)))
+
+
+def test_every_config_has_a_pinned_count():
+    assert set(PARAM_COUNTS) == set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_parameter_count(name):
+    config, model = _model(name)
+    params = jax.eval_shape(lambda: models.init_params(model, config, jax.random.key(0)))
+    assert models.count_params(params) == PARAM_COUNTS[name]
+
+
+def test_paper_layer_shapes_and_parameter_tree():
+    """Fig. 2: 55, 27, 27, 13, 13, 13, 13, 6 spatial; 96, 256, 384, 384, 256 channels."""
+    config, model = _model("paper")
+    params = jax.eval_shape(lambda: models.init_params(model, config, jax.random.key(0)))
+    acts = jax.eval_shape(lambda p, x: models.activations(model, p, x), params,
+                          jnp.zeros((2, 227, 227, 3)))  # fmt: skip
+    want = {
+        "conv1": (55, 55, 96), "pool1": (27, 27, 96), "conv2": (27, 27, 256),
+        "pool2": (13, 13, 256), "conv3": (13, 13, 384), "conv4": (13, 13, 384),
+        "conv5": (13, 13, 256), "pool5": (6, 6, 256), "fc6": (4096,), "fc7": (4096,),
+        "logits": (1000,),
+    }  # fmt: skip
+    for name, shape in want.items():
+        assert acts[name].shape == (2, *shape), name
+    assert list(params) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    kernels = {k: v["kernel"].shape for k, v in params.items()}
+    assert kernels == {
+        "conv1": (11, 11, 3, 96), "conv2": (5, 5, 48, 256), "conv3": (3, 3, 256, 384),
+        "conv4": (3, 3, 192, 384), "conv5": (3, 3, 192, 256), "fc6": (9216, 4096),
+        "fc7": (4096, 4096), "fc8": (4096, 1000),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_layer_shapes_arithmetic_matches_the_module(name):
+    config, model = _model(name)
+    params = jax.eval_shape(lambda: models.init_params(model, config, jax.random.key(0)))
+    x = jnp.zeros(models.input_shape(config, 1))
+    acts = jax.eval_shape(lambda p: models.activations(model, p, x), params)
+    for stage, shape in models.layer_shapes(config.model):
+        assert acts[stage].shape == (1, *shape), stage
+
+
+@pytest.mark.parametrize(
+    "name,overrides",
+    [(n, {}) for n in CONFIGS] + [("paper", {"conv.lowering": "native"})],
+)
+def test_logits_and_gradients_match_torch(name, overrides):
+    config, model = _model(name, **overrides)
+    params = _random_params(model, config)
+    x = _images(config)
+    labels = np.array([3, 7])
+    m = config.model.to_dict()
+
+    def loss_fn(p):
+        logits = model.apply({"params": p}, jnp.asarray(x), train=False)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), logits
+
+    (loss, logits), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(params)
+    tparams = reference.to_torch_params(params)
+    want = reference.torch_alexnet(tparams, m, x)
+    assert _rel_err(logits, want.detach().numpy()) < 1e-4
+    torch.nn.functional.cross_entropy(want, torch.tensor(labels)).backward()
+    want_grads = reference.grads_to_ours(tparams)
+    for layer in params:
+        for leaf in ("kernel", "bias"):
+            g, w = np.asarray(grads[layer][leaf], np.float64), want_grads[layer][leaf]
+            assert np.linalg.norm(w) > 0, (layer, leaf)
+            assert np.linalg.norm(g - w) / np.linalg.norm(w) < 1e-3, (layer, leaf)
+    if config.model.lrn.enabled:  # LRN really acted on these inputs
+        no_lrn = dict(m, lrn=dict(m["lrn"], enabled=False))
+        off = reference.torch_alexnet(tparams, no_lrn, x).detach().numpy()
+        assert _rel_err(logits, off) > 1e-2
+
+
+@pytest.mark.parametrize(
+    "name,std,bias",
+    [
+        ("paper", (0.01,) * 8, (0, 1, 0, 1, 1, 1, 1, 0)),
+        ("caffenet", (0.01,) * 5 + (0.005, 0.005, 0.01), (0, 0.1, 0, 0.1, 0.1, 0.1, 0.1, 0)),
+    ],
+)
+def test_gaussian_init_statistics(name, std, bias):
+    """Sec. 5: N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6, fc7; Caffe: 0.005 and 0.1."""
+    config, model = _model(name)
+    params = models.init_params(model, config, jax.random.key(0))
+    for (layer, p), s, b in zip(params.items(), std, bias, strict=True):
+        w = np.asarray(p["kernel"], np.float64)
+        assert abs(w.std() / s - 1) < 0.03, layer
+        assert abs(w.mean()) < 4 * s / np.sqrt(w.size), layer
+        np.testing.assert_array_equal(
+            np.asarray(p["bias"]), np.full(p["bias"].shape, b, np.float32)
+        )
+
+
+def test_pytorch_init_statistics():
+    """torchvision's alexnet keeps PyTorch's default: U(+-1/sqrt(fan_in)) weights and biases."""
+    config, model = _model("one_tower_owt")
+    params = models.init_params(model, config, jax.random.key(0))
+    for layer, p in params.items():
+        w = np.asarray(p["kernel"], np.float64)
+        bound = 1.0 / np.sqrt(np.prod(w.shape[:-1]))
+        assert (
+            np.abs(w).max() <= bound * (1 + 1e-6) and abs(w.std() * np.sqrt(3) / bound - 1) < 0.03
+        ), layer
+        assert np.abs(np.asarray(p["bias"])).max() <= bound * (1 + 1e-6), layer
+
+
+def _train_logits_and_masks(model, params, x, key):
+    is_dropout = lambda mdl, _: isinstance(mdl, nn.Dropout)  # noqa: E731
+    logits, state = model.apply(
+        {"params": params},
+        jnp.asarray(x),
+        train=True,
+        rngs={"dropout": key},
+        capture_intermediates=is_dropout,
+    )
+    captured = state["intermediates"]
+    return logits, {
+        k.removeprefix("dropout_"): (np.asarray(v["__call__"][0]) != 0).astype(np.float64)
+        for k, v in captured.items()
+        if k.startswith("dropout_")
+    }
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "one_tower_owt"])
+def test_dropout_is_the_papers_up_to_where_the_half_goes(name):
+    """Sec. 4.2: inverted dropout with weights W == the paper's dropout with W' = W / (1-p).
+
+    The paper drops units in training without rescaling and multiplies the outputs by 0.5 at
+    test time; we scale kept units by 1/(1-p) in training instead. The same masks give the
+    same training logits, and our eval logits equal the paper's test-time logits.
+    """
+    config, model = _model(name)
+    params = _random_params(model, config)
+    x = _images(config, batch=4)
+    m, p = config.model.to_dict(), config.model.dropout.rate
+    logits, masks = _train_logits_and_masks(model, params, x, jax.random.key(1))
+    assert set(masks) == set(config.model.dropout.inputs_of)
+    paper_params = reference.to_torch_params(params)
+    for layer in config.model.dropout.inputs_of:
+        paper_params[layer]["weight"] = paper_params[layer]["weight"] / (1 - p)
+    want = reference.torch_alexnet(paper_params, m, x, masks=masks).detach().numpy()
+    assert _rel_err(logits, want) < 1e-4
+    eval_logits = model.apply({"params": params}, jnp.asarray(x), train=False)
+    want_eval = reference.torch_alexnet(paper_params, m, x, test_scale=1 - p).detach().numpy()
+    assert _rel_err(eval_logits, want_eval) < 1e-4
+    assert _rel_err(logits, eval_logits) > 1e-2  # dropout was on in training...
+    again = model.apply({"params": params}, jnp.asarray(x), train=False)
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(eval_logits))  # ...off at eval
+    other, other_masks = _train_logits_and_masks(model, params, x, jax.random.key(2))
+    assert not np.allclose(np.asarray(other), np.asarray(logits))  # a new rng, a new mask
+    # About half the live units of the first dropped layer are dropped, independently per rng
+    # (later layers' inputs depend on earlier masks, and dead ReLUs are zero either way).
+    first = config.model.dropout.inputs_of[0]
+    acts = models.activations(model, params, jnp.asarray(x))
+    inputs = {"fc6": acts["pool5"].reshape(x.shape[0], -1), "fc7": acts["fc6"]}[first]
+    live = np.asarray(inputs) > 0
+    assert live.sum() > 1000
+    assert abs(masks[first][live].mean() - (1 - p)) < 0.05
+    assert abs((masks[first] == other_masks[first])[live].mean() - 0.5) < 0.05
+
+
+def test_bfloat16_compute_keeps_float32_params():
+    config, model = _model("fashion_mnist", dtype="bfloat16")
+    params = models.init_params(model, config, jax.random.key(0))
+    assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
+    params = _random_params(model, config)
+    x = jnp.asarray(_images(config))
+    logits = model.apply({"params": params}, x, train=False)
+    assert logits.dtype == jnp.float32
+    acts = models.activations(model, params, x)
+    assert acts["conv2"].dtype == jnp.bfloat16
+    _, f32_model = _model("fashion_mnist")
+    want = np.asarray(f32_model.apply({"params": params}, x, train=False), np.float64)
+    assert 0 < _rel_err(logits, want) < 5e-2
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"conv.groups": (1, 3, 1, 2, 2)}, r"config\.model\.conv\.groups\[1\]=3 must divide"),
+        ({"conv.features": (96, 256, 384, 385, 256)}, r"config\.model\.conv\.groups\[3\]=2"),
+        ({"input_size": 66}, r"config\.model\.input_size=66 is too small: .* use input_size >= 67"),
+        ({"lrn.convention": "cuda"}, r"config\.model\.lrn\.convention='cuda' is unknown"),
+        ({"lrn.size": 4}, r"config\.model\.lrn\.size=4 must be a positive odd"),
+        ({"conv.stride": (4, 1, 1, 1)}, r"config\.model\.conv\.stride has 4 entries"),
+        ({"init.scheme": "xavier"}, r"config\.model\.init\.scheme='xavier' is unknown"),
+        ({"init.bias": (0.0,) * 7}, r"config\.model\.init\.bias has 7 entries"),
+        ({"dtype": "float16"}, r"config\.model\.dtype='float16' is unknown"),
+        ({"dropout.rate": 1.0}, r"config\.model\.dropout\.rate=1\.0 must be in"),
+        ({"conv.lowering": "fast"}, r"unknown grouped-conv lowering 'fast'"),
+        ({"pool.after": (1, 2, 6)}, r"config\.model\.pool\.after=\(1, 2, 6\) must hold"),
+    ],
+)
+def test_bad_model_config_fails_at_construction_in_one_line(overrides, match):
+    with pytest.raises(ValueError, match=match) as e:
+        _model("paper", **overrides)
+    assert "\n" not in str(e.value)
+
+
+def test_input_size_67_is_the_smallest_that_fits():
+    config, model = _model("paper", input_size=67)
+    assert models.layer_shapes(config.model)[-1] == ("pool5", (1, 1, 256))
