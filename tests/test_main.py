@@ -17,6 +17,7 @@ def _main(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_config_and_trains(tmp_path):
     r = _main("--config=configs/fashion_mnist.py:smoke", f"--workdir={tmp_path}",
               "--config.optim.base_lr=0.02")  # fmt: skip

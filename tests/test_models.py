@@ -106,6 +106,7 @@ def test_layer_shapes_arithmetic_matches_the_module(name):
         assert acts[stage].shape == (1, *shape), stage
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name,overrides",
     [(n, {}) for n in CONFIGS] + [("paper", {"conv.lowering": "native"})],
