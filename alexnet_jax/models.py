@@ -138,9 +138,14 @@ class AlexNet(nn.Module):
     def _norm(self, x: jax.Array) -> jax.Array:
         s = self.lrn_spec
         return lrn.local_response_norm(
-            x, size=s.size, k=s.k, alpha=s.alpha, beta=s.beta, convention=s.convention,
+            x,
+            size=s.size,
+            k=s.k,
+            alpha=s.alpha,
+            beta=s.beta,
+            convention=s.convention,
             groups=s.groups,
-        )  # fmt: skip
+        )
 
     def _pool(self, x: jax.Array) -> jax.Array:
         window, stride = (self.pool_window,) * 2, (self.pool_stride,) * 2

@@ -12,4 +12,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = paper.get_config(arg)
     c.model.num_classes = 10
     c.model.input_channels = 1
+    c.input.update(
+        dataset="fashion_mnist",
+        source="idx",
+        data_dir="/usr/share/datasets/fashion-mnist",
+        eval_split="test",
+    )
+    c.num_epochs = 30  # ours
     return c

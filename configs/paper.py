@@ -8,6 +8,7 @@ Values marked "ours" are not given by the paper.
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 from configs import common
 
@@ -52,11 +53,37 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         ),
         dtype="float32",  # compute dtype; "bfloat16" keeps float32 params
     )
-    c.input = dict(global_batch_size=128)  # Sec. 5
-    c.optim = dict(base_lr=0.01, momentum=0.9, weight_decay=5e-4)  # Sec. 5
-    # Until the training loop lands (issue 4), main.py runs this many steps of SGD on one
-    # fixed synthetic batch: a forward/backward smoke run whose loss must fall.
-    c.smoke_steps = 5
-    if arg.smoke:
-        c.input.global_batch_size, c.smoke_steps = 8, 3
+    c.input = dict(
+        dataset="imagenet2012",  # ILSVRC-2012 (Sec. 2)
+        source="tfds",  # "tfds" (any TFDS dataset) or "idx" (Fashion-MNIST's original files)
+        data_dir=config_dict.placeholder(str),  # None: TFDS's default data dir
+        eval_split="validation",
+        global_batch_size=128,  # Sec. 5; split across the local devices
+        eval_batch_size=256,  # ours; the last batch is padded and masked
+        normalize="mean_image",  # Sec. 2: 0..255 pixels minus the training-set mean image
+        train_limit=config_dict.placeholder(int),  # None: the whole split (tests use a prefix)
+        eval_limit=config_dict.placeholder(int),
+    )
+    c.optim = dict(
+        rule="paper",  # Sec. 5: v <- 0.9 v - 0.0005 lr w - lr g; w <- w + v (see optim.py)
+        base_lr=0.01,
+        momentum=0.9,
+        weight_decay=5e-4,
+        decay_biases=True,  # the paper decays every weight; many reproductions exempt biases
+    )
+    c.schedule = dict(  # Sec. 5: lr / 10 when the validation error stops improving, 3 times
+        factor=0.1,
+        patience_epochs=2,  # ours: the paper does not say how long "stopped improving" is
+        threshold=1e-3,  # ours: a gain below 0.1% top-1 is no improvement
+        cooldown_epochs=0,  # ours
+        max_drops=3,  # a plateau after the third drop ends training
+    )
+    c.num_epochs = 90  # "roughly 90 cycles through the training set"
+    c.max_steps = config_dict.placeholder(int)  # None: num_epochs of steps
+    c.log_every_steps = 100
+    c.checkpoint = dict(every_steps=1000, keep=3)  # ours; plus the best by eval/top1_err
+    if arg.smoke:  # a few steps on a few examples: the whole loop, end to end
+        c.input.global_batch_size, c.input.eval_batch_size = 8, 8
+        c.input.train_limit, c.input.eval_limit = 64, 20
+        c.max_steps, c.log_every_steps, c.checkpoint.every_steps = 3, 1, 2
     return c

@@ -86,8 +86,14 @@ def torch_alexnet(
     towers = m["towers"] if m["lrn"]["within_towers"] else 1
     for i in range(len(c["features"])):
         n, p = i + 1, tparams[f"conv{i + 1}"]
-        x = F.conv2d(x, p["weight"], p["bias"], stride=c["stride"][i], padding=c["padding"][i],
-                     groups=c["groups"][i])  # fmt: skip
+        x = F.conv2d(
+            x,
+            p["weight"],
+            p["bias"],
+            stride=c["stride"][i],
+            padding=c["padding"][i],
+            groups=c["groups"][i],
+        )
         x = F.relu(x)
         norm = m["lrn"]["enabled"] and n in m["lrn"]["after"]
         pool = n in m["pool"]["after"]

@@ -35,18 +35,26 @@ def _torch_conv(x, w, stride, padding, groups):
 def test_matches_torch_grouped_conv(lowering, cin, cout, ksize, stride, padding, groups):
     x, w = _case(cin, cout, ksize, groups)
     got = conv.grouped_conv(
-        jnp.asarray(x), jnp.asarray(w), stride=stride, padding=padding, groups=groups,
+        jnp.asarray(x),
+        jnp.asarray(w),
+        stride=stride,
+        padding=padding,
+        groups=groups,
         lowering=lowering,
-    )  # fmt: skip
+    )
     want = _torch_conv(x, w, stride, padding, groups).numpy()
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
     # the towers really are separate: changing group 2's inputs leaves group 1's outputs alone
     x2 = x.copy()
     x2[..., cin // groups :] += 1.0
     got2 = conv.grouped_conv(
-        jnp.asarray(x2), jnp.asarray(w), stride=stride, padding=padding, groups=groups,
+        jnp.asarray(x2),
+        jnp.asarray(w),
+        stride=stride,
+        padding=padding,
+        groups=groups,
         lowering=lowering,
-    )  # fmt: skip
+    )
     k = cout // groups
     np.testing.assert_array_equal(np.asarray(got2)[..., :k], np.asarray(got)[..., :k])
     assert not np.allclose(np.asarray(got2)[..., k:], np.asarray(got)[..., k:])
@@ -72,8 +80,13 @@ def test_lowerings_give_same_outputs_and_gradients(cin, cout, ksize, stride, pad
     # and both against torch autograd
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
-    y = F.conv2d(xt.permute(0, 3, 1, 2), wt.permute(3, 2, 0, 1), stride=stride,
-                 padding=padding, groups=groups).permute(0, 2, 3, 1)  # fmt: skip
+    y = F.conv2d(
+        xt.permute(0, 3, 1, 2),
+        wt.permute(3, 2, 0, 1),
+        stride=stride,
+        padding=padding,
+        groups=groups,
+    ).permute(0, 2, 3, 1)
     (y * torch.tensor(cot)).sum().backward()
     np.testing.assert_allclose(np.asarray(grads["split"][1]), wt.grad.numpy(), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(np.asarray(grads["split"][0]), xt.grad.numpy(), rtol=1e-4, atol=1e-3)
@@ -81,15 +94,24 @@ def test_lowerings_give_same_outputs_and_gradients(cin, cout, ksize, stride, pad
 
 def test_module_keeps_flax_grouped_layout():
     m = conv.GroupedConv(
-        features=8, kernel_size=3, stride=1, padding=1, groups=2, lowering="split",
-        kernel_init=jax.nn.initializers.normal(1.0), bias_init=jax.nn.initializers.zeros,
-    )  # fmt: skip
+        features=8,
+        kernel_size=3,
+        stride=1,
+        padding=1,
+        groups=2,
+        lowering="split",
+        kernel_init=jax.nn.initializers.normal(1.0),
+        bias_init=jax.nn.initializers.zeros,
+    )
     p = m.init(jax.random.key(0), jnp.zeros((1, 5, 5, 6)))["params"]
     assert p["kernel"].shape == (3, 3, 3, 8) and p["bias"].shape == (8,)
     flax_conv = nn.Conv(8, (3, 3), padding=1, feature_group_count=2)
     assert flax_conv.init(jax.random.key(0), jnp.zeros((1, 5, 5, 6)))["params"]["kernel"].shape == (
-        3, 3, 3, 8,
-    )  # fmt: skip
+        3,
+        3,
+        3,
+        8,
+    )
 
 
 def test_lowering_names():

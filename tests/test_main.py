@@ -19,8 +19,11 @@ def _main(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_smoke_run_writes_config_and_trains(tmp_path):
-    r = _main("--config=configs/fashion_mnist.py:smoke", f"--workdir={tmp_path}",
-              "--config.optim.base_lr=0.02")  # fmt: skip
+    r = _main(
+        "--config=configs/fashion_mnist.py:smoke",
+        f"--workdir={tmp_path}",
+        "--config.optim.base_lr=0.02",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["optim"]["base_lr"] == 0.02  # the override reached the run

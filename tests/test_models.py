@@ -77,23 +77,36 @@ def test_paper_layer_shapes_and_parameter_tree():
     """Fig. 2: 55, 27, 27, 13, 13, 13, 13, 6 spatial; 96, 256, 384, 384, 256 channels."""
     config, model = _model("paper")
     params = jax.eval_shape(lambda: models.init_params(model, config, jax.random.key(0)))
-    acts = jax.eval_shape(lambda p, x: models.activations(model, p, x), params,
-                          jnp.zeros((2, 227, 227, 3)))  # fmt: skip
+    acts = jax.eval_shape(
+        lambda p, x: models.activations(model, p, x), params, jnp.zeros((2, 227, 227, 3))
+    )
     want = {
-        "conv1": (55, 55, 96), "pool1": (27, 27, 96), "conv2": (27, 27, 256),
-        "pool2": (13, 13, 256), "conv3": (13, 13, 384), "conv4": (13, 13, 384),
-        "conv5": (13, 13, 256), "pool5": (6, 6, 256), "fc6": (4096,), "fc7": (4096,),
+        "conv1": (55, 55, 96),
+        "pool1": (27, 27, 96),
+        "conv2": (27, 27, 256),
+        "pool2": (13, 13, 256),
+        "conv3": (13, 13, 384),
+        "conv4": (13, 13, 384),
+        "conv5": (13, 13, 256),
+        "pool5": (6, 6, 256),
+        "fc6": (4096,),
+        "fc7": (4096,),
         "logits": (1000,),
-    }  # fmt: skip
+    }
     for name, shape in want.items():
         assert acts[name].shape == (2, *shape), name
     assert list(params) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
     kernels = {k: v["kernel"].shape for k, v in params.items()}
     assert kernels == {
-        "conv1": (11, 11, 3, 96), "conv2": (5, 5, 48, 256), "conv3": (3, 3, 256, 384),
-        "conv4": (3, 3, 192, 384), "conv5": (3, 3, 192, 256), "fc6": (9216, 4096),
-        "fc7": (4096, 4096), "fc8": (4096, 1000),
-    }  # fmt: skip
+        "conv1": (11, 11, 3, 96),
+        "conv2": (5, 5, 48, 256),
+        "conv3": (3, 3, 256, 384),
+        "conv4": (3, 3, 192, 384),
+        "conv5": (3, 3, 192, 256),
+        "fc6": (9216, 4096),
+        "fc7": (4096, 4096),
+        "fc8": (4096, 1000),
+    }
 
 
 @pytest.mark.parametrize("name", CONFIGS)

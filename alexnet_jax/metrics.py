@@ -1,0 +1,124 @@
+"""What a run leaves behind: config.json, provenance.json, metrics.jsonl, TensorBoard events,
+a progress line with images/s and ETA, and a final top-1/top-5 table."""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import jax
+import ml_collections
+from clu import metric_writers
+
+
+def _git_commit() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    r = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return (r.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
+
+
+def _command() -> str:
+    prog = sys.argv[0]
+    if prog.endswith(os.path.join("alexnet_jax", "main.py")):
+        prog = "-m alexnet_jax.main"
+    return " ".join(["python", prog, *sys.argv[1:]])
+
+
+def hardware() -> dict:
+    cpu = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    return {
+        "devices": [str(d) for d in jax.devices()],
+        "device_kind": jax.devices()[0].device_kind,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
+
+
+class Run:
+    """The files of one run in its workdir; only process 0 writes."""
+
+    def __init__(self, workdir: str, config: ml_collections.ConfigDict):
+        try:
+            os.makedirs(workdir, exist_ok=True)
+            probe = os.path.join(workdir, ".write_test")
+            with open(probe, "w"):
+                pass
+            os.remove(probe)
+        except OSError as e:
+            raise ValueError(f"--workdir={workdir} is not writable ({e.strerror})") from None
+        self.workdir, self.t0 = workdir, time.time()
+        self.main = jax.process_index() == 0
+        self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.main)
+        if self.main:
+            with open(os.path.join(workdir, "config.json"), "w") as f:
+                f.write(config.to_json_best_effort(indent=2))
+            self.provenance = {
+                "command": _command(),
+                "git_commit": _git_commit(),
+                "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "hardware": hardware(),
+            }
+            self._write_provenance()
+
+    def _write_provenance(self) -> None:
+        with open(os.path.join(self.workdir, "provenance.json"), "w") as f:
+            json.dump(self.provenance, f, indent=2)
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        """One line of metrics.jsonl and TensorBoard scalars."""
+        self.writer.write_scalars(step, scalars)
+        if self.main:
+            with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
+                f.write(json.dumps({"step": step, **scalars}) + "\n")
+
+    def finish(self, summary: dict) -> str:
+        """Prints and writes the final table (results.md); records wall time in provenance."""
+        self.writer.flush()
+        table = "\n".join(
+            [
+                "| step | epoch | eval/top1_err | eval/top5_err | eval/loss |",
+                "|---|---|---|---|---|",
+                f"| {summary['step']} | {summary['epoch']:.2f} | {summary['eval/top1_err']:.4f} | "
+                f"{summary['eval/top5_err']:.4f} | {summary['eval/loss']:.4f} |",
+            ]
+        )
+        print(table, flush=True)
+        if self.main:
+            with open(os.path.join(self.workdir, "results.md"), "w") as f:
+                f.write(table + "\n")
+            self.provenance["wall_time_s"] = round(time.time() - self.t0, 1)
+            self.provenance["final"] = summary
+            self._write_provenance()
+        return table
+
+
+def progress_line(
+    step: int,
+    total: int,
+    epoch: float,
+    scalars: dict,
+    images_per_sec: float,
+    elapsed: float,
+    done_steps: int,
+) -> str:
+    """step/total, epoch, loss, top-1 error, lr, images/s, ETA."""
+    eta = (total - step) * elapsed / max(done_steps, 1)
+    return (
+        f"step {step}/{total}  epoch {epoch:.2f}  loss {scalars['train/loss']:.4f}  "
+        f"top1_err {scalars['train/top1_err']:.4f}  lr {scalars['lr']:.2g}  "
+        f"{images_per_sec:.0f} images/s  ETA {datetime.timedelta(seconds=round(eta))}"
+    )

@@ -1,0 +1,116 @@
+"""The paper's update rule and learning-rate schedule (Sec. 5), and the variants users compare.
+
+The learning rate is optimizer *state* (`optax.inject_hyperparams`), changed only on the host
+between epochs by the plateau controller below: Sec. 5 divides it by 10 "when the validation
+error rate stopped improving", which no `schedule(step)` can express.
+"""
+
+import dataclasses
+from typing import Literal
+
+import jax
+import ml_collections
+import optax
+
+Rule = Literal["paper", "optax", "decoupled"]
+RULES: tuple[str, ...] = ("paper", "optax", "decoupled")
+
+
+def _decay_mask(params, decay_biases: bool):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: decay_biases or path[-1].key != "bias", params
+    )
+
+
+def sgd(
+    learning_rate: float, momentum: float, weight_decay: float, rule: Rule, decay_biases: bool
+) -> optax.GradientTransformation:
+    """SGD with momentum and weight decay, in one of three orders (Sec. 5).
+
+    "paper"      v <- m v - wd lr w - lr g;  w <- w + v  (Sec. 5 exactly: the rate sits inside
+                 the velocity, so after a drop the velocity built at the old rate keeps its scale)
+    "optax"      t <- m t + (g + wd w);  w <- w - lr t  (optax.sgd / torch.optim.SGD with
+                 coupled decay: the rate is applied after the trace)
+    "decoupled"  t <- m t + g;  w <- w - lr t - lr wd w  (decay outside the momentum, SGDW)
+
+    All three are equal while lr is constant and nothing else changes. `decay_biases=False`
+    exempts biases from weight decay (the paper decays them; many reproductions do not).
+    """
+    decay = optax.add_decayed_weights(weight_decay, mask=lambda p: _decay_mask(p, decay_biases))
+    if rule == "paper":
+        return optax.chain(
+            decay, optax.scale_by_learning_rate(learning_rate), optax.trace(decay=momentum)
+        )
+    if rule == "optax":
+        return optax.chain(decay, optax.sgd(learning_rate, momentum=momentum))
+    if rule == "decoupled":
+        return optax.chain(
+            optax.trace(decay=momentum), decay, optax.scale_by_learning_rate(learning_rate)
+        )
+    raise ValueError(f"config.optim.rule={rule!r} is unknown; use one of {RULES}")
+
+
+def build(c: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """`config.optim` -> the transformation, with the learning rate injected as state."""
+    if c.rule not in RULES:
+        raise ValueError(f"config.optim.rule={c.rule!r} is unknown; use one of {RULES}")
+    return optax.inject_hyperparams(sgd, static_args=("rule", "decay_biases"))(
+        learning_rate=c.base_lr,
+        momentum=c.momentum,
+        weight_decay=c.weight_decay,
+        rule=c.rule,
+        decay_biases=c.decay_biases,
+    )
+
+
+def set_learning_rate(opt_state, lr: float):
+    """A copy of `build`'s state with the learning rate replaced (same shape, dtype, placement)."""
+    old = opt_state.hyperparams["learning_rate"]
+    new = jax.numpy.full_like(old, lr)
+    return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": new})
+
+
+@dataclasses.dataclass(frozen=True)
+class Plateau:
+    """State of Sec. 5's schedule: lr divided by 10 when validation error stops improving."""
+
+    lr: float
+    best: float = float("inf")  # best validation error so far
+    bad_epochs: int = 0  # evaluations since the last improvement
+    cooldown: int = 0  # evaluations left before a plateau may be detected again
+    drops: int = 0
+    done: bool = False  # a plateau after the last allowed drop: training ends
+
+
+def plateau_update(
+    s: Plateau,
+    val_error: float,
+    *,
+    factor: float,
+    patience: int,
+    threshold: float,
+    cooldown: int,
+    max_drops: int,
+) -> Plateau:
+    """One evaluation's step of the schedule; pure.
+
+    An evaluation improves if val_error < best - threshold. After `patience` evaluations in a
+    row without improvement (and outside a cooldown) the rate is multiplied by `factor`; after
+    `max_drops` drops the next plateau ends training ("reduced three times prior to
+    termination", Sec. 5).
+    """
+    if s.done:
+        return s
+    if val_error < s.best - threshold:
+        s = dataclasses.replace(s, best=val_error, bad_epochs=0)
+    else:
+        s = dataclasses.replace(s, bad_epochs=s.bad_epochs + 1)
+    if s.cooldown > 0:
+        return dataclasses.replace(s, cooldown=s.cooldown - 1, bad_epochs=0)
+    if s.bad_epochs < patience:
+        return s
+    if s.drops >= max_drops:
+        return dataclasses.replace(s, done=True)
+    return dataclasses.replace(
+        s, lr=s.lr * factor, drops=s.drops + 1, bad_epochs=0, cooldown=cooldown
+    )

@@ -1,0 +1,296 @@
+"""The training system: pmap step, evaluation, resume, signals, NaN stop, bad input (Sec. 5)."""
+
+import functools
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from alexnet_jax import checkpoint, input_pipeline, optim, parallel, train
+from tests.conftest import load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REAL_FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+def _write_idx(path: str, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def tiny_fashion(tmp_path) -> str:
+    """A Fashion-MNIST-layout directory of IDX files: 32 train and 21 test 28x28 images."""
+    rng = np.random.default_rng(0)
+    d = tmp_path / "fashion"
+    d.mkdir()
+    for split, n in (("train", 32), ("test", 21)):
+        images_name, labels_name = input_pipeline.FASHION_MNIST_FILES[split]
+        _write_idx(str(d / images_name), rng.integers(0, 256, size=(n, 28, 28)))
+        _write_idx(str(d / labels_name), rng.integers(0, 10, size=(n,)))
+    return str(d)
+
+
+def _config(data_dir: str, **overrides):
+    config = load_config("fashion_mnist", "smoke")
+    config.input.data_dir = data_dir
+    config.input.train_limit = config.input.eval_limit = None
+    for key, value in overrides.items():
+        target = config
+        *path, leaf = key.split(".")
+        for p in path:
+            target = target[p]
+        target[leaf] = value
+    return config
+
+
+def test_read_idx_and_its_errors(tmp_path):
+    a = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    _write_idx(str(tmp_path / "a.gz"), a)
+    np.testing.assert_array_equal(input_pipeline.read_idx(str(tmp_path / "a.gz")), a)
+    with gzip.open(tmp_path / "a.gz", "rb") as f:
+        data = f.read()
+    with gzip.open(tmp_path / "cut.gz", "wb") as f:
+        f.write(data[:-3])
+    with pytest.raises(ValueError, match="cut.gz is truncated: header says"):
+        input_pipeline.read_idx(str(tmp_path / "cut.gz"))
+    with gzip.open(tmp_path / "bad.gz", "wb") as f:
+        f.write(b"\x01\x02" + data[2:])
+    with pytest.raises(ValueError, match="bad.gz is not an unsigned-byte IDX file"):
+        input_pipeline.read_idx(str(tmp_path / "bad.gz"))
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL_FASHION), reason="scripts/test.sh installs it")
+def test_real_fashion_mnist_files():
+    train_split = input_pipeline.load_fashion_mnist(REAL_FASHION, "train")
+    test_split = input_pipeline.load_fashion_mnist(REAL_FASHION, "test")
+    assert train_split.images.shape == (60000, 28, 28, 1)
+    assert test_split.images.shape == (10000, 28, 28, 1)
+    assert np.bincount(train_split.labels).tolist() == [6000] * 10  # the published balance
+    assert np.bincount(test_split.labels).tolist() == [1000] * 10
+
+
+def test_training_batches_are_a_seeded_permutation_and_resume_exactly(tiny_fashion):
+    c = _config(tiny_fashion)
+    split = input_pipeline.load(c.input, "train")
+    ident = lambda x: x  # noqa: E731
+    it = input_pipeline.train_batches(
+        split, global_batch=8, seed=3, start_step=0, input_size=28, normalize=ident
+    )
+    first = [next(it) for _ in range(8)]  # two epochs of 4 steps
+    assert first[0]["image"].shape == (2, 4, 28, 28, 1)  # [devices, per device, H, W, C]
+    epoch0 = np.concatenate([b["label"].reshape(-1) for b in first[:4]])
+    assert sorted(epoch0.tolist()) == sorted(split.labels.tolist())  # each example once
+    epoch1 = np.concatenate([b["label"].reshape(-1) for b in first[4:]])
+    assert not np.array_equal(epoch0, epoch1)  # a new order each epoch
+    resumed = input_pipeline.train_batches(
+        split, global_batch=8, seed=3, start_step=6, input_size=28, normalize=ident
+    )
+    for want in first[6:]:
+        got = next(resumed)
+        np.testing.assert_array_equal(got["image"], want["image"])
+
+
+def test_evaluation_counts_every_example_once(tiny_fashion):
+    """21 test images in batches of 8 on 2 devices: padded, masked, equal to numpy top-k."""
+    c = _config(tiny_fashion)
+    state = train.create_state(c, jax.random.key(0))
+    split = input_pipeline.load(c.input, "test")
+    normalize = input_pipeline.normalizer(c.input, input_pipeline.load(c.input, "train"))
+    p_eval = jax.pmap(train.eval_step, axis_name="batch")
+    got = train.evaluate(p_eval, parallel.replicate(state), split, c, normalize)
+    x = normalize(split.images.astype(np.float32))
+    logits = np.asarray(state.apply_fn({"params": state.params}, x, train=False), np.float64)
+    order = np.argsort(-logits, axis=1)
+    top1 = np.mean(order[:, 0] != split.labels)
+    top5 = np.mean([y not in row[:5] for y, row in zip(split.labels, order, strict=True)])
+    logp = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True))
+    logp -= logits.max(1, keepdims=True)
+    loss = -np.mean(logp[np.arange(21), split.labels])
+    assert got["eval/top1_err"] == pytest.approx(top1, abs=1e-9)
+    assert got["eval/top5_err"] == pytest.approx(top5, abs=1e-9)
+    assert got["eval/loss"] == pytest.approx(loss, rel=1e-5)
+
+
+@pytest.mark.multidevice
+def test_two_device_step_equals_one_device_step(tiny_fashion):
+    c = _config(tiny_fashion, **{"model.dropout.rate": 0.0})
+    state = train.create_state(c, jax.random.key(0))
+    rng = np.random.default_rng(0)
+    batch = {
+        "image": rng.normal(scale=50, size=(8, 28, 28, 1)).astype(np.float32),
+        "label": rng.integers(0, 10, size=8).astype(np.int32),
+    }
+    step = functools.partial(train.train_step, dropout_key=jax.random.key(1))
+    out = {}
+    for n in (1, 2):
+        devices = jax.local_devices()[:n]
+        p = jax.pmap(step, axis_name="batch", devices=devices)
+        b = jax.tree.map(lambda x, n=n: x.reshape(n, 8 // n, *x.shape[1:]), batch)
+        new, metrics = p(parallel.replicate(state, devices), b)
+        out[n] = (jax.device_get(jax.tree.map(lambda x: x[0], new.params)), metrics)
+    for a, b in zip(jax.tree.leaves(out[1][0]), jax.tree.leaves(out[2][0]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    old = jax.tree.leaves(state.params)
+    assert any(not np.allclose(a, o) for a, o in zip(jax.tree.leaves(out[2][0]), old, strict=True))
+    np.testing.assert_allclose(out[1][1]["train/loss"][0], out[2][1]["train/loss"][0], rtol=1e-5)
+
+
+@pytest.mark.multidevice
+def test_batch_not_divisible_by_devices_is_one_line(tiny_fashion, tmp_path):
+    # (130, the issue's example, is divisible by 2; 129 is not)
+    c = _config(tiny_fashion, **{"input.global_batch_size": 129})
+    with pytest.raises(ValueError) as e:
+        train.train_and_evaluate(c, str(tmp_path / "run"))
+    assert str(e.value) == (
+        "config.input.global_batch_size=129 is not divisible by 2 devices; use a multiple of 2"
+    )
+    c = _config(tiny_fashion, **{"input.global_batch_size": 64})
+    with pytest.raises(ValueError, match=r"global_batch_size=64 is larger than the 32 training"):
+        train.train_and_evaluate(c, str(tmp_path / "run"))
+
+
+def _final_params(workdir: str, config) -> dict:
+    state = train.create_state(config, jax.random.key(0))
+    mngr = checkpoint.create(workdir, config.checkpoint)
+    state, plateau = checkpoint.restore_latest(mngr, state, optim.Plateau(lr=0.0))
+    mngr.close()
+    return int(state.step), jax.device_get(state.params), plateau
+
+
+@pytest.mark.slow
+def test_resume_is_bit_identical(tiny_fashion, tmp_path):
+    """6 steps straight == 3 steps, stop, resume for 3 more (an epoch end, eval, lr kept)."""
+    straight = _config(tiny_fashion, max_steps=6)
+    train.train_and_evaluate(straight, str(tmp_path / "a"))
+    first = _config(tiny_fashion, max_steps=3)
+    train.train_and_evaluate(first, str(tmp_path / "b"))
+    train.train_and_evaluate(straight, str(tmp_path / "b"))
+    step_a, params_a, plateau_a = _final_params(str(tmp_path / "a"), straight)
+    step_b, params_b, plateau_b = _final_params(str(tmp_path / "b"), straight)
+    assert step_a == step_b == 6
+    assert plateau_a == plateau_b and plateau_a.best < 1.0  # the epoch-4 eval reached it
+    for a, b in zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with open(tmp_path / "b" / "metrics.jsonl") as f:
+        steps = [int(line.split('"step": ')[1].split(",")[0]) for line in f]
+    assert steps[:3] == [1, 2, 3] and 4 in steps[3:]  # the second part continued from step 4
+
+
+def _main(*args: str, **popen) -> subprocess.Popen:
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="", PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "alexnet_jax.main", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_exits_0_and_resumes(tiny_fashion, tmp_path):
+    workdir = str(tmp_path / "run")
+    args = [
+        "--config=configs/fashion_mnist.py:smoke",
+        f"--workdir={workdir}",
+        f"--config.input.data_dir={tiny_fashion}",
+        "--config.checkpoint.every_steps=100000",
+    ]
+    proc = _main(*args, "--config.max_steps=100000")
+    for line in proc.stdout:
+        if line.startswith("step 5/"):
+            break
+    t = time.time()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert time.time() - t < 30
+    assert "stopped by signal 15" in out
+    step, params, _ = _final_params(workdir, _config(tiny_fashion))
+    assert step >= 5 and all(np.isfinite(p).all() for p in jax.tree.leaves(params))
+    proc = _main(*args, f"--config.max_steps={step + 2}")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert f"at step {step}" in out and f"step {step + 2}/{step + 2}" in out
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_in_one_line_and_keeps_the_last_good_checkpoint(tiny_fashion, tmp_path):
+    workdir = str(tmp_path / "run")
+    proc = _main(
+        "--config=configs/fashion_mnist.py:smoke",
+        f"--workdir={workdir}",
+        f"--config.input.data_dir={tiny_fashion}",
+        "--config.max_steps=50",
+        "--config.checkpoint.every_steps=1",
+        "--config.optim.base_lr=1e12",
+    )
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: non-finite training loss") and "at step" in last
+    bad_step = int(last.split("at step ")[1].split(";")[0])
+    assert "Traceback" not in err
+    step, params, _ = _final_params(workdir, _config(tiny_fashion))
+    assert step == bad_step - 1
+    assert all(np.isfinite(p).all() for p in jax.tree.leaves(params))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--config.input.data_dir=/nonexistent"], "error: Fashion-MNIST file /nonexistent/"),
+        (["--config.model.lrnn=1"], "lrnn"),
+        (["--config.optim.base_lr=fast"], "base_lr"),
+        (["--workdir=/etc/hostname/run"], "error: --workdir=/etc/hostname/run is not writable"),
+    ],
+)
+def test_bad_input_is_one_line_without_traceback(tmp_path, args, message):
+    base = ["--config=configs/fashion_mnist.py:smoke", f"--workdir={tmp_path}"]
+    out, err = _main(*base, *args).communicate(timeout=300)
+    assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(REAL_FASHION), reason="scripts/test.sh installs it")
+def test_end_to_end_on_real_fashion_mnist(tmp_path):
+    """A short real run: loss falls, files agree, the final table is the last evaluation."""
+    workdir = str(tmp_path / "run")
+    proc = _main(
+        "--config=configs/fashion_mnist.py",
+        f"--workdir={workdir}",
+        "--config.input.train_limit=2048",
+        "--config.input.eval_limit=1000",
+        "--config.input.global_batch_size=64",
+        "--config.log_every_steps=8",
+        "--config.num_epochs=2",
+    )
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    losses = [r["train/loss"] for r in rows if "train/loss" in r]
+    assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0]
+    evals = [r for r in rows if "eval/top1_err" in r]
+    assert [r["step"] for r in evals] == [32, 64]  # after every epoch
+    assert evals[-1]["eval/top1_err"] < 0.5  # far better than chance (0.9)
+    with open(os.path.join(workdir, "results.md")) as f:
+        assert f"{evals[-1]['eval/top1_err']:.4f}" in f.read()
+    with open(os.path.join(workdir, "provenance.json")) as f:
+        prov = json.load(f)
+    assert prov["git_commit"] and "alexnet_jax.main" in prov["command"] and prov["wall_time_s"] > 0
+    assert ocp.CheckpointManager(os.path.join(workdir, "checkpoints")).latest_step() == 64
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
