@@ -82,8 +82,9 @@ class Run:
         """One line of metrics.jsonl and TensorBoard scalars."""
         self.writer.write_scalars(step, scalars)
         if self.main:
+            row = {"step": step, "wall_s": round(time.time() - self.t0, 2), **scalars}
             with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
-                f.write(json.dumps({"step": step, **scalars}) + "\n")
+                f.write(json.dumps(row) + "\n")
 
     def finish(self, summary: dict) -> str:
         """Prints and writes the final table (results.md); records wall time in provenance."""

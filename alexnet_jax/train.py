@@ -224,6 +224,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 checkpoint.save(
                     mngr, parallel.unreplicate(state), plateau, evals if epoch_end or last else None
                 )
+                t_log = time.time()  # images/s counts training steps only
             if stop.signum:
                 print(
                     f"stopped by signal {stop.signum} at step {step}; checkpoint saved in "

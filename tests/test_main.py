@@ -33,7 +33,7 @@ def test_smoke_run_writes_config_and_trains(tmp_path):
     losses = [float(ln.split()[3]) for ln in lines]
     # Sec. 5's init gives near-zero logits on 10 classes: the first loss is about ln(10)
     assert abs(losses[0] - math.log(10)) < 0.2 and all(map(math.isfinite, losses))
-    assert "1,057,642 parameters" in r.stdout
+    assert "719,626 learned parameters" in r.stdout
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ PARAM_COUNTS = {
     "caffenet": 60_965_224,
     "one_tower_owt": 61_100_840,
     "one_tower_half": 59_798_312,
-    "fashion_mnist": 1_057_642,
+    "fashion_mnist": 719_626,
     "fashion_mnist_227": 56_885_962,
 }
 

@@ -294,3 +294,19 @@ def test_end_to_end_on_real_fashion_mnist(tmp_path):
     assert prov["git_commit"] and "alexnet_jax.main" in prov["command"] and prov["wall_time_s"] > 0
     assert ocp.CheckpointManager(os.path.join(workdir, "checkpoints")).latest_step() == 64
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
+
+
+def test_tfds_source_reads_any_tfds_dataset_by_name():
+    import tensorflow_datasets as tfds
+
+    c = load_config("fashion_mnist", "smoke").input
+    c.source = "tfds"
+    with tfds.testing.mock_data(num_examples=12):
+        split = input_pipeline.load(c, "train")
+    assert split.images.shape == (12, 28, 28, 1) and split.images.dtype == np.uint8
+    assert split.labels.shape == (12,) and split.labels.max() < 10
+    c.dataset = "no_such_dataset"
+    with pytest.raises(
+        ValueError, match="TFDS does not know config.input.dataset='no_such_dataset'"
+    ):
+        input_pipeline.load(c, "train")

@@ -1,0 +1,68 @@
+"""Orbax checkpoints: what is kept, what a restore gives back, and a half-written save."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax.training import train_state
+
+from alexnet_jax import checkpoint, optim
+
+
+def _state(step: int, value: float):
+    params = {"fc8": {"kernel": jnp.full((3, 2), value), "bias": jnp.zeros(2)}}
+    tx = optim.build(
+        ml_collections.ConfigDict(
+            dict(rule="paper", base_lr=0.01, momentum=0.9, weight_decay=5e-4, decay_biases=True)
+        )
+    )
+    s = train_state.TrainState.create(apply_fn=None, params=params, tx=tx)
+    return s.replace(step=jnp.asarray(step))
+
+
+def test_keeps_the_last_k_and_the_best(tmp_path):
+    mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=2)))
+    errors = {2: 0.5, 4: 0.3, 6: 0.4, 8: 0.45}  # the best is step 4
+    for step in range(1, 10):
+        metrics = {checkpoint.BEST_METRIC: errors[step]} if step in errors else None
+        checkpoint.save(mngr, _state(step, float(step)), optim.Plateau(lr=0.01), metrics)
+    assert sorted(mngr.all_steps()) == [4, 8, 9]
+    mngr.close()
+
+
+def test_restore_gives_back_params_opt_state_lr_and_schedule(tmp_path):
+    mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
+    saved = _state(7, 1.5)
+    grads = jax.tree.map(jnp.ones_like, saved.params)
+    saved = saved.apply_gradients(grads=grads)  # a non-trivial momentum trace
+    saved = saved.replace(opt_state=optim.set_learning_rate(saved.opt_state, 1e-3))
+    plateau = optim.Plateau(lr=1e-3, best=0.25, bad_epochs=1, drops=1)
+    checkpoint.save(mngr, saved, plateau)
+    mngr.close()
+    mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
+    got, got_plateau = checkpoint.restore_latest(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
+    assert int(got.step) == 8 and got_plateau == plateau
+    for a, b in zip(jax.tree.leaves(got.opt_state), jax.tree.leaves(saved.opt_state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert float(got.opt_state.hyperparams["learning_rate"]) == np.float32(1e-3)
+    np.testing.assert_array_equal(got.params["fc8"]["kernel"], saved.params["fc8"]["kernel"])
+    assert isinstance(got.opt_state, optax.InjectHyperparamsState)
+    mngr.close()
+
+
+def test_a_half_written_save_leaves_the_previous_checkpoint_restorable(tmp_path):
+    """What kill -9 mid-save leaves behind: Orbax's temporary directory, never renamed."""
+    mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
+    checkpoint.save(mngr, _state(5, 2.0), optim.Plateau(lr=0.01))
+    mngr.close()
+    tmp = tmp_path / "checkpoints" / "9.orbax-checkpoint-tmp-1795456500"
+    (tmp / "state").mkdir(parents=True)
+    (tmp / "state" / "garbage").write_bytes(os.urandom(100))
+    mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
+    assert mngr.latest_step() == 5
+    got, _ = checkpoint.restore_latest(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
+    np.testing.assert_array_equal(got.params["fc8"]["kernel"], np.full((3, 2), 2.0))
+    mngr.close()
