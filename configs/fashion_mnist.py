@@ -6,10 +6,10 @@ pooling after conv1, conv2, conv5, three FC layers with dropout 0.5 on fc6/fc7 o
 Sec. 5's optimizer and plateau schedule. Scaled (ours): 5x5/1 conv1 and 3x3 conv2, narrower
 layers; shapes are 28 -> 28 -> 13 -> 13 -> 6 -> 6 -> 6 -> 6 -> 2.
 
-Init (ours): PyTorch's default, not the paper's N(0, 0.01). Measured on this net (2-core CPU,
-2026-11-23, `python -m alexnet_jax.main --config=configs/fashion_mnist.py --workdir=W
---config.model.init.scheme=gaussian`): with the paper's init the training loss was still at
-chance (2.30) after 200 steps of 128, while PyTorch's init reached 0.66 by then. The paper's init
+Init (ours): PyTorch's default, not the paper's N(0, 0.01). Measured on a wider version of this
+net (48, 128, 192, 192, 128 kernels; 2-core CPU, 2026-11-23, commit 5a84b2b's trainer): with the
+paper's init the training loss was still at chance (2.30) after 200 steps of 128, while
+PyTorch's init reached 0.66 by then. The paper's init
 stays selectable: `--config.model.init.scheme=gaussian`.
 
   bash scripts/train.sh   # = python -m alexnet_jax.main --config=configs/fashion_mnist.py ...

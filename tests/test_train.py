@@ -252,8 +252,9 @@ def test_nan_loss_stops_in_one_line_and_keeps_the_last_good_checkpoint(tiny_fash
     "args,message",
     [
         (["--config.input.data_dir=/nonexistent"], "error: Fashion-MNIST file /nonexistent/"),
-        (["--config.model.lrnn=1"], "lrnn"),
-        (["--config.optim.base_lr=fast"], "base_lr"),
+        (["--config.model.lrnn=1"], "error: bad command line: lrnn"),
+        (["--config.model.lrn.convention=cuda"], "config.model.lrn.convention='cuda' is unknown"),
+        (["--config.optim.base_lr=fast"], "error: bad command line: flag --config.optim.base_lr"),
         (["--workdir=/etc/hostname/run"], "error: --workdir=/etc/hostname/run is not writable"),
     ],
 )
@@ -277,6 +278,7 @@ def test_end_to_end_on_real_fashion_mnist(tmp_path):
         "--config.input.global_batch_size=64",
         "--config.log_every_steps=8",
         "--config.num_epochs=2",
+        "--config.optim.base_lr=0.02",
     )
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
@@ -289,6 +291,10 @@ def test_end_to_end_on_real_fashion_mnist(tmp_path):
     assert evals[-1]["eval/top1_err"] < 0.5  # far better than chance (0.9)
     with open(os.path.join(workdir, "results.md")) as f:
         assert f"{evals[-1]['eval/top1_err']:.4f}" in f.read()
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = json.load(f)
+    assert config["optim"]["base_lr"] == 0.02  # the override reached the run...
+    assert rows[0]["lr"] == pytest.approx(0.02)  # ...and the optimizer
     with open(os.path.join(workdir, "provenance.json")) as f:
         prov = json.load(f)
     assert prov["git_commit"] and "alexnet_jax.main" in prov["command"] and prov["wall_time_s"] > 0
