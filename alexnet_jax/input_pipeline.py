@@ -68,11 +68,12 @@ def load_tfds(name: str, split: str, data_dir: str | None) -> Split:
             "is not built yet (issue 5); train on configs/fashion_mnist.py meanwhile"
         )
     try:
-        ds = tfds.load(name, split=split, data_dir=data_dir, as_supervised=True, batch_size=-1)
+        ds = tfds.load(name, split=split, data_dir=data_dir, as_supervised=True)
     except tfds.core.registered.DatasetNotFoundError as e:
         raise ValueError(f"TFDS does not know config.input.dataset={name!r}") from e
-    images, labels = tfds.as_numpy(ds)
-    return Split(images, labels.astype(np.int32))
+    chunks = list(tfds.as_numpy(ds.batch(4096)))
+    images = np.concatenate([x for x, _ in chunks])
+    return Split(images, np.concatenate([y for _, y in chunks]).astype(np.int32))
 
 
 def load(c: ml_collections.ConfigDict, split: str) -> Split:

@@ -20,7 +20,7 @@ TrainState = train_state.TrainState  # step, params, opt_state (with the lr), ap
 
 def _errors(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Per-example top-1 and top-5 errors (0/1), the paper's metrics (Sec. 6)."""
-    top5 = jax.lax.top_k(logits, 5)[1]
+    top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1]
     in_top5 = jnp.any(top5 == labels[:, None], axis=-1)
     return (top5[:, 0] != labels).astype(jnp.float32), (~in_top5).astype(jnp.float32)
 
