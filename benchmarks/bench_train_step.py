@@ -1,0 +1,221 @@
+r"""Training- and eval-step throughput: our JAX AlexNet vs the same net in PyTorch (issue 8).
+
+  python -m benchmarks.bench_train_step --config=paper --batch=64 --steps=5 --out=FILE.json
+  python -m benchmarks.bench_train_step --config=fashion_mnist --batch=128
+  python -m benchmarks.bench_train_step --config=paper --batch=4 --steps=2 --warmup=1   # CI size
+
+Each framework runs in its own process, one after the other, on the same synthetic batch shape:
+the full training step (forward, loss, backward, SGD momentum + weight decay update) and the
+eval step (forward). Prints images/s as the median (min..max) of `--steps` timed steps after
+`--warmup` untimed ones, the ratio ours/PyTorch, peak memory and the hardware; writes a JSON
+record with the command, git commit and date. Ours is the real path (train.train_step under
+pmap, donated state); PyTorch's is benchmarks/torch_alexnet.py with torch.optim.SGD, using as
+many threads as there are cores.
+"""
+
+import argparse
+import functools
+import importlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _stats(times: list[float], batch: int) -> dict:
+    ips = [batch / t for t in times]
+    return {"images_per_sec": float(np.median(ips)), "min": min(ips), "max": max(ips)}
+
+
+def _config(name: str):
+    return importlib.import_module(f"configs.{name}").get_config()
+
+
+def run_jax(name: str, batch: int, steps: int, warmup: int) -> dict:
+    import jax
+
+    from alexnet_jax import models, parallel, train
+
+    config = _config(name)
+    state = parallel.replicate(train.create_state(config, jax.random.key(0)))
+    devices = jax.local_device_count()
+    per = batch // devices
+    rng = np.random.default_rng(0)
+    shape = models.input_shape(config, batch)
+    host = {
+        "image": rng.normal(size=shape).astype(np.float32).reshape(devices, per, *shape[1:]),
+        "label": rng.integers(0, config.model.num_classes, batch)
+        .astype(np.int32)
+        .reshape(devices, per),
+        "mask": np.ones((devices, per), np.float32),
+    }
+    data = jax.pmap(lambda b: b)(host)  # on the devices once: the steps time compute only
+    step = parallel.data_parallel(
+        functools.partial(train.train_step, dropout_key=jax.random.key(1)), donate_state=True
+    )
+    p_eval = parallel.data_parallel(train.eval_step, donate_state=False)
+    times = []
+    for i in range(warmup + steps):
+        t = time.perf_counter()
+        state, metrics = step(state, data)
+        jax.block_until_ready((state, metrics))
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    eval_times = []
+    for i in range(warmup + steps):
+        t = time.perf_counter()
+        jax.block_until_ready(p_eval(state, data))
+        if i >= warmup:
+            eval_times.append(time.perf_counter() - t)
+    out = {"train": _stats(times, batch), "eval": _stats(eval_times, batch)}
+    d = jax.local_devices()[0]
+    stats = d.memory_stats() if d.platform == "gpu" else None
+    out["peak_memory_mb"] = (
+        stats["peak_bytes_in_use"] / 2**20 if stats else _max_rss_mb()
+    )  # GPU: device memory; CPU: the process's peak RSS
+    out["version"] = jax.__version__
+    out["device"] = f"{devices} x {d.device_kind}"
+    out["conv_lowering"] = models.create_model(config).conv_lowering
+    return out
+
+
+def run_torch(name: str, batch: int, steps: int, warmup: int, channels_last: bool,
+              autocast: bool) -> dict:  # fmt: skip
+    import torch
+
+    from benchmarks.torch_alexnet import TorchAlexNet
+
+    torch.set_num_threads(os.cpu_count())
+    config = _config(name)
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    net = TorchAlexNet(config.model.to_dict()).to(dev)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt)
+    o = config.optim
+    opt = torch.optim.SGD(net.parameters(), lr=o.base_lr, momentum=o.momentum,
+                          weight_decay=o.weight_decay)  # fmt: skip
+    m = config.model
+    x = torch.randn(batch, m.input_channels, m.input_size, m.input_size, device=dev)
+    x = x.to(memory_format=fmt)
+    y = torch.randint(0, m.num_classes, (batch,), device=dev)
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    times, eval_times = [], []
+    net.train()
+    for i in range(warmup + steps):
+        t = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with amp:
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    net.eval()
+    with torch.no_grad():
+        for i in range(warmup + steps):
+            t = time.perf_counter()
+            with amp:
+                net(x)
+            sync()
+            if i >= warmup:
+                eval_times.append(time.perf_counter() - t)
+    out = {"train": _stats(times, batch), "eval": _stats(eval_times, batch)}
+    out["peak_memory_mb"] = (
+        torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else _max_rss_mb()
+    )
+    out["version"] = torch.__version__
+    out["device"] = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
+    out["threads"] = torch.get_num_threads()
+    return out
+
+
+def _max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _hardware() -> dict:
+    cpu = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    return {"cpu": cpu, "cores": os.cpu_count()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="paper", help="a configs/ module name")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--frameworks", default="jax,torch")
+    p.add_argument("--torch_channels_last", action="store_true")
+    p.add_argument("--torch_autocast", action="store_true", help="bfloat16 autocast")
+    p.add_argument("--out", default="")
+    p.add_argument("--worker", default="", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.worker == "jax":
+        print(json.dumps(run_jax(a.config, a.batch, a.steps, a.warmup)))
+        return
+    if a.worker == "torch":
+        r = run_torch(a.config, a.batch, a.steps, a.warmup, a.torch_channels_last,
+                      a.torch_autocast)  # fmt: skip
+        print(json.dumps(r))
+        return
+    results = {}
+    for fw in a.frameworks.split(","):
+        cmd = [sys.executable, "-m", "benchmarks.bench_train_step", f"--worker={fw}"]
+        cmd += [f"--config={a.config}", f"--batch={a.batch}", f"--steps={a.steps}",
+                f"--warmup={a.warmup}"]  # fmt: skip
+        cmd += ["--torch_channels_last"] * a.torch_channels_last
+        cmd += ["--torch_autocast"] * a.torch_autocast
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if r.returncode:
+            sys.exit(f"error: the {fw} worker failed:\n{r.stderr[-3000:]}")
+        results[fw] = json.loads(r.stdout.strip().splitlines()[-1])
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    record = {
+        "command": " ".join(["python -m benchmarks.bench_train_step", *sys.argv[1:]]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": commit,
+        "hardware": _hardware(),
+        "config": a.config,
+        "batch": a.batch,
+        "results": results,
+    }
+    print(f"{a.config}, batch {a.batch}, {a.steps} timed steps after {a.warmup} warm-up; "
+          f"{record['hardware']}")  # fmt: skip
+    print(f"{'':8s} {'train images/s':>28s} {'eval images/s':>28s} {'peak MB':>9s}")
+    for fw, r in results.items():
+        cols = [f"{r[k]['images_per_sec']:8.1f} ({r[k]['min']:.1f}..{r[k]['max']:.1f})"
+                for k in ("train", "eval")]  # fmt: skip
+        print(f"{fw:8s} {cols[0]:>28s} {cols[1]:>28s} {r['peak_memory_mb']:9.0f}  {r['device']}")
+    if "jax" in results and "torch" in results:
+        record["ratio_train"] = (
+            results["jax"]["train"]["images_per_sec"] / results["torch"]["train"]["images_per_sec"]
+        )
+        record["ratio_eval"] = (
+            results["jax"]["eval"]["images_per_sec"] / results["torch"]["eval"]["images_per_sec"]
+        )
+        print(f"ours / PyTorch: train {record['ratio_train']:.2f}x, "
+              f"eval {record['ratio_eval']:.2f}x")  # fmt: skip
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(record, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The benchmark scripts: the PyTorch net computes our function, and the script runs (CI size)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from alexnet_jax import models
+from benchmarks.torch_alexnet import TorchAlexNet, load_params
+from tests.conftest import load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("name", ["paper", "caffenet", "one_tower_owt", "fashion_mnist"])
+def test_torch_benchmark_net_computes_our_logits(name):
+    config = load_config(name)
+    model = models.create_model(config)
+    params = models.init_params(model, config, jax.random.key(0))
+    rng = np.random.default_rng(0)
+    # non-trivial biases and pixel-scale inputs, so LRN and every layer matter
+    params = jax.tree.map(lambda p: p + jnp.asarray(rng.normal(scale=0.01, size=p.shape)), params)
+    x = rng.normal(scale=50.0, size=models.input_shape(config, 2)).astype(np.float32)
+    want = np.asarray(model.apply({"params": params}, jnp.asarray(x), train=False))
+    net = TorchAlexNet(config.model.to_dict())
+    load_params(net, params)
+    net.eval()
+    with torch.no_grad():
+        got = net(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()).numpy()
+    assert np.abs(got - want).max() / np.abs(want).max() < 1e-4
+    assert sum(p.numel() for p in net.parameters()) == models.count_params(params)
+
+
+@pytest.mark.slow
+def test_benchmark_script_runs_at_ci_size(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "benchmarks.bench_train_step", "--config=fashion_mnist",
+           "--batch=4", "--steps=2", "--warmup=1", f"--out={out}"]  # fmt: skip
+    env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    record = json.loads(out.read_text())
+    for fw in ("jax", "torch"):
+        for kind in ("train", "eval"):
+            s = record["results"][fw][kind]
+            assert 0 < s["min"] <= s["images_per_sec"] <= s["max"]
+    assert record["ratio_train"] > 0 and "ours / PyTorch" in r.stdout
