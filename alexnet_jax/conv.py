@@ -8,25 +8,41 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-Lowering = Literal["native", "split"]
-LOWERINGS: tuple[str, ...] = ("auto", "native", "split")
-
-# Measured defaults per backend (benchmarks/bench_layers.py, benchmarks/RESULTS.md). XLA:CPU runs
-# a feature_group_count convolution an order of magnitude slower than the same work as one
-# ordinary convolution per group. GPU and TPU keep XLA's native grouped convolution (not
-# measured by us yet: no accelerator was lent when this was written).
-DEFAULT_LOWERING: dict[str, Lowering] = {"cpu": "split", "gpu": "native", "tpu": "native"}
+Lowering = Literal["native", "split", "im2col"]
+LOWERINGS: tuple[str, ...] = ("auto", "native", "split", "im2col")
 
 Initializer = Callable[[jax.Array, tuple[int, ...], jnp.dtype], jax.Array]
 
 
-def resolve_lowering(lowering: str, backend: str | None = None) -> Lowering:
-    """ "auto" -> the measured default of `backend` (the default JAX backend if None)."""
+def resolve_lowering(lowering: str, backend: str | None = None, stride: int = 1) -> Lowering:
+    """ "auto" -> the measured best for `backend` (default: JAX's) and this layer's stride.
+
+    On XLA:CPU (benchmarks/RESULTS.md) a feature_group_count convolution runs about 10x slower
+    than one ordinary convolution per group ("split"), and the kernel gradient of the strided
+    11x11 conv1 about 2x slower than the same conv as patches @ kernel ("im2col"). GPU and TPU
+    keep XLA's native convolution (not measured by us yet: no accelerator was lent).
+    """
     if lowering not in LOWERINGS:
         raise ValueError(f"unknown grouped-conv lowering {lowering!r}; use one of {LOWERINGS}")
     if lowering != "auto":
         return lowering  # type: ignore[return-value]
-    return DEFAULT_LOWERING.get(backend or jax.default_backend(), "native")
+    if (backend or jax.default_backend()) == "cpu":
+        return "im2col" if stride > 1 else "split"
+    return "native"
+
+
+def _im2col_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
+    """An ordinary conv as one matmul: [B, H', W', kh*kw*I] patches @ [kh*kw*I, O]."""
+    kh, kw, cin, cout = kernel.shape
+    x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    oh, ow = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
+    cols = [
+        x[:, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride, :]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    patches = jnp.concatenate(cols, axis=-1)  # [B, oh, ow, kh*kw*I], HWIO's (kh, kw, I) order
+    return jnp.dot(patches, kernel.reshape(kh * kw * cin, cout))
 
 
 def grouped_conv(
@@ -48,8 +64,8 @@ def grouped_conv(
       kernel: [kh, kw, I / groups, O] (HWIO), the layout of flax's `feature_group_count`,
         whatever the lowering, so that checkpoints never depend on how the conv runs.
       stride, padding: the same on both spatial axes; padding is symmetric, in pixels.
-      lowering: "native" (XLA's feature_group_count) or "split" (one ordinary conv per group,
-        concatenated). Both compute the same function.
+      lowering: "native" (XLA's feature_group_count), "split" (one ordinary conv per group,
+        concatenated) or "im2col" (per group, patches @ kernel). All compute the same function.
     Returns:
       [B, H', W', O].
     """
@@ -61,11 +77,17 @@ def grouped_conv(
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
         feature_group_count=g,
     )
-    if groups == 1 or lowering == "native":
+    if lowering == "native":
         return conv(x, kernel, groups)
+
+    def one(xg: jax.Array, kg: jax.Array) -> jax.Array:
+        return conv(xg, kg, 1) if lowering == "split" else _im2col_conv(xg, kg, stride, padding)
+
+    if groups == 1:
+        return one(x, kernel)
     xs = jnp.split(x, groups, axis=-1)  # G x [B, H, W, I/G]
     ks = jnp.split(kernel, groups, axis=-1)  # G x [kh, kw, I/G, O/G]
-    return jnp.concatenate([conv(xg, kg, 1) for xg, kg in zip(xs, ks, strict=True)], axis=-1)
+    return jnp.concatenate([one(xg, kg) for xg, kg in zip(xs, ks, strict=True)], axis=-1)
 
 
 class GroupedConv(nn.Module):
@@ -80,7 +102,7 @@ class GroupedConv(nn.Module):
     stride: int
     padding: int
     groups: int
-    lowering: Lowering
+    lowering: str  # "auto" or a Lowering; "auto" resolves per backend and stride
     kernel_init: Initializer
     bias_init: Initializer
     dtype: jnp.dtype = jnp.float32
@@ -98,6 +120,6 @@ class GroupedConv(nn.Module):
             stride=self.stride,
             padding=self.padding,
             groups=self.groups,
-            lowering=self.lowering,
+            lowering=resolve_lowering(self.lowering, stride=self.stride),
         )
         return y + bias

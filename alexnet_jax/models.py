@@ -58,7 +58,7 @@ class AlexNet(nn.Module):
     conv_stride: Sequence[int]
     conv_padding: Sequence[int]
     conv_groups: Sequence[int]
-    conv_lowering: conv.Lowering
+    conv_lowering: str  # "auto" | "native" | "split" | "im2col" (conv.resolve_lowering)
     fc_features: Sequence[int]
     lrn_spec: LRNSpec | None
     lrn_after: Sequence[int]
@@ -257,7 +257,7 @@ def create_model(config: ml_collections.ConfigDict) -> AlexNet:
         conv_stride=tuple(m.conv.stride),
         conv_padding=tuple(m.conv.padding),
         conv_groups=tuple(m.conv.groups),
-        conv_lowering=conv.resolve_lowering(m.conv.lowering),
+        conv_lowering=m.conv.lowering,
         fc_features=tuple(m.fc_features),
         lrn_spec=spec,
         lrn_after=tuple(m.lrn.after),

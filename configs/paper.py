@@ -28,8 +28,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             stride=(4, 1, 1, 1, 1),
             padding=(0, 2, 1, 1, 1),
             groups=(1, 2, 1, 2, 2),  # conv3 and the fc layers cross towers
-            # How a grouped conv runs, not what it computes: "native" (XLA feature_group_count),
-            # "split" (one conv per group) or "auto" (the measured best per backend, conv.py).
+            # How a conv runs, not what it computes: "native" (XLA feature_group_count), "split"
+            # (one conv per group), "im2col" (patches @ kernel) or "auto" (the measured best
+            # per backend and stride, conv.resolve_lowering).
             lowering="auto",
         ),
         fc_features=(4096, 4096),  # fc6, fc7; fc8 has num_classes outputs

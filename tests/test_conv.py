@@ -30,7 +30,7 @@ def _torch_conv(x, w, stride, padding, groups):
     return F.conv2d(xt, wt, stride=stride, padding=padding, groups=groups).permute(0, 2, 3, 1)
 
 
-@pytest.mark.parametrize("lowering", ["native", "split"])
+@pytest.mark.parametrize("lowering", ["native", "split", "im2col"])
 @pytest.mark.parametrize("cin,cout,ksize,stride,padding,groups", CASES)
 def test_matches_torch_grouped_conv(lowering, cin, cout, ksize, stride, padding, groups):
     x, w = _case(cin, cout, ksize, groups)
@@ -73,10 +73,11 @@ def test_lowerings_give_same_outputs_and_gradients(cin, cout, ksize, stride, pad
 
     grads = {
         lw: jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), jnp.asarray(w), lw)
-        for lw in ("native", "split")
+        for lw in ("native", "split", "im2col")
     }
-    for a, b in zip(grads["native"], grads["split"], strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-3)
+    for other in ("split", "im2col"):
+        for a, b in zip(grads["native"], grads[other], strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-3)
     # and both against torch autograd
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
@@ -116,6 +117,8 @@ def test_module_keeps_flax_grouped_layout():
 
 def test_lowering_names():
     assert conv.resolve_lowering("auto", "cpu") == "split"  # measured: benchmarks/RESULTS.md
+    assert conv.resolve_lowering("auto", "cpu", stride=4) == "im2col"
+    assert conv.resolve_lowering("auto", "gpu", stride=4) == "native"
     assert conv.resolve_lowering("native", "cpu") == "native"
     with pytest.raises(ValueError, match="unknown grouped-conv lowering 'fast'"):
         conv.resolve_lowering("fast")

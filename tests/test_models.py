@@ -122,7 +122,8 @@ def test_layer_shapes_arithmetic_matches_the_module(name):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name,overrides",
-    [(n, {}) for n in CONFIGS] + [("paper", {"conv.lowering": "native"})],
+    [(n, {}) for n in CONFIGS]
+    + [("paper", {"conv.lowering": "native"}), ("paper", {"conv.lowering": "im2col"})],
 )
 def test_logits_and_gradients_match_torch(name, overrides):
     config, model = _model(name, **overrides)
