@@ -3,6 +3,8 @@ r"""Training- and eval-step throughput: our JAX AlexNet vs the same net in PyTor
   python -m benchmarks.bench_train_step --config=paper --batch=64 --steps=5 --out=FILE.json
   python -m benchmarks.bench_train_step --config=fashion_mnist --batch=128
   python -m benchmarks.bench_train_step --config=paper --batch=4 --steps=2 --warmup=1   # CI size
+  python -m benchmarks.bench_train_step --config=fashion_mnist --batch=128 \
+      --growth_batches=32,64,128,256,512 --growth_devices=1,2     # cost growth table
 
 Each framework runs in its own process, one after the other, on the same synthetic batch shape:
 the full training step (forward, loss, backward, SGD momentum + weight decay update) and the
@@ -86,8 +88,9 @@ def run_jax(name: str, batch: int, steps: int, warmup: int) -> dict:
     return out
 
 
-def run_torch(name: str, batch: int, steps: int, warmup: int, channels_last: bool,
-              autocast: bool) -> dict:  # fmt: skip
+def run_torch(
+    name: str, batch: int, steps: int, warmup: int, channels_last: bool, autocast: bool
+) -> dict:
     import torch
 
     from benchmarks.torch_alexnet import TorchAlexNet
@@ -99,8 +102,9 @@ def run_torch(name: str, batch: int, steps: int, warmup: int, channels_last: boo
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
     o = config.optim
-    opt = torch.optim.SGD(net.parameters(), lr=o.base_lr, momentum=o.momentum,
-                          weight_decay=o.weight_decay)  # fmt: skip
+    opt = torch.optim.SGD(
+        net.parameters(), lr=o.base_lr, momentum=o.momentum, weight_decay=o.weight_decay
+    )
     m = config.model
     x = torch.randn(batch, m.input_channels, m.input_size, m.input_size, device=dev)
     x = x.to(memory_format=fmt)
@@ -154,6 +158,50 @@ def _hardware() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count()}
 
 
+def _worker(a: argparse.Namespace, fw: str, batch: int, devices: int) -> dict:
+    """One framework's measurement in a fresh process (JAX on `devices` host devices)."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_train_step", f"--worker={fw}"]
+    cmd += [f"--config={a.config}", f"--batch={batch}", f"--steps={a.steps}"]
+    cmd += [f"--warmup={a.warmup}"]
+    cmd += ["--torch_channels_last"] * a.torch_channels_last
+    cmd += ["--torch_autocast"] * a.torch_autocast
+    env = dict(os.environ)
+    if devices > 1:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    if r.returncode:
+        sys.exit(f"error: the {fw} worker failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _growth(a: argparse.Namespace) -> list[dict]:
+    """Images/s against batch size (both frameworks) and JAX device count, as a table."""
+    rows = []
+    for batch in [int(b) for b in a.growth_batches.split(",") if b]:
+        for fw in a.frameworks.split(","):
+            rows.append({"framework": fw, "batch": batch, "devices": 1, **_worker(a, fw, batch, 1)})
+    for devices in [int(d) for d in a.growth_devices.split(",") if d]:
+        rows.append(
+            {
+                "framework": "jax",
+                "batch": a.batch,
+                "devices": devices,
+                **_worker(a, "jax", a.batch, devices),
+            }
+        )
+    header = ("framework", "batch", "devices", "train img/s", "eval img/s")
+    print("\n" + "  ".join(f"{h:>11s}" for h in header))
+    for r in rows:
+        cells = (
+            r["batch"],
+            r["devices"],
+            r["train"]["images_per_sec"],
+            r["eval"]["images_per_sec"],
+        )
+        print(f"{r['framework']:>11s}  " + "  ".join(f"{c:>11.5g}" for c in cells))
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="paper", help="a configs/ module name")
@@ -163,6 +211,8 @@ def main() -> None:
     p.add_argument("--frameworks", default="jax,torch")
     p.add_argument("--torch_channels_last", action="store_true")
     p.add_argument("--torch_autocast", action="store_true", help="bfloat16 autocast")
+    p.add_argument("--growth_batches", default="", help="e.g. 32,64,128,256,512")
+    p.add_argument("--growth_devices", default="", help="e.g. 1,2 (JAX on N host devices)")
     p.add_argument("--out", default="")
     p.add_argument("--worker", default="", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -170,23 +220,13 @@ def main() -> None:
         print(json.dumps(run_jax(a.config, a.batch, a.steps, a.warmup)))
         return
     if a.worker == "torch":
-        r = run_torch(a.config, a.batch, a.steps, a.warmup, a.torch_channels_last,
-                      a.torch_autocast)  # fmt: skip
+        r = run_torch(a.config, a.batch, a.steps, a.warmup, a.torch_channels_last, a.torch_autocast)
         print(json.dumps(r))
         return
-    results = {}
-    for fw in a.frameworks.split(","):
-        cmd = [sys.executable, "-m", "benchmarks.bench_train_step", f"--worker={fw}"]
-        cmd += [f"--config={a.config}", f"--batch={a.batch}", f"--steps={a.steps}",
-                f"--warmup={a.warmup}"]  # fmt: skip
-        cmd += ["--torch_channels_last"] * a.torch_channels_last
-        cmd += ["--torch_autocast"] * a.torch_autocast
-        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        if r.returncode:
-            sys.exit(f"error: the {fw} worker failed:\n{r.stderr[-3000:]}")
-        results[fw] = json.loads(r.stdout.strip().splitlines()[-1])
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    results = {fw: _worker(a, fw, a.batch, 1) for fw in a.frameworks.split(",")}
+    commit = subprocess.run(
+        ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     record = {
         "command": " ".join(["python -m benchmarks.bench_train_step", *sys.argv[1:]]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -196,12 +236,16 @@ def main() -> None:
         "batch": a.batch,
         "results": results,
     }
-    print(f"{a.config}, batch {a.batch}, {a.steps} timed steps after {a.warmup} warm-up; "
-          f"{record['hardware']}")  # fmt: skip
+    print(
+        f"{a.config}, batch {a.batch}, {a.steps} timed steps after {a.warmup} warm-up; "
+        f"{record['hardware']}"
+    )
     print(f"{'':8s} {'train images/s':>28s} {'eval images/s':>28s} {'peak MB':>9s}")
     for fw, r in results.items():
-        cols = [f"{r[k]['images_per_sec']:8.1f} ({r[k]['min']:.1f}..{r[k]['max']:.1f})"
-                for k in ("train", "eval")]  # fmt: skip
+        cols = [
+            f"{r[k]['images_per_sec']:8.1f} ({r[k]['min']:.1f}..{r[k]['max']:.1f})"
+            for k in ("train", "eval")
+        ]
         print(f"{fw:8s} {cols[0]:>28s} {cols[1]:>28s} {r['peak_memory_mb']:9.0f}  {r['device']}")
     if "jax" in results and "torch" in results:
         record["ratio_train"] = (
@@ -210,8 +254,11 @@ def main() -> None:
         record["ratio_eval"] = (
             results["jax"]["eval"]["images_per_sec"] / results["torch"]["eval"]["images_per_sec"]
         )
-        print(f"ours / PyTorch: train {record['ratio_train']:.2f}x, "
-              f"eval {record['ratio_eval']:.2f}x")  # fmt: skip
+        print(
+            f"ours / PyTorch: train {record['ratio_train']:.2f}x, eval {record['ratio_eval']:.2f}x"
+        )
+    if a.growth_batches or a.growth_devices:
+        record["growth"] = _growth(a)
     if a.out:
         with open(a.out, "w") as f:
             json.dump(record, f, indent=2)

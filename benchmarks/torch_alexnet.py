@@ -35,8 +35,14 @@ class TorchAlexNet(nn.Module):
         channels, size = m["input_channels"], m["input_size"]
         for i, features in enumerate(c["features"]):
             n = i + 1
-            conv = nn.Conv2d(channels, features, c["kernel_size"][i], stride=c["stride"][i],
-                             padding=c["padding"][i], groups=c["groups"][i])  # fmt: skip
+            conv = nn.Conv2d(
+                channels,
+                features,
+                c["kernel_size"][i],
+                stride=c["stride"][i],
+                padding=c["padding"][i],
+                groups=c["groups"][i],
+            )
             stages = [conv, nn.ReLU(inplace=True)]
             size = (size + 2 * c["padding"][i] - c["kernel_size"][i]) // c["stride"][i] + 1
             norm = [LRN(m["lrn"], towers)] if m["lrn"]["enabled"] and n in m["lrn"]["after"] else []

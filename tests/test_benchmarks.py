@@ -40,8 +40,18 @@ def test_torch_benchmark_net_computes_our_logits(name):
 @pytest.mark.slow
 def test_benchmark_script_runs_at_ci_size(tmp_path):
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "benchmarks.bench_train_step", "--config=fashion_mnist",
-           "--batch=4", "--steps=2", "--warmup=1", f"--out={out}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_train_step",
+        "--config=fashion_mnist",
+        "--batch=4",
+        "--steps=2",
+        "--warmup=1",
+        f"--out={out}",
+        "--growth_batches=2",
+        "--growth_devices=2",
+    ]
     env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -51,3 +61,6 @@ def test_benchmark_script_runs_at_ci_size(tmp_path):
             s = record["results"][fw][kind]
             assert 0 < s["min"] <= s["images_per_sec"] <= s["max"]
     assert record["ratio_train"] > 0 and "ours / PyTorch" in r.stdout
+    rows = {(g["framework"], g["batch"], g["devices"]) for g in record["growth"]}
+    assert rows == {("jax", 2, 1), ("torch", 2, 1), ("jax", 4, 2)}
+    assert next(g for g in record["growth"] if g["devices"] == 2)["device"].startswith("2 x")
