@@ -12,7 +12,6 @@ vs a banded matmul vs torch.nn.LocalResponseNorm. Prints the median (min..max) o
 import argparse
 import json
 import os
-import platform
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -91,16 +90,12 @@ def bench_lrn(batch: int, repeats: int) -> dict:
 
 
 def hardware() -> dict:
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if "Model name" in ln), "")
+    from alexnet_jax import metrics  # clu/TF only after the timings
+
     return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "jax": jax.__version__,
-        "jax_backend": jax.default_backend(),
+        **metrics.hardware(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
     }
 
 

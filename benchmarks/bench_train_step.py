@@ -151,11 +151,9 @@ def _max_rss_mb() -> float:
 
 
 def _hardware() -> dict:
-    cpu = ""
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-    return {"cpu": cpu, "cores": os.cpu_count()}
+    from alexnet_jax import metrics  # here, not at the top: workers must not load clu/TF
+
+    return metrics.hardware()
 
 
 def _worker(a: argparse.Namespace, fw: str, batch: int, devices: int) -> dict:
@@ -238,7 +236,7 @@ def main() -> None:
     }
     print(
         f"{a.config}, batch {a.batch}, {a.steps} timed steps after {a.warmup} warm-up; "
-        f"{record['hardware']}"
+        f"{record['hardware']['cpu']}, {record['hardware']['cpu_count']} cores"
     )
     print(f"{'':8s} {'train images/s':>28s} {'eval images/s':>28s} {'peak MB':>9s}")
     for fw, r in results.items():
