@@ -112,7 +112,6 @@ def progress_line(
     total: int,
     epoch: float,
     scalars: dict,
-    images_per_sec: float,
     elapsed: float,
     done_steps: int,
 ) -> str:
@@ -121,5 +120,5 @@ def progress_line(
     return (
         f"step {step}/{total}  epoch {epoch:.2f}  loss {scalars['train/loss']:.4f}  "
         f"top1_err {scalars['train/top1_err']:.4f}  lr {scalars['lr']:.2g}  "
-        f"{images_per_sec:.0f} images/s  ETA {datetime.timedelta(seconds=round(eta))}"
+        f"{scalars['images_per_sec']:.0f} images/s  ETA {datetime.timedelta(seconds=round(eta))}"
     )

@@ -169,7 +169,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         nonlocal pending, t_log, steps_since
         if not pending:
             return
-        host = jax.device_get([(i, m) for i, m in pending])
+        host = jax.device_get(pending)
         for i, m in host:
             if not np.isfinite(m["train/loss"][0]):
                 raise FloatingPointError(
@@ -186,7 +186,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 total,
                 step / steps_per_epoch,
                 scalars,
-                scalars["images_per_sec"],
                 time.time() - run.t0,
                 step - start_step,
             ),
