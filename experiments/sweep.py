@@ -1,0 +1,242 @@
+r"""Runs a sweep: every variant of a sweep definition, each over its seeds, one run per workdir.
+
+  python -m experiments.sweep --sweep=experiments/sweeps/ablations.py --workdir=runs/ablations
+  python -m experiments.sweep --sweep=... --workdir=... --parallel=2   # 2 training processes
+
+A sweep file (experiments/sweeps/*.py) has `get_sweep()` returning a dict: `config` (a config
+file, optionally `file.py:arg`), `seeds`, `baseline` (a variant name) and `variants`, an ordered
+{name: {"overrides": {"model.lrn.enabled": False, ...}, "section": ..., "claim": ...}}.
+
+Each run is `python -m alexnet_jax.main --config=FILE --workdir=RUN --config.seed=S
+--config.FIELD=VALUE ...` in its own process, RUN = WORKDIR/VARIANT/s{seed}-{hash}, where hash is
+of the fully resolved config: two different configs never share a directory. A run is skipped
+when its provenance.json holds the final result and its config.json equals the resolved config;
+a half-done run is started again and resumes from its checkpoint; a directory whose config.json
+differs is an error. WORKDIR/sweep.json lists the runs (the manifest `experiments.tables` reads).
+"""
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+
+import ml_collections
+from absl import app, flags
+
+MANIFEST = "sweep.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One training run of a sweep: a variant at a seed, and where it lives."""
+
+    variant: str
+    seed: int
+    overrides: dict  # dotted config field -> value, without the seed
+    config_hash: str
+    run_dir: str
+    command: tuple[str, ...]
+
+
+def load_sweep(path: str) -> dict:
+    """The dict `get_sweep()` of a sweep file returns, checked."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"--sweep={path} does not exist; give a file in experiments/sweeps/"
+        )
+    spec = importlib.util.spec_from_file_location("_sweep", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sweep = module.get_sweep()
+    missing = {"config", "seeds", "baseline", "variants"} - set(sweep)
+    if missing:
+        raise ValueError(f"sweep {path} lacks {sorted(missing)}; get_sweep() must return them")
+    if sweep["baseline"] not in sweep["variants"]:
+        raise ValueError(f"sweep {path}: baseline {sweep['baseline']!r} is not one of its variants")
+    if not sweep["seeds"]:
+        raise ValueError(f"sweep {path} has no seeds; give at least one")
+    return sweep
+
+
+def load_config(config: str) -> ml_collections.ConfigDict:
+    """`configs/x.py` or `configs/x.py:arg` -> its get_config(arg), as absl's --config does."""
+    path, _, arg = config.partition(":")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path} does not exist")
+    spec = importlib.util.spec_from_file_location("_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg or None)
+
+
+def resolve(config: str, overrides: dict) -> ml_collections.ConfigDict:
+    """The config a run trains with: the file's config with `overrides` applied, locked."""
+    c = load_config(config)
+    c.lock()
+    for field, value in overrides.items():
+        node = c
+        *parents, leaf = field.split(".")
+        for p in parents:
+            node = node[p]
+        if leaf not in node:
+            raise ValueError(f"override {field}={value!r}: {config} has no field {field}")
+        node[leaf] = tuple(value) if isinstance(value, list) else value
+    return c
+
+
+def config_json(c: ml_collections.ConfigDict) -> dict:
+    """A config as the trainer writes it to config.json, parsed (tuples become lists)."""
+    return json.loads(c.to_json_best_effort())
+
+
+def config_hash(c: ml_collections.ConfigDict) -> str:
+    blob = json.dumps(config_json(c), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:10]
+
+
+def _flag_value(value) -> str:
+    if isinstance(value, tuple | list):
+        return "(" + ",".join(str(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return str(value)
+
+
+def plan(sweep: dict, workdir: str) -> list[RunSpec]:
+    """Every (variant, seed) run of `sweep` under `workdir`, in the sweep's order."""
+    runs = []
+    for variant, v in sweep["variants"].items():
+        overrides = dict(v.get("overrides", {}))
+        for seed in sweep["seeds"]:
+            c = resolve(sweep["config"], {**overrides, "seed": seed})
+            h = config_hash(c)
+            run_dir = os.path.join(workdir, variant, f"s{seed}-{h}")
+            flags_ = [f"--config.seed={seed}"]
+            flags_ += [f"--config.{k}={_flag_value(x)}" for k, x in overrides.items()]
+            command = (
+                sys.executable,
+                "-m",
+                "alexnet_jax.main",
+                f"--config={sweep['config']}",
+                f"--workdir={run_dir}",
+                *flags_,
+            )
+            runs.append(RunSpec(variant, seed, overrides, h, run_dir, command))
+    return runs
+
+
+def status(run: RunSpec, expected: dict) -> str:
+    """ "new", "partial" or "done"; ValueError if the directory holds another config's run."""
+    cfg_path = os.path.join(run.run_dir, "config.json")
+    if not os.path.exists(cfg_path):
+        return "new"
+    with open(cfg_path) as f:
+        if json.load(f) != expected:
+            raise ValueError(
+                f"{cfg_path} is not the config this sweep resolves for {run.variant} seed "
+                f"{run.seed}; move that directory away or use another --workdir"
+            )
+    prov_path = os.path.join(run.run_dir, "provenance.json")
+    if os.path.exists(prov_path):
+        with open(prov_path) as f:
+            if "final" in json.load(f):
+                return "done"
+    return "partial"
+
+
+def _launch(run: RunSpec) -> tuple[int, float]:
+    """Runs one training process, its output in RUN/train.log; (exit code, seconds)."""
+    os.makedirs(run.run_dir, exist_ok=True)
+    t0 = time.time()
+    with open(os.path.join(run.run_dir, "train.log"), "a") as log:
+        rc = subprocess.run(run.command, stdout=log, stderr=subprocess.STDOUT).returncode
+    return rc, time.time() - t0
+
+
+def _write_manifest(sweep_path: str, sweep: dict, workdir: str, runs: list[RunSpec]) -> None:
+    manifest = {
+        "sweep": sweep_path,
+        "config": sweep["config"],
+        "baseline": sweep["baseline"],
+        "seeds": list(sweep["seeds"]),
+        "variants": {
+            k: {**v, "overrides": dict(v.get("overrides", {}))}
+            for k, v in sweep["variants"].items()
+        },
+        "runs": [
+            {
+                "variant": r.variant,
+                "seed": r.seed,
+                "config_hash": r.config_hash,
+                "run_dir": os.path.relpath(r.run_dir, workdir),
+                "command": " ".join(["python", *r.command[1:]]),
+            }
+            for r in runs
+        ],
+    }
+    with open(os.path.join(workdir, MANIFEST), "w") as f:
+        json.dump(manifest, f, indent=2, default=list)
+
+
+def run_sweep(sweep_path: str, workdir: str, parallel: int = 1, launch=_launch) -> dict:
+    """Runs what is not done yet, `parallel` processes at a time; {run_dir: outcome}.
+
+    Outcomes: "skipped" (finished before), "ok", or "failed (exit N)". `launch(run)` runs one
+    run and returns (exit code, seconds); tests pass an in-process launcher.
+    """
+    if parallel < 1:
+        raise ValueError(f"--parallel={parallel} must be at least 1")
+    sweep = load_sweep(sweep_path)
+    os.makedirs(workdir, exist_ok=True)
+    runs = plan(sweep, workdir)
+    _write_manifest(sweep_path, sweep, workdir, runs)
+    outcome, todo = {}, []
+    for r in runs:
+        expected = config_json(resolve(sweep["config"], {**r.overrides, "seed": r.seed}))
+        if status(r, expected) == "done":
+            outcome[r.run_dir] = "skipped"
+        else:
+            todo.append((r, expected))
+    print(
+        f"{len(runs)} runs: {len(runs) - len(todo)} finished before, {len(todo)} to run", flush=True
+    )
+
+    def one(item):
+        r, expected = item
+        print(f"start {r.run_dir}", flush=True)
+        rc, secs = launch(r)
+        ok = rc == 0 and status(r, expected) == "done"
+        print(f"{'done ' if ok else 'FAILED'} {r.run_dir} ({secs:.0f} s, exit {rc})", flush=True)
+        return r.run_dir, "ok" if ok else f"failed (exit {rc})"
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
+        outcome.update(dict(pool.map(one, todo)))
+    return outcome
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("sweep", None, "Sweep definition (experiments/sweeps/*.py).")
+flags.DEFINE_string("workdir", None, "Directory holding one subdirectory per run.")
+flags.DEFINE_integer("parallel", 1, "Training processes at a time.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    t0 = time.time()
+    try:
+        outcome = run_sweep(FLAGS.sweep, FLAGS.workdir, FLAGS.parallel)
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    failed = [d for d, o in outcome.items() if o.startswith("failed")]
+    print(f"sweep finished in {time.time() - t0:.0f} s; {len(failed)} failed", flush=True)
+    if failed:
+        sys.exit("error: failed runs (see their train.log): " + ", ".join(failed))
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["sweep", "workdir"])
+    app.run(main)
