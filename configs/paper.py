@@ -57,11 +57,33 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.input = dict(
         dataset="imagenet2012",  # ILSVRC-2012 (Sec. 2)
         source="tfds",  # "tfds" (any TFDS dataset) or "idx" (Fashion-MNIST's original files)
+        # "stream": tf.data over TFDS records, JPEGs decoded per example; "memory": the whole
+        # split held as uint8 arrays. None: "stream" for imagenet2012, else "memory".
+        pipeline=config_dict.placeholder(str),
         data_dir=config_dict.placeholder(str),  # None: TFDS's default data dir
+        # ImageNet: the directory holding ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar
+        # (TFDS builds its TFRecords from them once, into data_dir; sources.py)
+        manual_dir=config_dict.placeholder(str),
+        # mean image and PCA eigens (python -m alexnet_jax.stats); None: next to the TFRecords
+        stats_dir=config_dict.placeholder(str),
+        image_size=256,  # Sec. 2: shorter side rescaled to 256, then the central 256x256
+        crop_padding=0,  # memory pipeline: zero padding around the stored image for crops
+        augment=dict(  # Sec. 4.1, each switchable (ablations)
+            random_crop=True,  # random input_size windows of the 256x256 image (else central)
+            flip=True,  # horizontal reflections, probability 1/2
+            pca_lighting=True,  # "fancy PCA": [p1 p2 p3][a1 l1, a2 l2, a3 l3]^T on every pixel
+            pca_std=0.1,  # a_i ~ N(0, 0.1), once per image per use
+        ),
+        # evaluate.py's default modes: "center" (the central crop; what training evaluates each
+        # epoch) and "ten_crop" (4 corners + center and their reflections, softmax averaged)
+        eval_modes=("center", "ten_crop"),
+        shuffle_buffer=16384,  # ours: stream pipeline, examples (~1.6 GB of JPEGs for ImageNet)
         eval_split="validation",
         global_batch_size=128,  # Sec. 5; split across the local devices
         eval_batch_size=256,  # ours; the last batch is padded and masked
-        normalize="mean_image",  # Sec. 2: 0..255 pixels minus the training-set mean image
+        # "mean_image": Sec. 2, 0..255 pixels minus the training-set mean image; "mean_std":
+        # pixels in [0, 1], per-channel mean and std over the training set (torchvision's)
+        normalize="mean_image",
         train_limit=config_dict.placeholder(int),  # None: the whole split (tests use a prefix)
         eval_limit=config_dict.placeholder(int),
     )
@@ -71,6 +93,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         momentum=0.9,
         weight_decay=5e-4,
         decay_biases=True,  # the paper decays every weight; many reproductions exempt biases
+        # Fine-tuning (not in the paper): layers never updated (optax.set_to_zero), and layers
+        # whose updates are scaled by low_lr_factor (pretrained ones; Caffe's lr_mult).
+        frozen_layers=(),
+        low_lr_layers=(),
+        low_lr_factor=1.0,
     )
     c.schedule = dict(  # Sec. 5: lr / 10 when the validation error stops improving, 3 times
         factor=0.1,
@@ -79,10 +106,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         cooldown_epochs=0,  # ours
         max_drops=3,  # a plateau after the third drop ends training
     )
+    c.init_from = dict(  # start from saved weights instead of Sec. 5's init (weights.py)
+        path=config_dict.placeholder(str),  # None: random init
+        format=config_dict.placeholder(str),  # npz | bvlc_npy | torchvision | orbax; None: suffix
+        allow_pickle=False,  # bvlc_npy is a pickle: only for a file you trust (warns)
+        fc6_rows="hwc",  # bvlc_npy fc6 row order: "hwc" (caffe-tensorflow's) or "chw" (Caffe's)
+        skip=(),  # layers kept at their random init; fc8 is too when only the class count differs
+        grey="error",  # "sum": a 3-channel conv1 summed over colours for a 1-channel model
+    )
     c.num_epochs = 90  # "roughly 90 cycles through the training set"
     c.max_steps = config_dict.placeholder(int)  # None: num_epochs of steps
     c.log_every_steps = 100
     c.checkpoint = dict(every_steps=1000, keep=3)  # ours; plus the best by eval/top1_err
+    # How the step is spread over the devices (alexnet_jax/parallel.py): "data" (every device
+    # the whole net, 1/D of the batch), "model" (Sec. 3.2: 2 devices, one tower each; conv3
+    # and fc6-fc8 gather their inputs across towers) or "data+model" (a D/2 x 2 mesh). The
+    # parameters are the same tree in every layout, so checkpoints move between them.
+    c.parallelism = "data"
+    c.distributed = dict(  # multi-host: jax.distributed.initialize (main.py); None: one process
+        coordinator_address=config_dict.placeholder(str),  # "host:port" of process 0
+        num_processes=config_dict.placeholder(int),
+        process_id=config_dict.placeholder(int),
+    )
     if arg.smoke:  # a few steps on a few examples: the whole loop, end to end
         c.input.global_batch_size, c.input.eval_batch_size = 8, 8
         c.input.train_limit, c.input.eval_limit = 64, 20

@@ -1,0 +1,447 @@
+r"""Published AlexNet weights in and out: bvlc_alexnet.npy, torchvision state dicts, our .npz.
+
+Formats (`FORMATS`), all read into and written from our tree {conv1..conv5, fc6..fc8: {kernel,
+bias}} (conv kernels HWIO with flax's grouped layout (kh, kw, in/groups, out); dense (in, out);
+fc6's rows in our NHWC flatten order (H, W, C)):
+
+  "npz"          ours: `np.savez` of flat "conv1/kernel" keys in our layout. No pickle.
+  "bvlc_npy"     the caffe-tensorflow converter's `bvlc_alexnet.npy`: a *pickled* dict
+                 {layer: [weights, biases]} (or {layer: {"weights", "biases"}}), conv weights
+                 HWIO with Caffe's groups (in/groups per group, as ours), fc weights (in, out).
+                 fc6's rows: "hwc" if the converter already permuted them for an NHWC flatten
+                 (caffe-tensorflow does, so the common file is "hwc"), "chw" for Caffe's own
+                 (C, H, W) order (a file written straight from a .caffemodel). Reading it needs
+                 allow_pickle=True, which warns: a pickle can run code. Convert once to .npz.
+  "torchvision"  torchvision's `alexnet` state dict (features.0/3/6/8/10, classifier.1/4/6):
+                 conv weights OIHW, linear (out, in), fc6's columns in torch's (C, H, W)
+                 flatten order. A `.pth` file read with torch (weights_only, no arbitrary
+                 pickle); torch is imported only here.
+  "orbax"        (read only) the params of one of our training checkpoints: WORKDIR,
+                 WORKDIR/checkpoints or WORKDIR/checkpoints/STEP (the latest step if not named).
+
+Preprocessing the imported nets were trained with (`preprocess`):
+  "caffe"        bvlc_alexnet / bvlc_reference_caffenet: BGR channel order, pixels 0..255
+                 minus the ILSVRC-2012 mean (Caffe's mean image averaged per channel,
+                 `CAFFE_MEAN_BGR`). The released nets subtracted the whole 256x256 mean image;
+                 the per-channel mean is the usual approximation for a centre crop.
+  "torchvision"  RGB, pixels 0..1, minus `TORCHVISION_MEAN`, divided by `TORCHVISION_STD`.
+Images given to `preprocess` are RGB in 0..1, [..., H, W, 3].
+
+Which config matches which file: bvlc_alexnet.npy -> configs/bvlc_alexnet.py (norm then pool),
+bvlc_reference_caffenet -> configs/caffenet.py (pool then norm); torchvision -> configs/
+one_tower_owt.py (224 input, so pool5 is 6x6 and torchvision's AdaptiveAvgPool2d(6) is the
+identity). A file for another variant fails in one line naming the layer and both shapes.
+"""
+
+import os
+import pickle
+import re
+import warnings
+import zipfile
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+FORMATS: tuple[str, ...] = ("npz", "bvlc_npy", "torchvision", "orbax")
+FC6_ROWS: tuple[str, ...] = ("hwc", "chw")
+GREY: tuple[str, ...] = ("error", "sum")
+PREPROCESS: tuple[str, ...] = ("caffe", "torchvision")
+
+CAFFE_MEAN_BGR = np.array([104.00698793, 116.66876762, 122.67891434], np.float32)
+TORCHVISION_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+TORCHVISION_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+# torchvision.models.AlexNet's module indices: features = conv, ReLU, pool, conv, ReLU, pool,
+# conv, ReLU, conv, ReLU, conv, ReLU, pool; classifier = dropout, linear, ReLU, dropout, ...
+TORCHVISION_KEYS = {
+    "conv1": "features.0",
+    "conv2": "features.3",
+    "conv3": "features.6",
+    "conv4": "features.8",
+    "conv5": "features.10",
+    "fc6": "classifier.1",
+    "fc7": "classifier.4",
+    "fc8": "classifier.6",
+}
+
+Params = dict[str, dict[str, np.ndarray]]
+
+
+def preprocess(images_rgb01: np.ndarray, convention: str) -> np.ndarray:
+    """RGB images in 0..1, [..., H, W, 3] -> what the imported net expects (module docstring)."""
+    x = np.asarray(images_rgb01, np.float32)
+    if x.shape[-1] != 3:
+        raise ValueError(f"preprocess needs RGB images [..., H, W, 3]; got shape {x.shape}")
+    if convention == "caffe":
+        return x[..., ::-1] * 255.0 - CAFFE_MEAN_BGR
+    if convention == "torchvision":
+        return (x - TORCHVISION_MEAN) / TORCHVISION_STD
+    raise ValueError(f"preprocessing {convention!r} is unknown; use one of {PREPROCESS}")
+
+
+def infer_format(path: str) -> str:
+    """The format a path's suffix means: .npz, .npy (bvlc), .pth/.pt, a directory (orbax)."""
+    if os.path.isdir(path):
+        return "orbax"
+    suffixes = {".npz": "npz", ".npy": "bvlc_npy", ".pth": "torchvision", ".pt": "torchvision"}
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in suffixes:
+        raise ValueError(
+            f"cannot tell the weights format of {path} from its suffix; name it "
+            f"(format=one of {FORMATS})"
+        )
+    return suffixes[ext]
+
+
+def _pool5_shape(tree: Params, what: str) -> tuple[int, int, int]:
+    """(H, W, C) of the conv stack's output, from conv5's kernel and fc6's rows (square maps)."""
+    convs = sorted((n for n in tree if n.startswith("conv")), key=lambda n: int(n[4:]))
+    fcs = sorted((n for n in tree if n.startswith("fc")), key=lambda n: int(n[2:]))
+    if not convs or not fcs:
+        raise ValueError(f"{what} has no conv or no fc layers; its layers are {sorted(tree)}")
+    c = tree[convs[-1]]["kernel"].shape[-1]
+    rows = tree[fcs[0]]["kernel"].shape[0]
+    side = int(round((rows / c) ** 0.5)) if rows % c == 0 else 0
+    if side * side * c != rows:
+        raise ValueError(
+            f"{fcs[0]} of {what} has {rows} inputs, which is not H*H*{c} for {convs[-1]}'s {c} "
+            f"channels; the file is truncated or for another network"
+        )
+    return side, side, c
+
+
+def _permute_fc6(kernel: np.ndarray, hwc: tuple[int, int, int], src: str) -> np.ndarray:
+    """fc6's (in, out) rows from `src` flatten order ("chw"/"hwc") to the other one."""
+    h, w, c = hwc
+    out = kernel.shape[-1]
+    if src == "chw":
+        return kernel.reshape(c, h, w, out).transpose(1, 2, 0, 3).reshape(h * w * c, out)
+    return kernel.reshape(h, w, c, out).transpose(2, 0, 1, 3).reshape(c * h * w, out)
+
+
+def _first_fc(tree: Params) -> str:
+    return min((n for n in tree if n.startswith("fc")), key=lambda n: int(n[2:]))
+
+
+def _float32(tree: Params, what: str) -> Params:
+    out = {}
+    for name, p in tree.items():
+        for k, v in p.items():
+            v = np.asarray(v)
+            if not np.issubdtype(v.dtype, np.floating):
+                raise ValueError(f"{name}/{k} in {what} has dtype {v.dtype}; expected floats")
+        out[name] = {k: np.asarray(v, np.float32) for k, v in p.items()}
+    return out
+
+
+def _check_fc6_rows(fc6_rows: str) -> None:
+    if fc6_rows not in FC6_ROWS:
+        raise ValueError(f"fc6_rows={fc6_rows!r} is unknown; use one of {FC6_ROWS}")
+
+
+def from_bvlc(data: dict, *, fc6_rows: str = "hwc", what: str = "bvlc_npy data") -> Params:
+    """{layer: [W, b] or {"weights", "biases"}} (conv HWIO, fc (in, out)) -> our tree."""
+    _check_fc6_rows(fc6_rows)
+    tree = {}
+    for name, value in data.items():
+        if isinstance(value, dict) and {"weights", "biases"} <= set(value):
+            w, b = value["weights"], value["biases"]
+        elif isinstance(value, list | tuple) and len(value) == 2:
+            w, b = value
+        else:
+            raise ValueError(
+                f"layer {name!r} in {what} is not [weights, biases] or {{weights, biases}}"
+            )
+        tree[str(name)] = {"kernel": np.asarray(w), "bias": np.asarray(b)}
+    tree = _float32(tree, what)
+    if fc6_rows == "chw":
+        fc = _first_fc(tree)
+        tree[fc]["kernel"] = _permute_fc6(tree[fc]["kernel"], _pool5_shape(tree, what), "chw")
+    return tree
+
+
+def to_bvlc(params: Params, *, fc6_rows: str = "hwc") -> dict[str, list[np.ndarray]]:
+    """Our tree -> {layer: [W, b]}; fc6's rows "hwc" as caffe-tensorflow writes them, or "chw"."""
+    _check_fc6_rows(fc6_rows)
+    tree = _float32(jax.device_get(params), "params")
+    out = {name: [p["kernel"], p["bias"]] for name, p in tree.items()}
+    if fc6_rows == "chw":
+        fc = _first_fc(tree)
+        out[fc][0] = _permute_fc6(tree[fc]["kernel"], _pool5_shape(tree, "params"), "hwc")
+    return out
+
+
+def from_torchvision(state: dict, *, what: str = "torchvision state dict") -> Params:
+    """torchvision `alexnet` state dict (numpy or torch values) -> our tree."""
+    state = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+             for k, v in state.items()}  # fmt: skip
+    known = {f"{key}.{p}" for key in TORCHVISION_KEYS.values() for p in ("weight", "bias")}
+    extra = sorted(set(state) - known)
+    if extra:
+        raise ValueError(
+            f"{what} has keys that are not torchvision AlexNet's: {extra[:4]}; expected "
+            f"{sorted(known)[:4]}..."
+        )
+    tree = {}
+    for name, key in TORCHVISION_KEYS.items():
+        if f"{key}.weight" not in state or f"{key}.bias" not in state:
+            continue  # reported as a missing layer by `adapt`, which knows the model
+        w = state[f"{key}.weight"]
+        w = w.transpose(2, 3, 1, 0) if w.ndim == 4 else w.T  # OIHW -> HWIO, (out, in) -> (in, out)
+        tree[name] = {"kernel": w, "bias": state[f"{key}.bias"]}
+    tree = _float32(tree, what)
+    if "fc6" in tree and "conv5" in tree:
+        tree["fc6"]["kernel"] = _permute_fc6(tree["fc6"]["kernel"], _pool5_shape(tree, what), "chw")
+    return tree
+
+
+def to_torchvision(params: Params) -> dict[str, np.ndarray]:
+    """Our tree -> torchvision `alexnet` state dict of numpy arrays (OIHW, (out, in), CHW fc6)."""
+    tree = _float32(jax.device_get(params), "params")
+    if set(tree) != set(TORCHVISION_KEYS):
+        raise ValueError(
+            f"torchvision's AlexNet has layers {sorted(TORCHVISION_KEYS)}; these params have "
+            f"{sorted(tree)}"
+        )
+    hwc = _pool5_shape(tree, "params")
+    out = {}
+    for name, key in TORCHVISION_KEYS.items():
+        w = tree[name]["kernel"]
+        if name == "fc6":
+            w = _permute_fc6(w, hwc, "hwc")
+        out[f"{key}.weight"] = np.ascontiguousarray(w.transpose(3, 2, 0, 1) if w.ndim == 4 else w.T)
+        out[f"{key}.bias"] = tree[name]["bias"]
+    return out
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(
+            "the torchvision format needs PyTorch (pip install torch); or convert the file "
+            "to .npz on a machine that has it: python -m alexnet_jax.weights --help"
+        ) from e
+    return torch
+
+
+def _orbax_params(path: str) -> Params:
+    import orbax.checkpoint as ocp
+
+    path = os.path.abspath(path)
+    if os.path.isdir(os.path.join(path, "checkpoints")):
+        path = os.path.join(path, "checkpoints")
+    if not os.path.isdir(os.path.join(path, "state")):
+        steps = [d for d in os.listdir(path) if re.fullmatch(r"\d+", d)]
+        if not steps:
+            raise FileNotFoundError(
+                f"{path} holds no Orbax checkpoint (no STEP/state directory); pass a training "
+                f"--workdir, its checkpoints/ directory or checkpoints/STEP"
+            )
+        path = os.path.join(path, max(steps, key=int))
+    tree = ocp.StandardCheckpointer().restore(os.path.join(path, "state"))
+    return _float32(jax.device_get(tree["params"]), path)
+
+
+def read(
+    path: str, format: str | None = None, *, allow_pickle: bool = False, fc6_rows: str = "hwc"
+) -> Params:
+    """A weights file -> our tree (float32 numpy), not yet checked against a model (`adapt`)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    format = format or infer_format(path)
+    if format not in FORMATS:
+        raise ValueError(f"weights format {format!r} is unknown; use one of {FORMATS}")
+    if format == "orbax":
+        return _orbax_params(path)
+    try:
+        if format == "npz":
+            with np.load(path, allow_pickle=False) as f:
+                tree = {}
+                for key in f.files:
+                    name, _, leaf = key.partition("/")
+                    if leaf not in ("kernel", "bias"):
+                        raise ValueError(f"{path} has key {key!r}; ours are 'conv1/kernel', ...")
+                    tree.setdefault(name, {})[leaf] = f[key]
+            for name, p in tree.items():
+                if set(p) != {"kernel", "bias"}:
+                    raise ValueError(f"{name} in {path} lacks { ({'kernel', 'bias'} - set(p)) }")
+            return _float32(tree, path)
+        if format == "bvlc_npy":
+            if not allow_pickle:
+                raise ValueError(
+                    f"{path} (bvlc_npy) is a pickle, which can run code when loaded; pass "
+                    f"allow_pickle=True (config.init_from.allow_pickle, --allow_pickle) for a "
+                    f"file you trust, or convert it once to our .npz"
+                )
+            warnings.warn(
+                f"loading pickled weights from {path}: only do this for trusted files",
+                stacklevel=2,
+            )
+            data = np.load(path, allow_pickle=True, encoding="latin1")  # Python 2 pickles
+            if data.dtype != object or data.shape != ():
+                raise ValueError(f"{path} holds a {data.dtype} array, not a pickled layer dict")
+            return from_bvlc(data.item(), fc6_rows=fc6_rows, what=path)
+        torch = _torch()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
+        return from_torchvision(state, what=path)
+    except (EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path} is truncated or not a {format} file ({first})") from None
+
+
+def write(path: str, params: Params, format: str | None = None, *, fc6_rows: str = "hwc") -> None:
+    """Our tree -> a file in `format` (read(path) gives the same arrays back)."""
+    format = format or infer_format(path)
+    if format == "npz":
+        flat = {
+            f"{name}/{leaf}": v
+            for name, p in _float32(jax.device_get(params), "params").items()
+            for leaf, v in p.items()
+        }
+        with open(path, "wb") as f:  # np.savez(path) would append .npz to other names
+            np.savez(f, **flat)
+    elif format == "bvlc_npy":
+        with open(path, "wb") as f:
+            np.save(f, np.array(to_bvlc(params, fc6_rows=fc6_rows), dtype=object))
+    elif format == "torchvision":
+        torch = _torch()
+        state = {k: torch.tensor(v) for k, v in to_torchvision(params).items()}
+        torch.save(state, path)
+    else:
+        raise ValueError(f"cannot write weights format {format!r}; use npz, bvlc_npy, torchvision")
+
+
+def _shape(x) -> tuple[int, ...]:
+    return tuple(int(d) for d in x.shape)  # numpy, jax arrays and jax.ShapeDtypeStruct
+
+
+def adapt(
+    tree: Params,
+    template: dict,
+    *,
+    what: str = "the file",
+    skip=(),
+    grey: str = "error",
+    new_head: bool = False,
+) -> tuple[dict, list[str]]:
+    """Checks `tree` against the model's `template` params; returns (params, kept from template).
+
+    Every template layer not in `skip` must be in `tree` with the template's shapes, except:
+    grey="sum" turns a 3-channel conv1 into the 1-channel one a grey model has (the sum over
+    colours: exactly the 3-channel net fed the grey image as R=G=B); new_head=True keeps the
+    template's last layer (a new random head) when only its width (the class count) differs.
+    """
+    if grey not in GREY:
+        raise ValueError(f"grey={grey!r} is unknown; use one of {GREY}")
+    unknown = sorted(set(skip) - set(template))
+    if unknown:
+        raise ValueError(
+            f"skip names layers {unknown} that the model lacks; it has {sorted(template)}"
+        )
+    extra = sorted(set(tree) - set(template))
+    if extra:
+        raise ValueError(
+            f"{what} has layers {extra} that the model lacks ({sorted(template)}); the file "
+            f"is for another network"
+        )
+    head = max((n for n in template if n.startswith("fc")), key=lambda n: int(n[2:]))
+    out, kept = {}, []
+    for name in sorted(template):
+        if name in skip:
+            out[name], kept = template[name], [*kept, name]
+            continue
+        if name not in tree:
+            raise ValueError(
+                f"layer {name} is missing from {what} (it has {sorted(tree)}); add it to "
+                f"init_from.skip to start it from random"
+            )
+        p = dict(tree[name])
+        want = {k: _shape(v) for k, v in template[name].items()}
+        got = {k: _shape(v) for k, v in p.items()}
+        if name == "conv1" and grey == "sum" and got["kernel"][2] == 3 and want["kernel"][2] == 1:
+            p["kernel"] = p["kernel"].sum(axis=2, keepdims=True)
+            got["kernel"] = p["kernel"].shape
+        if (
+            new_head
+            and name == head
+            and got != want
+            and (got["kernel"][:-1] == want["kernel"][:-1])
+        ):
+            out[name], kept = template[name], [*kept, name]
+            continue
+        for leaf in ("kernel", "bias"):
+            if got.get(leaf) != want[leaf]:
+                hint = "a different variant (towers, widths, input size, classes) than the config"
+                if name == "conv1" and got["kernel"][2] == 3 and want["kernel"][2] == 1:
+                    hint = "a grey model: set grey='sum' (config.init_from.grey)"
+                raise ValueError(
+                    f"{name}/{leaf} in {what} has shape {got.get(leaf)} but the model needs "
+                    f"{want[leaf]}: the file is for {hint}"
+                )
+        out[name] = p
+    return out, kept
+
+
+def init_from(c: ml_collections.ConfigDict, params: dict) -> dict:
+    """`config.init_from` applied to freshly initialized params (fine-tuning, Sec. 5's init aside).
+
+    Layers in c.skip, and fc8 when only the class count differs, keep their random init.
+    """
+    tree = read(c.path, c.format, allow_pickle=c.allow_pickle, fc6_rows=c.fc6_rows)
+    out, kept = adapt(tree, params, what=c.path, skip=tuple(c.skip), grey=c.grey, new_head=True)
+    print(
+        f"initialized from {c.path} ({c.format or infer_format(c.path)}); "
+        f"random init kept for {kept or 'no layer'}",
+        flush=True,
+    )
+    return jax.tree.map(lambda t, v: jnp.asarray(v, t.dtype), dict(params), out)
+
+
+def convert(config: ml_collections.ConfigDict, src: str, dst: str, **read_kw) -> dict:
+    """`src` checked against `config`'s model (every layer) and written to `dst`; the params."""
+    from alexnet_jax import models
+
+    model = models.create_model(config)
+    template = jax.eval_shape(lambda: models.init_params(model, config, jax.random.key(0)))
+    params, _ = adapt(read(src, **read_kw), template, what=src, grey=config.init_from.grey)
+    write(dst, params)
+    return params
+
+
+def main(argv: list[str]) -> None:
+    """python -m alexnet_jax.weights --config=C --in=SRC --out=DST [--format=F --allow_pickle]."""
+    import sys
+
+    from absl import flags
+
+    f = flags.FLAGS
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments: {argv[1:]}")
+    try:
+        params = convert(
+            f.config, f["in"].value, f.out, format=f.format, allow_pickle=f.allow_pickle,
+            fc6_rows=f.fc6_rows,
+        )  # fmt: skip
+    except (ValueError, OSError, ImportError) as e:
+        sys.exit(f"error: {e}")
+    n = sum(v.size for p in params.values() for v in p.values())
+    print(f"wrote {f.out}: {sorted(params)}, {n:,} parameters, checked against the config")
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    config_flags.DEFINE_config_file("config", None, "Config whose model the weights are for.")
+    flags.DEFINE_string("in", None, "Weights to read (weights.FORMATS, or a training workdir).")
+    flags.DEFINE_string("out", None, "File to write; the format follows its suffix.")
+    flags.DEFINE_enum("format", None, FORMATS, "Format of --in; default: from its suffix.")
+    flags.DEFINE_bool("allow_pickle", False, "Allow a pickled bvlc_npy --in (trusted files).")
+    flags.DEFINE_enum("fc6_rows", "hwc", FC6_ROWS, "fc6 row order of a bvlc_npy --in.")
+    flags.mark_flags_as_required(["config", "in", "out"])
+    app.run(main)
