@@ -156,8 +156,11 @@ def _launch(run: RunSpec) -> tuple[int, float]:
     return rc, time.time() - t0
 
 
-def _write_manifest(sweep_path: str, sweep: dict, workdir: str, runs: list[RunSpec]) -> None:
+def _write_manifest(
+    sweep_path: str, sweep: dict, workdir: str, runs: list[RunSpec], command: str
+) -> None:
     manifest = {
+        "command": command,
         "sweep": sweep_path,
         "config": sweep["config"],
         "baseline": sweep["baseline"],
@@ -181,7 +184,9 @@ def _write_manifest(sweep_path: str, sweep: dict, workdir: str, runs: list[RunSp
         json.dump(manifest, f, indent=2, default=list)
 
 
-def run_sweep(sweep_path: str, workdir: str, parallel: int = 1, launch=_launch) -> dict:
+def run_sweep(
+    sweep_path: str, workdir: str, parallel: int = 1, launch=_launch, command: str = ""
+) -> dict:
     """Runs what is not done yet, `parallel` processes at a time; {run_dir: outcome}.
 
     Outcomes: "skipped" (finished before), "ok", or "failed (exit N)". `launch(run)` runs one
@@ -192,7 +197,8 @@ def run_sweep(sweep_path: str, workdir: str, parallel: int = 1, launch=_launch) 
     sweep = load_sweep(sweep_path)
     os.makedirs(workdir, exist_ok=True)
     runs = plan(sweep, workdir)
-    _write_manifest(sweep_path, sweep, workdir, runs)
+    command = command or f"python -m experiments.sweep --sweep={sweep_path} --workdir={workdir}"
+    _write_manifest(sweep_path, sweep, workdir, runs, command)
     outcome, todo = {}, []
     for r in runs:
         expected = config_json(resolve(sweep["config"], {**r.overrides, "seed": r.seed}))
@@ -228,7 +234,8 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     t0 = time.time()
     try:
-        outcome = run_sweep(FLAGS.sweep, FLAGS.workdir, FLAGS.parallel)
+        command = " ".join(["python -m experiments.sweep", *sys.argv[1:]])
+        outcome = run_sweep(FLAGS.sweep, FLAGS.workdir, FLAGS.parallel, command=command)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     failed = [d for d, o in outcome.items() if o.startswith("failed")]
