@@ -23,7 +23,14 @@ def _decay_mask(params, decay_biases: bool):
 
 
 def sgd(
-    learning_rate: float, momentum: float, weight_decay: float, rule: Rule, decay_biases: bool
+    learning_rate: float,
+    momentum: float,
+    weight_decay: float,
+    rule: Rule,
+    decay_biases: bool,
+    frozen_layers: tuple[str, ...] = (),
+    low_lr_layers: tuple[str, ...] = (),
+    low_lr_factor: float = 1.0,
 ) -> optax.GradientTransformation:
     """SGD with momentum and weight decay, in one of three orders (Sec. 5).
 
@@ -35,31 +42,71 @@ def sgd(
 
     All three are equal while lr is constant and nothing else changes. `decay_biases=False`
     exempts biases from weight decay (the paper decays them; many reproductions do not).
+
+    Fine-tuning: `frozen_layers` (top-level names, e.g. "conv1") get no update at all, decay
+    included; `low_lr_layers` get the same rule with every update scaled by `low_lr_factor`,
+    which for all three rules is the rule run at lr * low_lr_factor (each is linear in lr).
     """
     decay = optax.add_decayed_weights(weight_decay, mask=lambda p: _decay_mask(p, decay_biases))
     if rule == "paper":
-        return optax.chain(
+        tx = optax.chain(
             decay, optax.scale_by_learning_rate(learning_rate), optax.trace(decay=momentum)
         )
-    if rule == "optax":
-        return optax.chain(decay, optax.sgd(learning_rate, momentum=momentum))
-    if rule == "decoupled":
-        return optax.chain(
+    elif rule == "optax":
+        tx = optax.chain(decay, optax.sgd(learning_rate, momentum=momentum))
+    elif rule == "decoupled":
+        tx = optax.chain(
             optax.trace(decay=momentum), decay, optax.scale_by_learning_rate(learning_rate)
         )
-    raise ValueError(f"config.optim.rule={rule!r} is unknown; use one of {RULES}")
+    else:
+        raise ValueError(f"config.optim.rule={rule!r} is unknown; use one of {RULES}")
+    if not frozen_layers and not low_lr_layers:
+        return tx
+    both = sorted(set(frozen_layers) & set(low_lr_layers))
+    if both:
+        raise ValueError(f"config.optim: {both} are in both frozen_layers and low_lr_layers")
+
+    def labels(params):
+        missing = sorted((set(frozen_layers) | set(low_lr_layers)) - set(params))
+        if missing:
+            raise ValueError(
+                f"config.optim.frozen_layers/low_lr_layers name {missing}, which the model "
+                f"lacks; it has {sorted(params)}"
+            )
+        return {
+            name: jax.tree.map(
+                lambda _, n=name: (
+                    "frozen" if n in frozen_layers else "low" if n in low_lr_layers else "base"
+                ),
+                p,
+            )
+            for name, p in params.items()
+        }
+
+    return optax.multi_transform(
+        {
+            "base": tx,
+            "low": optax.chain(tx, optax.scale(low_lr_factor)),
+            "frozen": optax.set_to_zero(),
+        },
+        labels,
+    )
 
 
 def build(c: ml_collections.ConfigDict) -> optax.GradientTransformation:
     """`config.optim` -> the transformation, with the learning rate injected as state."""
     if c.rule not in RULES:
         raise ValueError(f"config.optim.rule={c.rule!r} is unknown; use one of {RULES}")
-    return optax.inject_hyperparams(sgd, static_args=("rule", "decay_biases"))(
+    static = ("rule", "decay_biases", "frozen_layers", "low_lr_layers", "low_lr_factor")
+    return optax.inject_hyperparams(sgd, static_args=static)(
         learning_rate=c.base_lr,
         momentum=c.momentum,
         weight_decay=c.weight_decay,
         rule=c.rule,
         decay_biases=c.decay_biases,
+        frozen_layers=tuple(c.get("frozen_layers", ())),  # absent in hand-made configs
+        low_lr_layers=tuple(c.get("low_lr_layers", ())),
+        low_lr_factor=float(c.get("low_lr_factor", 1.0)),
     )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from alexnet_jax import checkpoint, input_pipeline, metrics, models, optim, parallel
+from alexnet_jax import checkpoint, input_pipeline, metrics, models, optim, parallel, weights
 
 Batch = dict[str, jax.Array]  # "image": [B, H, W, C] float32, "label": [B] int32, "mask": [B]
 Metrics = dict[str, jax.Array]
@@ -86,6 +86,8 @@ def evaluate(p_eval, state, split, config, normalize) -> dict[str, float]:
 def create_state(config: ml_collections.ConfigDict, key: jax.Array) -> TrainState:
     model = models.create_model(config)
     params = models.init_params(model, config, key)
+    if config.init_from.path is not None:  # pretrained weights; a new fc8 if the classes differ
+        params = weights.init_from(config.init_from, params)
     return TrainState.create(apply_fn=model.apply, params=params, tx=optim.build(config.optim))
 
 

@@ -1,0 +1,198 @@
+r"""Features of a named layer (fc7 by default) for a folder of images, batched (Sec. 6.1, Fig. 4).
+
+  python -m alexnet_jax.features --config=configs/bvlc_alexnet.py --checkpoint=bvlc_alexnet.npz \
+      --preprocess=caffe --images=DIR --out=feats.npy [--layer=fc7] [--batch=64] [--resize=256]
+
+Writes OUT ([N, ...] float32, one row per image; conv/pool layers keep their [H, W, C]) and
+OUT's name with .files.txt (the image paths, relative to DIR, in row order). Layers are the
+names of models.activations: conv1, norm1, pool1, ..., fc6, fc7 (after their ReLU, as Caffe's
+in-place relu7 leaves the fc7 blob) and logits. --checkpoint is any weights.FORMATS file or a
+training workdir. Images: every .jpg/.jpeg/.png/.bmp/.gif under DIR (recursively, sorted).
+
+--preprocess:
+  caffe, torchvision  the imported nets' own (weights.preprocess): the shorter side resized to
+                      --resize, the central input_size square cropped (Sec. 2, and Sec. 4.1's
+                      centre patch), then the convention's channel order, scale and mean.
+  config              as training saw its data: resized to the training images' size,
+                      config.input.normalize with the training split's statistics, resized to
+                      input_size (input_pipeline), e.g. for a Fashion-MNIST run.
+  (default: caffe for .npy, torchvision for .pth, config otherwise)
+"""
+
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+from ml_collections import config_flags
+
+from alexnet_jax import input_pipeline, models, weights
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+PREPROCESS = ("caffe", "torchvision", "config")
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
+flags.DEFINE_string("checkpoint", None, "Weights file or training workdir (weights.FORMATS).")
+flags.DEFINE_string("images", None, "Directory of images (searched recursively).")
+flags.DEFINE_string("out", None, "Output .npy file of features, one row per image.")
+flags.DEFINE_string("layer", "fc7", "Layer whose output to save (models.activations names).")
+flags.DEFINE_integer("batch", 64, "Images per forward pass.")
+flags.DEFINE_integer("resize", 256, "caffe/torchvision: shorter side before the central crop.")
+flags.DEFINE_enum("preprocess", None, PREPROCESS, "Input preprocessing (module docstring).")
+flags.DEFINE_enum("format", None, weights.FORMATS, "Weights format; default: from the suffix.")
+flags.DEFINE_bool("allow_pickle", False, "Allow a pickled bvlc_npy file (trusted files only).")
+flags.DEFINE_enum("fc6_rows", "hwc", weights.FC6_ROWS, "bvlc_npy fc6 row order.")
+flags.mark_flags_as_required(["config", "checkpoint", "images", "out"])
+
+
+def list_images(directory: str) -> list[str]:
+    """Image paths under `directory`, relative to it, sorted."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"image directory {directory} does not exist")
+    found = [
+        os.path.relpath(os.path.join(root, f), directory)
+        for root, _, files in os.walk(directory)
+        for f in files
+        if f.lower().endswith(IMAGE_SUFFIXES)
+    ]
+    if not found:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {directory}")
+    return sorted(found)
+
+
+def read_image(path: str, channels: int) -> tf.Tensor:
+    """[H, W, channels] float32 pixels in 0..255 (grey <-> RGB converted by TF as needed)."""
+    try:
+        img = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+    except tf.errors.OpError as e:
+        raise ValueError(f"cannot decode image {path}: {e.message.splitlines()[0]}") from None
+    return tf.cast(img, tf.float32)
+
+
+def centre_crop(img: tf.Tensor, resize: int, size: int) -> tf.Tensor:
+    """Shorter side to `resize` (bilinear, antialiased), then the central size x size square."""
+    if resize < size:
+        raise ValueError(f"--resize={resize} is smaller than the model's input_size={size}")
+    h, w = img.shape[0], img.shape[1]
+    scale = resize / min(h, w)
+    new = (max(size, round(h * scale)), max(size, round(w * scale)))
+    img = tf.image.resize(img, new, method="bilinear", antialias=True)
+    top, left = (new[0] - size) // 2, (new[1] - size) // 2
+    return img[top : top + size, left : left + size]
+
+
+def make_input_fn(config: ml_collections.ConfigDict, preprocess: str, resize: int):
+    """path -> the network's [H, W, C] float32 input, for one of PREPROCESS."""
+    m = config.model
+    if preprocess in ("caffe", "torchvision"):
+        if m.input_channels != 3:
+            raise ValueError(
+                f"--preprocess={preprocess} needs a 3-channel model; config.model.input_channels"
+                f"={m.input_channels}: use --preprocess=config"
+            )
+        return lambda path: weights.preprocess(
+            centre_crop(read_image(path, 3), resize, m.input_size).numpy() / 255.0, preprocess
+        )
+    if preprocess == "config":
+        train = input_pipeline.load(config.input, "train")
+        normalize = input_pipeline.normalizer(config.input, train)
+        native = train.images.shape[1:3]
+
+        def fn(path):
+            img = tf.image.resize(read_image(path, m.input_channels), native, method="bilinear")
+            img = tf.image.resize(normalize(img), (m.input_size,) * 2, method="bilinear")
+            return img.numpy()  # the order of input_pipeline: normalize, then resize
+
+        return fn
+    raise ValueError(f"--preprocess={preprocess!r} is unknown; use one of {PREPROCESS}")
+
+
+def load_params(config: ml_collections.ConfigDict, path: str, **read_kw) -> dict:
+    """The model's params from any weights file or workdir, checked against the config."""
+    model = models.create_model(config)
+    template = jax.eval_shape(lambda: models.init_params(model, config, jax.random.key(0)))
+    tree = weights.read(path, **read_kw)
+    params, _ = weights.adapt(tree, template, what=path, grey=config.init_from.grey)
+    return jax.tree.map(jnp.asarray, params)
+
+
+def extract(
+    config: ml_collections.ConfigDict,
+    params: dict,
+    images_dir: str,
+    out: str,
+    *,
+    layer: str = "fc7",
+    batch: int = 64,
+    preprocess: str = "config",
+    resize: int = 256,
+) -> np.ndarray:
+    """Writes `layer`'s outputs for every image under `images_dir` to `out`; returns them."""
+    model = models.create_model(config)
+    one = jnp.zeros(models.input_shape(config, 1), jnp.float32)
+    shapes = jax.eval_shape(lambda p: models.activations(model, p, one), params)
+    if layer not in shapes:
+        raise ValueError(f"--layer={layer!r} is unknown; use one of {list(shapes)}")
+    if batch < 1:
+        raise ValueError(f"--batch={batch} must be positive")
+    names = list_images(images_dir)
+    input_fn = make_input_fn(config, preprocess, resize)
+    forward = jax.jit(lambda p, x: models.activations(model, p, x)[layer])
+    feats = np.lib.format.open_memmap(
+        out, mode="w+", dtype=np.float32, shape=(len(names), *shapes[layer].shape[1:])
+    )
+    t0 = time.time()
+    for start in range(0, len(names), batch):
+        chunk = names[start : start + batch]
+        x = np.stack([input_fn(os.path.join(images_dir, n)) for n in chunk])
+        x = np.concatenate([x, np.zeros((batch - len(chunk), *x.shape[1:]), x.dtype)])  # 1 shape
+        feats[start : start + len(chunk)] = np.asarray(forward(params, x))[: len(chunk)]
+        done, dt = start + len(chunk), time.time() - t0
+        print(
+            f"features {layer}: {done}/{len(names)} images  {done / dt:.1f} images/s  "
+            f"ETA {(len(names) - done) * dt / done:.0f}s",
+            flush=True,
+        )
+    feats.flush()
+    with open(os.path.splitext(out)[0] + ".files.txt", "w") as f:
+        f.writelines(n + "\n" for n in names)
+    return np.asarray(feats)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    tf.config.set_visible_devices([], "GPU")
+    try:
+        fmt = FLAGS.format or weights.infer_format(FLAGS.checkpoint)
+        default = {"bvlc_npy": "caffe", "torchvision": "torchvision"}.get(fmt, "config")
+        params = load_params(
+            FLAGS.config,
+            FLAGS.checkpoint,
+            format=fmt,
+            allow_pickle=FLAGS.allow_pickle,
+            fc6_rows=FLAGS.fc6_rows,
+        )
+        feats = extract(
+            FLAGS.config,
+            params,
+            FLAGS.images,
+            FLAGS.out,
+            layer=FLAGS.layer,
+            batch=FLAGS.batch,
+            preprocess=FLAGS.preprocess or default,
+            resize=FLAGS.resize,
+        )
+    except (ValueError, OSError, ImportError) as e:  # bad input: one line, no traceback
+        sys.exit(f"error: {e}")
+    print(f"wrote {FLAGS.out}: {feats.shape} float32", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
