@@ -224,9 +224,13 @@ def run_sweep(
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("sweep", None, "Sweep definition (experiments/sweeps/*.py).")
-flags.DEFINE_string("workdir", None, "Directory holding one subdirectory per run.")
-flags.DEFINE_integer("parallel", 1, "Training processes at a time.")
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a program, so modules import cleanly)."""
+    flags.DEFINE_string("sweep", None, "Sweep definition (experiments/sweeps/*.py).")
+    flags.DEFINE_string("workdir", None, "Directory holding one subdirectory per run.")
+    flags.DEFINE_integer("parallel", 1, "Training processes at a time.")
 
 
 def main(argv: list[str]) -> None:
@@ -245,5 +249,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["sweep", "workdir"])
     app.run(main)

@@ -1,0 +1,319 @@
+r"""A finished sweep -> the ablation table (markdown + CSV) beside the paper's claims; Table 2.
+
+  python -m experiments.tables --workdir=runs/ablations --out=experiments/results/ablations
+  python -m experiments.tables --eval_json=eval.json --out=experiments/results/table2
+
+Every number is read from the runs' own metrics.jsonl (the last eval row; provenance.json's
+final result must agree) and each run's small files are copied under OUT/runs/ so that the
+table can be traced to them. Errors are reported in percentage points (pp). Per variant:
+mean and sample standard deviation (ddof=1) over seeds; the delta against the baseline is the
+difference of means with the standard error of that difference, sqrt(s_v^2/n_v + s_b^2/n_b)
+(Welch). Verdicts use 2 standard errors: a delta within 2 SE of 0 is "not resolved"; the
+paper's claim (variant minus baseline, as Secs. 3.2-3.4 give it) "agrees in size" when it lies
+within 2 SE of our delta.
+"""
+
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+
+from absl import app, flags
+
+from experiments import sweep as sweep_lib
+
+RUN_FILES = ("config.json", "provenance.json", "metrics.jsonl", "results.md")
+PAPER_TABLE2 = {  # Table 2, ILSVRC-2012 validation, top-1 / top-5 error (%), ten patches each
+    1: (40.7, 18.2),
+    5: (38.1, 16.4),
+}
+
+
+def read_run(run_dir: str) -> dict:
+    """Final top-1/top-5 error, last training loss/error and provenance of one finished run."""
+    rows = []
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    evals = [r for r in rows if "eval/top1_err" in r]
+    trains = [r for r in rows if "train/loss" in r]
+    if not evals:
+        raise ValueError(f"{run_dir}/metrics.jsonl has no eval row; the run did not finish")
+    with open(os.path.join(run_dir, "provenance.json")) as f:
+        prov = json.load(f)
+    last = evals[-1]
+    final = prov.get("final", {})
+    for key in ("eval/top1_err", "eval/top5_err"):
+        if final.get(key) != last[key]:
+            raise ValueError(
+                f"{run_dir}: provenance.json final {key}={final.get(key)} differs from "
+                f"metrics.jsonl's last eval row ({last[key]}); rerun the run"
+            )
+    return {
+        "top1": 100 * last["eval/top1_err"],
+        "top5": 100 * last["eval/top5_err"],
+        "train_loss": trains[-1]["train/loss"] if trains else math.nan,
+        "train_top1": 100 * trains[-1]["train/top1_err"] if trains else math.nan,
+        "step": last["step"],
+        "wall_time_s": prov.get("wall_time_s", math.nan),
+        "git_commit": prov["git_commit"],
+        "started": prov["started"],
+        "command": prov["command"],
+        "hardware": prov["hardware"],
+    }
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; nan for one value)."""
+    n = len(xs)
+    m = sum(xs) / n
+    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1)) if n > 1 else math.nan
+    return m, s
+
+
+def delta(variant: list[float], base: list[float]) -> tuple[float, float]:
+    """Difference of means and its standard error sqrt(s_v^2/n_v + s_b^2/n_b)."""
+    mv, sv = mean_std(variant)
+    mb, sb = mean_std(base)
+    return mv - mb, math.sqrt(sv**2 / len(variant) + sb**2 / len(base))
+
+
+def verdict(d: float, se: float, claim: float | None) -> str:
+    """How our delta d +- se compares with the paper's claimed delta (both in pp)."""
+    resolved = abs(d) > 2 * se
+    if claim is None:
+        return ("variant worse" if d > 0 else "variant better") if resolved else "not resolved"
+    if not resolved:
+        sign = "not resolved (|d| < 2 SE)"
+    else:
+        sign = "same sign" if (d > 0) == (claim > 0) else "reversed"
+    size = "agrees in size" if abs(d - claim) <= 2 * se else "differs in size"
+    return f"{sign}; {size}"
+
+
+def _fmt(x: float, digits: int = 2, signed: bool = False) -> str:
+    if math.isnan(x):
+        return "n/a"
+    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def ablation_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
+    """One row per variant: mean/std over seeds, delta vs the baseline, the paper's claim."""
+    by_variant: dict[str, list[dict]] = {}
+    for r in manifest["runs"]:
+        by_variant.setdefault(r["variant"], []).append(runs[r["run_dir"]])
+    base = by_variant[manifest["baseline"]]
+    rows = []
+    for name, rs in by_variant.items():
+        v = manifest["variants"][name]
+        claim = v.get("claim")
+        row = {"variant": name, "section": v.get("section", ""), "what": v.get("what", "")}
+        row["n"] = len(rs)
+        for k, metric in ((0, "top1"), (1, "top5")):
+            xs, bs = [r[metric] for r in rs], [r[metric] for r in base]
+            row[f"{metric}_mean"], row[f"{metric}_std"] = mean_std(xs)
+            row[f"d_{metric}"], row[f"d_{metric}_se"] = delta(xs, bs)
+            row[f"paper_d_{metric}"] = None if claim is None else claim[k]
+            row[f"verdict_{metric}"] = (
+                "baseline"
+                if name == manifest["baseline"]
+                else verdict(row[f"d_{metric}"], row[f"d_{metric}_se"], row[f"paper_d_{metric}"])
+            )
+        row["train_top1_mean"] = mean_std([r["train_top1"] for r in rs])[0]
+        rows.append(row)
+    return rows
+
+
+def ablation_markdown(rows: list[dict], baseline: str) -> str:
+    head = (
+        "| variant | paper | n | top-1 err (%) | top-5 err (%) | Δtop-1 vs base (pp) | "
+        "paper Δtop-1 | Δtop-5 vs base (pp) | paper Δtop-5 | top-1 verdict | top-5 verdict | "
+        "train top-1 err (%) |"
+    )
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        is_base = r["variant"] == baseline
+
+        def d(m, r=r, is_base=is_base):
+            return "—" if is_base else f"{_fmt(r[f'd_{m}'], signed=True)} ± {_fmt(r[f'd_{m}_se'])}"
+
+        def p(m, r=r):
+            return "—" if r[f"paper_d_{m}"] is None else f"{r[f'paper_d_{m}']:+.1f}"
+
+        lines.append(
+            f"| {r['variant']} | {r['section']} | {r['n']} | "
+            f"{_fmt(r['top1_mean'])} ± {_fmt(r['top1_std'])} | "
+            f"{_fmt(r['top5_mean'])} ± {_fmt(r['top5_std'])} | {d('top1')} | {p('top1')} | "
+            f"{d('top5')} | {p('top5')} | {r['verdict_top1']} | {r['verdict_top5']} | "
+            f"{_fmt(r['train_top1_mean'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _write_csv(path: str, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def provenance_lines(sweep_command: str, manifest: dict, runs: dict[str, dict]) -> str:
+    """Command, config, git commit(s), hardware, summed wall time and dates of the runs."""
+    rs = list(runs.values())
+    commits = sorted({r["git_commit"] for r in rs})
+    hw = rs[0]["hardware"]
+    wall = sum(r["wall_time_s"] for r in rs)
+    dates = sorted(r["started"] for r in rs)
+    return "\n".join(
+        [
+            f"- command: `{sweep_command}`",
+            f"- sweep: `{manifest['sweep']}`; config: `{manifest['config']}`; seeds: "
+            f"{manifest['seeds']}; each run's command is in `runs/*/*/provenance.json`",
+            f"- git commit: {', '.join(commits)}",
+            f"- hardware: {hw['cpu']} ({hw['cpu_count']} cores), devices {hw['devices']}, "
+            f"jax {hw['jax']}, python {hw['python']}",
+            f"- wall time: {wall:.0f} s summed over {len(rs)} runs (each run's own wall_time_s)",
+            f"- dates: first run started {dates[0]}, last started {dates[-1]}",
+            "- numbers: the last eval row of each run's `metrics.jsonl` (copied under `runs/`), "
+            "test split; errors in %, deltas in percentage points (pp), variant minus baseline",
+        ]
+    )
+
+
+def ablation_table(workdir: str, out: str, sweep_command: str) -> list[dict]:
+    """Reads WORKDIR/sweep.json's runs, writes OUT/ablations.{md,csv}, OUT/runs.csv, OUT/runs/."""
+    with open(os.path.join(workdir, sweep_lib.MANIFEST)) as f:
+        manifest = json.load(f)
+    runs = {r["run_dir"]: read_run(os.path.join(workdir, r["run_dir"])) for r in manifest["runs"]}
+    rows = ablation_rows(manifest, runs)
+    os.makedirs(out, exist_ok=True)
+    for r in manifest["runs"]:
+        dst = os.path.join(out, "runs", r["run_dir"])
+        os.makedirs(dst, exist_ok=True)
+        for name in RUN_FILES:
+            shutil.copy(os.path.join(workdir, r["run_dir"], name), dst)
+    shutil.copy(os.path.join(workdir, sweep_lib.MANIFEST), out)
+    per_run = [
+        {"variant": r["variant"], "seed": r["seed"], "run_dir": f"runs/{r['run_dir']}"}
+        | {k: v for k, v in runs[r["run_dir"]].items() if k != "hardware"}
+        for r in manifest["runs"]
+    ]
+    _write_csv(os.path.join(out, "runs.csv"), per_run)
+    _write_csv(os.path.join(out, "ablations.csv"), rows)
+    text = "\n\n".join(
+        [
+            "# Ablations: test error per variant, mean ± std over seeds",
+            provenance_lines(sweep_command, manifest, runs),
+            ablation_markdown(rows, manifest["baseline"]),
+        ]
+    )
+    with open(os.path.join(out, "ablations.md"), "w") as f:
+        f.write(text)
+    return rows
+
+
+def table2_rows(entries: list[dict]) -> list[dict]:
+    """evaluate's eval.json entries -> rows by ensemble size: center and ten-crop errors (%).
+
+    Several single-net entries (one per checkpoint) are averaged: mean ± std over nets.
+    """
+    by = {}
+    for e in entries:
+        for key in ("checkpoints", "mode", "top1_err", "top5_err", "n"):
+            if key not in e:
+                raise ValueError(
+                    f"eval.json entry {e} lacks {key!r}; write it with alexnet_jax.evaluate"
+                )
+        by.setdefault((len(e["checkpoints"]), e["mode"]), []).append(e)
+    rows = []
+    for size in sorted({k[0] for k in by}):
+        row = {"nets": size}
+        for mode in ("center", "ten_crop"):
+            es = by.get((size, mode), [])
+            for metric in ("top1", "top5"):
+                xs = [100 * e[f"{metric}_err"] for e in es]
+                m, s = mean_std(xs) if xs else (math.nan, math.nan)
+                row[f"{mode}_{metric}"], row[f"{mode}_{metric}_std"] = m, s
+            row[f"{mode}_count"] = len(es)
+            row[f"{mode}_n"] = es[0]["n"] if es else 0
+        row["paper_top1"], row["paper_top5"] = PAPER_TABLE2.get(size, (None, None))
+        rows.append(row)
+    return rows
+
+
+def table2_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| nets | center top-1 (%) | center top-5 (%) | ten-crop top-1 (%) | ten-crop top-5 (%) "
+        "| ten-crop gain top-1 (pp) | paper top-1 / top-5 (ILSVRC val, ten patches) |",
+        "|" + "---|" * 7,
+    ]
+    for r in rows:
+
+        def cell(mode, metric, r=r):
+            m, s = r[f"{mode}_{metric}"], r[f"{mode}_{metric}_std"]
+            return _fmt(m) if math.isnan(s) else f"{_fmt(m)} ± {_fmt(s)}"
+
+        gain = r["center_top1"] - r["ten_crop_top1"]
+        paper = "—" if r["paper_top1"] is None else f"{r['paper_top1']} / {r['paper_top5']}"
+        name = "1 net" if r["nets"] == 1 else f"ensemble of {r['nets']}"
+        if r["nets"] == 1 and r["center_count"] > 1:
+            name += f" (mean of {r['center_count']})"
+        lines.append(
+            f"| {name} | {cell('center', 'top1')} | {cell('center', 'top5')} | "
+            f"{cell('ten_crop', 'top1')} | {cell('ten_crop', 'top5')} | "
+            f"{_fmt(gain, signed=True)} | {paper} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def table2(eval_json: str, out: str, command: str) -> list[dict]:
+    """eval.json (alexnet_jax.evaluate) -> OUT/table2.{md,csv}."""
+    if not os.path.isfile(eval_json):
+        raise FileNotFoundError(f"--eval_json={eval_json} does not exist; run alexnet_jax.evaluate")
+    with open(eval_json) as f:
+        entries = json.load(f)
+    rows = table2_rows(entries)
+    os.makedirs(out, exist_ok=True)
+    _write_csv(os.path.join(out, "table2.csv"), rows)
+    with open(os.path.join(out, "table2.md"), "w") as f:
+        f.write(
+            "# Table 2 style: one net vs an ensemble, center crop vs ten crops\n\n"
+            f"- command: `{command}`\n- source: `{eval_json}`\n\n" + table2_markdown(rows)
+        )
+    return rows
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command-line flags (defined only when run as a program, so modules import cleanly)."""
+    flags.DEFINE_string("workdir", None, "A sweep's workdir (holds sweep.json).")
+    flags.DEFINE_string("eval_json", None, "alexnet_jax.evaluate's output, for the Table 2 table.")
+    flags.DEFINE_string("out", None, "Directory for the tables (e.g. experiments/results/NAME).")
+    flags.DEFINE_string("sweep_command", None, "The command that made the runs (for provenance).")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.out or not (FLAGS.workdir or FLAGS.eval_json):
+        sys.exit("error: give --out and --workdir (ablations) and/or --eval_json (Table 2)")
+    command = FLAGS.sweep_command or "python -m " + " ".join(["experiments.tables", *sys.argv[1:]])
+    try:
+        if FLAGS.workdir:
+            ablation_table(FLAGS.workdir, FLAGS.out, command)
+            with open(os.path.join(FLAGS.out, "ablations.md")) as f:
+                print(f.read())
+        if FLAGS.eval_json:
+            table2(FLAGS.eval_json, FLAGS.out, command)
+            with open(os.path.join(FLAGS.out, "table2.md")) as f:
+                print(f.read())
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,304 @@
+"""experiments/: the sweep runner, the tables' statistics and the figures (issue 7).
+
+One tiny sweep (2 variants x 2 seeds of the smoke config on fake IDX files, 2 processes at a
+time) is shared by the tests of the runner, the tables and the figures.
+"""
+
+import csv
+import gzip
+import json
+import math
+import os
+import statistics
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from alexnet_jax import input_pipeline
+from experiments import figures, tables
+from experiments import sweep as sweep_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _write_idx(path: str, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def _sweep_file(path, data_dir: str) -> str:
+    tiny = {
+        "input.data_dir": data_dir,
+        "model.conv.features": (8, 16, 16, 16, 16),
+        "model.fc_features": (32, 32),
+    }
+    path.write_text(
+        "def get_sweep():\n"
+        f"    tiny = {tiny!r}\n"
+        "    return dict(\n"
+        f"        config={os.path.join(ROOT, 'configs', 'fashion_mnist.py') + ':smoke'!r},\n"
+        "        seeds=(0, 1),\n"
+        "        baseline='baseline',\n"
+        "        variants={\n"
+        "            'baseline': dict(overrides=tiny, section='Secs. 3-4', claim=None),\n"
+        "            'no_lrn': dict(overrides={**tiny, 'model.lrn.enabled': False},\n"
+        "                           section='Sec. 3.3', claim=(1.4, 1.2)),\n"
+        "        },\n"
+        "    )\n"
+    )
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory) -> tuple[str, str, dict]:
+    """(sweep file, workdir, outcome of the first call): 4 finished runs.
+
+    The training processes inherit JAX_DISABLE_MOST_OPTIMIZATIONS (compile time; nothing here
+    checks numerics of the net), restored afterwards.
+    """
+    tmp = tmp_path_factory.mktemp("sweep")
+    rng = np.random.default_rng(0)
+    data = tmp / "fashion"
+    data.mkdir()
+    for split, n in (("train", 64), ("test", 20)):
+        images_name, labels_name = input_pipeline.FASHION_MNIST_FILES[split]
+        _write_idx(str(data / images_name), rng.integers(0, 256, size=(n, 28, 28)))
+        _write_idx(str(data / labels_name), rng.integers(0, 10, size=(n,)))
+    path = _sweep_file(tmp / "tiny_sweep.py", str(data))
+    workdir = str(tmp / "runs")
+    before = os.environ.get("JAX_DISABLE_MOST_OPTIMIZATIONS")
+    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "true"
+    try:
+        outcome = sweep_lib.run_sweep(path, workdir, parallel=2)
+    finally:
+        if before is None:
+            del os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"]
+        else:
+            os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = before
+    return path, workdir, outcome
+
+
+def _last_eval(run_dir: str) -> dict:
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [r for r in map(json.loads, f) if "eval/top1_err" in r][-1]
+
+
+@pytest.mark.slow
+def test_sweep_runs_every_variant_and_seed_then_skips_them(tiny_sweep):
+    path, workdir, outcome = tiny_sweep
+    with open(os.path.join(workdir, "sweep.json")) as f:
+        manifest = json.load(f)
+    dirs = [os.path.join(workdir, r["run_dir"]) for r in manifest["runs"]]
+    assert sorted((r["variant"], r["seed"]) for r in manifest["runs"]) == [
+        ("baseline", 0),
+        ("baseline", 1),
+        ("no_lrn", 0),
+        ("no_lrn", 1),
+    ]
+    assert outcome == {d: "ok" for d in dirs}
+    assert len(set(dirs)) == 4  # a config hash per run: no two configs share a directory
+    for r, d in zip(manifest["runs"], dirs, strict=True):
+        with open(os.path.join(d, "config.json")) as f:
+            c = json.load(f)
+        assert c["seed"] == r["seed"]
+        assert c["model"]["lrn"]["enabled"] == (r["variant"] == "baseline")
+        assert c["model"]["conv"]["features"] == [8, 16, 16, 16, 16]
+        assert _last_eval(d)["step"] == 3
+    launched = []
+    again = sweep_lib.run_sweep(path, workdir, launch=lambda run: launched.append(run) or (1, 0.0))
+    assert launched == [] and again == {d: "skipped" for d in dirs}
+
+
+@pytest.mark.slow
+def test_sweep_reruns_a_partial_run_and_refuses_a_foreign_config(tiny_sweep):
+    path, workdir, _ = tiny_sweep
+    with open(os.path.join(workdir, "sweep.json")) as f:
+        first = os.path.join(workdir, json.load(f)["runs"][0]["run_dir"])
+    prov_path, cfg_path = (os.path.join(first, n) for n in ("provenance.json", "config.json"))
+    prov, cfg = (open(p).read() for p in (prov_path, cfg_path))  # noqa: SIM115
+    try:
+        p = json.loads(prov)
+        del p["final"]  # as if killed before the end
+        with open(prov_path, "w") as f:
+            json.dump(p, f)
+        launched = []
+        out = sweep_lib.run_sweep(path, workdir, launch=lambda r: launched.append(r) or (0, 0.0))
+        assert [r.run_dir for r in launched] == [first]
+        assert out[first].startswith("failed")  # the fake launcher did not finish it
+        c = json.loads(cfg)
+        c["model"]["lrn"]["k"] = 1.0
+        with open(cfg_path, "w") as f:
+            json.dump(c, f)
+        with pytest.raises(ValueError, match="is not the config this sweep resolves"):
+            sweep_lib.run_sweep(path, workdir, launch=lambda r: (0, 0.0))
+    finally:
+        for p, text in ((prov_path, prov), (cfg_path, cfg)):
+            with open(p, "w") as f:
+                f.write(text)
+
+
+def test_bad_sweep_and_override_are_one_line_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sweep_lib.load_sweep(str(tmp_path / "nope.py"))
+    bad = tmp_path / "bad.py"
+    bad.write_text("def get_sweep():\n    return dict(config='configs/fashion_mnist.py')\n")
+    with pytest.raises(ValueError, match="lacks"):
+        sweep_lib.load_sweep(str(bad))
+    with pytest.raises(ValueError, match="has no field model.lrn.sise"):
+        sweep_lib.resolve(os.path.join(ROOT, "configs/fashion_mnist.py"), {"model.lrn.sise": 3})
+
+
+@pytest.mark.slow
+def test_table_holds_the_numbers_of_the_runs_metrics_files(tiny_sweep, tmp_path):
+    _, workdir, _ = tiny_sweep
+    rows = tables.ablation_table(workdir, str(tmp_path), "python -m experiments.sweep ...")
+    with open(os.path.join(workdir, "sweep.json")) as f:
+        manifest = json.load(f)
+    errs = {}
+    for r in manifest["runs"]:
+        e = _last_eval(os.path.join(workdir, r["run_dir"]))
+        errs.setdefault(r["variant"], []).append(
+            (100 * e["eval/top1_err"], 100 * e["eval/top5_err"])
+        )
+        with open(tmp_path / "runs" / r["run_dir"] / "metrics.jsonl") as f:  # copied beside
+            assert [x for x in map(json.loads, f) if "eval/top1_err" in x][-1] == e
+    by = {r["variant"]: r for r in rows}
+    for v, xs in errs.items():
+        top1 = [x[0] for x in xs]
+        assert by[v]["top1_mean"] == pytest.approx(statistics.mean(top1))
+        assert by[v]["top1_std"] == pytest.approx(statistics.stdev(top1))
+        assert by[v]["top5_mean"] == pytest.approx(statistics.mean(x[1] for x in xs))
+    with open(tmp_path / "ablations.csv") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert float(csv_rows[1]["d_top1"]) == pytest.approx(
+        statistics.mean(x[0] for x in errs["no_lrn"])
+        - statistics.mean(x[0] for x in errs["baseline"])
+    )
+    md = (tmp_path / "ablations.md").read_text()
+    for line in (
+        "- command:",
+        "- git commit:",
+        "- hardware:",
+        "- wall time:",
+        "| no_lrn | Sec. 3.3 | 2 |",
+    ):
+        assert line in md
+    assert f"{by['no_lrn']['top1_mean']:.2f} ± {by['no_lrn']['top1_std']:.2f}" in md
+
+
+def test_statistics_against_a_hand_computation():
+    variant, base = [10.0, 12.0, 14.0], [9.0, 10.0, 11.0]
+    assert tables.mean_std(variant) == pytest.approx((12.0, 2.0))
+    d, se = tables.delta(variant, base)
+    assert d == pytest.approx(2.0)
+    assert se == pytest.approx(math.sqrt(4 / 3 + 1 / 3))  # sqrt(s_v^2/n_v + s_b^2/n_b) = 1.291
+    assert tables.verdict(d, se, 1.4) == "not resolved (|d| < 2 SE); agrees in size"
+    assert tables.verdict(-3.0, 0.5, 1.4) == "reversed; differs in size"
+    assert tables.verdict(1.5, 0.5, 1.4) == "same sign; agrees in size"
+    assert tables.verdict(1.5, 0.5, None) == "variant worse"
+    assert math.isnan(tables.mean_std([3.0])[1])
+
+
+def test_table2_from_an_eval_json(tmp_path):
+    entries = [
+        {"checkpoints": ["a"], "mode": "center", "top1_err": 0.20, "top5_err": 0.02, "n": 100},
+        {"checkpoints": ["b"], "mode": "center", "top1_err": 0.22, "top5_err": 0.04, "n": 100},
+        {"checkpoints": ["a"], "mode": "ten_crop", "top1_err": 0.18, "top5_err": 0.01, "n": 100},
+        {"checkpoints": ["b"], "mode": "ten_crop", "top1_err": 0.20, "top5_err": 0.03, "n": 100},
+        {"checkpoints": ["a", "b"], "mode": "center", "top1_err": 0.17, "top5_err": 0.01, "n": 100},
+        {
+            "checkpoints": ["a", "b"],
+            "mode": "ten_crop",
+            "top1_err": 0.15,
+            "top5_err": 0.0,
+            "n": 100,
+        },
+    ]
+    (tmp_path / "eval.json").write_text(json.dumps(entries))
+    rows = tables.table2(str(tmp_path / "eval.json"), str(tmp_path), "python -m ...")
+    one, two = rows
+    assert one["nets"] == 1 and two["nets"] == 2
+    assert one["center_top1"] == pytest.approx(21.0)
+    assert one["center_top1_std"] == pytest.approx(statistics.stdev([20.0, 22.0]))
+    assert one["ten_crop_top5"] == pytest.approx(2.0)
+    assert two["ten_crop_top1"] == pytest.approx(15.0)
+    md = (tmp_path / "table2.md").read_text()
+    assert "| 1 net (mean of 2) | 21.00 ± 1.41 |" in md
+    assert "| ensemble of 2 | 17.00 | 1.00 | 15.00 | 0.00 | +2.00 |" in md
+    (tmp_path / "bad.json").write_text(json.dumps([{"mode": "center"}]))
+    with pytest.raises(ValueError, match="lacks 'checkpoints'"):
+        tables.table2(str(tmp_path / "bad.json"), str(tmp_path), "")
+
+
+def test_fig3_tower_split_and_colour_specificity(tmp_path):
+    rng = np.random.default_rng(0)
+    kernels = rng.normal(size=(11, 11, 3, 96)).astype(np.float32)
+    kernels[..., 0] = kernels[..., :1, 0]  # same on R, G, B: colour-blind
+    kernels[..., 1] = 0
+    kernels[:, :, 0, 1], kernels[:, :, 1, 1] = 1.0, -1.0  # no grey component at all
+    spec = figures.colour_specificity(kernels)
+    assert spec[0] == pytest.approx(0.0, abs=1e-12) and spec[1] == pytest.approx(1.0)
+    for i in (5, 60):  # against the definition, written out
+        w = kernels[..., i].astype(np.float64)
+        grey = np.stack([w.mean(2)] * 3, axis=2)
+        assert spec[i] == pytest.approx(np.sum((w - grey) ** 2) / np.sum(w**2))
+    mosaic = figures.kernel_mosaic(kernels, towers=2, cols=16, gap=1)
+    assert mosaic.shape == (7 * 12, 16 * 12, 3)  # 3 rows per tower, a blank row between
+    for i in (0, 17, 47, 48, 95):
+        tower, j = divmod(i, 48)
+        r, q = divmod(j, 16)
+        top = tower * 4 * 12 + r * 12
+        tile = mosaic[top : top + 11, q * 12 : q * 12 + 11]
+        w = kernels[..., i]
+        np.testing.assert_allclose(tile, (w - w.min()) / (w.max() - w.min()), atol=1e-6)
+    assert np.all(mosaic[3 * 12 : 4 * 12] == 1.0)  # the gap between the towers
+    out = tmp_path / "fig3.png"
+    spec_towers = figures.plot_fig3(kernels, 2, str(out))
+    assert spec_towers == pytest.approx([spec[:48].mean(), spec[48:].mean()])
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    grey = figures.plot_fig3(kernels[:, :, :1], 2, str(tmp_path / "grey.png"))
+    assert all(math.isnan(s) for s in grey)
+    with pytest.raises(ValueError, match="not divisible"):
+        figures.tower_split(kernels[..., :95], 2)
+
+
+def test_nearest_neighbours_against_brute_force():
+    rng = np.random.default_rng(1)
+    train, queries = rng.normal(size=(200, 16)), rng.normal(size=(5, 16))
+    idx = figures.nearest(train, queries, 4)
+    for q in range(5):
+        dists = [np.linalg.norm(queries[q] - t) for t in train]
+        assert list(idx[q]) == sorted(range(200), key=dists.__getitem__)[:4]
+
+
+@pytest.mark.slow
+def test_figures_from_a_tiny_run(tiny_sweep, tmp_path):
+    _, workdir, _ = tiny_sweep
+    with open(os.path.join(workdir, "sweep.json")) as f:
+        manifest = json.load(f)
+    run = os.path.join(workdir, manifest["runs"][0]["run_dir"])
+    measured = figures.figures_for_run(run, str(tmp_path), "r", queries=3, k=2)
+    figures.plot_sweep(workdir, str(tmp_path / "sweep.png"))
+    sizes = {"r_curves.png": (400, 1000), "sweep.png": (400, 1000), "r_fig4_fc7_nn.png": (360, 360)}
+    for name, (h, w) in sizes.items():
+        assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
+        assert matplotlib.image.imread(str(tmp_path / name)).shape[:2] == (h, w)
+    assert (tmp_path / "r_fig3_conv1.png").read_bytes()[:8] == PNG_MAGIC
+    assert all(math.isnan(s) for s in measured["colour_specificity"])  # 1-channel input
+    assert 0.0 <= measured["fig4_neighbour_label_agreement"] <= 1.0
+
+
+def test_lr_drops_are_found_at_the_evaluation_before_the_lower_rate():
+    rows = [
+        {"step": 10, "lr": 0.01, "train/loss": 2.0},
+        {"step": 20, "eval/top1_err": 0.5},
+        {"step": 30, "lr": 0.01, "train/loss": 1.0},
+        {"step": 40, "eval/top1_err": 0.5},
+        {"step": 50, "lr": 0.001, "train/loss": 0.9},
+        {"step": 60, "eval/top1_err": 0.4},
+        {"step": 70, "lr": 0.0001, "train/loss": 0.8},
+    ]
+    assert figures.lr_drops(rows) == [40, 60]
