@@ -14,6 +14,7 @@ within 2 SE of our delta.
 """
 
 import csv
+import datetime
 import json
 import math
 import os
@@ -81,6 +82,8 @@ def delta(variant: list[float], base: list[float]) -> tuple[float, float]:
 
 def verdict(d: float, se: float, claim: float | None) -> str:
     """How our delta d +- se compares with the paper's claimed delta (both in pp)."""
+    if math.isnan(se):
+        return "no SE (one seed per variant)"
     resolved = abs(d) > 2 * se
     if claim is None:
         return ("variant worse" if d > 0 else "variant better") if resolved else "not resolved"
@@ -165,6 +168,8 @@ def provenance_lines(sweep_command: str, manifest: dict, runs: dict[str, dict]) 
     hw = rs[0]["hardware"]
     wall = sum(r["wall_time_s"] for r in rs)
     dates = sorted(r["started"] for r in rs)
+    starts = [datetime.datetime.fromisoformat(r["started"]).timestamp() for r in rs]
+    span = max(t + r["wall_time_s"] for t, r in zip(starts, rs, strict=True)) - min(starts)
     return "\n".join(
         [
             f"- command: `{sweep_command}`",
@@ -173,7 +178,8 @@ def provenance_lines(sweep_command: str, manifest: dict, runs: dict[str, dict]) 
             f"- git commit: {', '.join(commits)}",
             f"- hardware: {hw['cpu']} ({hw['cpu_count']} cores), devices {hw['devices']}, "
             f"jax {hw['jax']}, python {hw['python']}",
-            f"- wall time: {wall:.0f} s summed over {len(rs)} runs (each run's own wall_time_s)",
+            f"- wall time: {wall:.0f} s summed over {len(rs)} runs (each run's own wall_time_s); "
+            f"{span:.0f} s from the first run's start to the last run's end",
             f"- dates: first run started {dates[0]}, last started {dates[-1]}",
             "- numbers: the last eval row of each run's `metrics.jsonl` (copied under `runs/`), "
             "test split; errors in %, deltas in percentage points (pp), variant minus baseline",

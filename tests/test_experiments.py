@@ -200,6 +200,7 @@ def test_statistics_against_a_hand_computation():
     assert tables.verdict(1.5, 0.5, 1.4) == "same sign; agrees in size"
     assert tables.verdict(1.5, 0.5, None) == "variant worse"
     assert math.isnan(tables.mean_std([3.0])[1])
+    assert tables.verdict(*tables.delta([3.0], [2.0]), 1.4) == "no SE (one seed per variant)"
 
 
 def test_table2_from_an_eval_json(tmp_path):
