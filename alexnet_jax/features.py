@@ -138,7 +138,9 @@ def extract(
     one = jnp.zeros(models.input_shape(config, 1), jnp.float32)
     shapes = jax.eval_shape(lambda p: models.activations(model, p, one), params)
     if layer not in shapes:
-        raise ValueError(f"--layer={layer!r} is unknown; use one of {list(shapes)}")
+        order = [n for n, _ in models.layer_shapes(config.model)]  # the network's order
+        known = order + sorted(set(shapes) - set(order), key=lambda n: (n == "logits", n))
+        raise ValueError(f"--layer={layer!r} is unknown; use one of {known}")
     if batch < 1:
         raise ValueError(f"--batch={batch} must be positive")
     names = list_images(images_dir)

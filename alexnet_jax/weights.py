@@ -15,7 +15,8 @@ fc6's rows in our NHWC flatten order (H, W, C)):
   "torchvision"  torchvision's `alexnet` state dict (features.0/3/6/8/10, classifier.1/4/6):
                  conv weights OIHW, linear (out, in), fc6's columns in torch's (C, H, W)
                  flatten order. A `.pth` file read with torch (weights_only, no arbitrary
-                 pickle); torch is imported only here.
+                 pickle); torch is imported only here. Grouped (two-tower) params export
+                 in torch's Conv2d(groups=2) layout, which torchvision's one-tower net lacks.
   "orbax"        (read only) the params of one of our training checkpoints: WORKDIR,
                  WORKDIR/checkpoints or WORKDIR/checkpoints/STEP (the latest step if not named).
 
@@ -363,7 +364,12 @@ def adapt(
         p = dict(tree[name])
         want = {k: _shape(v) for k, v in template[name].items()}
         got = {k: _shape(v) for k, v in p.items()}
-        if name == "conv1" and grey == "sum" and got["kernel"][2] == 3 and want["kernel"][2] == 1:
+        rgb_to_grey = (
+            name == "conv1"
+            and len(got["kernel"]) == 4
+            and (got["kernel"][2], want["kernel"][2]) == (3, 1)
+        )
+        if rgb_to_grey and grey == "sum":
             p["kernel"] = p["kernel"].sum(axis=2, keepdims=True)
             got["kernel"] = p["kernel"].shape
         if (
@@ -377,7 +383,7 @@ def adapt(
         for leaf in ("kernel", "bias"):
             if got.get(leaf) != want[leaf]:
                 hint = "a different variant (towers, widths, input size, classes) than the config"
-                if name == "conv1" and got["kernel"][2] == 3 and want["kernel"][2] == 1:
+                if rgb_to_grey:
                     hint = "a grey model: set grey='sum' (config.init_from.grey)"
                 raise ValueError(
                     f"{name}/{leaf} in {what} has shape {got.get(leaf)} but the model needs "

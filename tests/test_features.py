@@ -83,7 +83,10 @@ def test_any_layer_padding_and_bad_inputs(tmp_path):
     assert got.shape == (3, 3, 3, 16)
     np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(np.load(out), got)
-    with pytest.raises(ValueError, match=r"--layer='fc9' is unknown; use one of \['conv1'"):
+    with pytest.raises(
+        ValueError,
+        match=r"--layer='fc9' is unknown; use one of \['conv1', 'pool1', 'norm1', 'conv2'",
+    ):
         features.extract(c, params, str(tmp_path / "imgs"), out, layer="fc9")
     with pytest.raises(ValueError, match="--resize=60 is smaller than the model's input_size=67"):
         features.extract(c, params, str(tmp_path / "imgs"), out, preprocess="caffe", resize=60)
