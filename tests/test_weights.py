@@ -334,3 +334,39 @@ def test_bvlc_alexnet_config_has_the_papers_parameter_count_and_converts(tmp_pat
         params = weights.convert(small, src, dst, allow_pickle=True)
     back = weights.read(dst)  # no pickle any more
     jax.tree.map(np.testing.assert_array_equal, back, params)
+
+
+# The shapes of the released files (caffe-tensorflow's bvlc_alexnet.npy; torchvision's
+# alexnet-owt-7be5be79.pth), as published; zeros stand in for the values.
+BVLC_SHAPES = {
+    "conv1": (11, 11, 3, 96),
+    "conv2": (5, 5, 48, 256),
+    "conv3": (3, 3, 256, 384),
+    "conv4": (3, 3, 192, 384),
+    "conv5": (3, 3, 192, 256),
+    "fc6": (9216, 4096),
+    "fc7": (4096, 4096),
+    "fc8": (4096, 1000),
+}
+TORCHVISION_SHAPES = {
+    "features.0": (64, 3, 11, 11),
+    "features.3": (192, 64, 5, 5),
+    "features.6": (384, 192, 3, 3),
+    "features.8": (256, 384, 3, 3),
+    "features.10": (256, 256, 3, 3),
+    "classifier.1": (4096, 9216),
+    "classifier.4": (4096, 4096),
+    "classifier.6": (1000, 4096),
+}
+
+
+def test_the_released_files_shapes_fit_our_configs():
+    zeros = lambda shape: np.broadcast_to(np.float32(0), shape)  # noqa: E731
+    bvlc = {n: [zeros(s), zeros(s[-1:])] for n, s in BVLC_SHAPES.items()}
+    for name in ("bvlc_alexnet", "caffenet", "paper"):
+        weights.adapt(weights.from_bvlc(bvlc), template(load_config(name)))
+    tv = {f"{k}.weight": zeros(s) for k, s in TORCHVISION_SHAPES.items()}
+    tv.update({f"{k}.bias": zeros(s[:1]) for k, s in TORCHVISION_SHAPES.items()})
+    weights.adapt(weights.from_torchvision(tv), template(load_config("one_tower_owt")))
+    with pytest.raises(ValueError, match=r"conv1/kernel .* \(11, 11, 3, 64\) .* \(11, 11, 3, 96\)"):
+        weights.adapt(weights.from_torchvision(tv), template(load_config("bvlc_alexnet")))
