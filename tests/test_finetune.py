@@ -10,8 +10,9 @@ import numpy as np
 import optax
 import pytest
 import tensorflow as tf
+from flax.training import train_state as flax_train_state
 
-from alexnet_jax import features, input_pipeline, models, optim, train, weights
+from alexnet_jax import checkpoint, features, input_pipeline, models, optim, train, weights
 from tests.conftest import load_config
 from tests.test_features import write_pngs
 from tests.test_weights import (
@@ -156,3 +157,27 @@ def test_finetune_config_end_to_end_on_fashion_mnist(tmp_path, capsys):
         "fc7"
     ]
     np.testing.assert_allclose(got, np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+def test_fine_tuning_optimizer_state_survives_a_checkpoint(tmp_path):
+    """Resuming a fine-tuning run restores the per-group momenta and the injected lr."""
+    c = load_config("finetune_fashion").optim
+    c.frozen_layers, c.low_lr_layers = ("conv1",), ("fc7",)
+    params = {
+        n: {"kernel": jnp.full((3, 2), 1.0), "bias": jnp.zeros(2)} for n in ("conv1", "fc7", "fc8")
+    }
+    state = flax_train_state.TrainState.create(apply_fn=None, params=params, tx=optim.build(c))
+    grads = jax.tree.map(jnp.ones_like, params)
+    state = state.apply_gradients(grads=grads)
+    state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, 0.001))
+    mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=1)))
+    checkpoint.save(mngr, state, optim.Plateau(lr=0.001))
+    fresh = flax_train_state.TrainState.create(apply_fn=None, params=params, tx=optim.build(c))
+    restored, plateau = checkpoint.restore_latest(mngr, fresh, optim.Plateau(lr=c.base_lr))
+    mngr.close()
+    assert plateau.lr == 0.001
+    assert restored.opt_state.hyperparams["learning_rate"] == np.float32(0.001)
+    leaves = jax.tree.leaves(restored.opt_state)
+    assert any(np.abs(np.asarray(x)).sum() > 0 for x in leaves if np.ndim(x) == 2)  # momenta
+    jax.tree.map(np.testing.assert_array_equal, restored.opt_state, state.opt_state)
+    jax.tree.map(np.testing.assert_array_equal, restored.params, state.params)
