@@ -64,18 +64,24 @@ def eval_step(state: TrainState, batch: Batch) -> Metrics:
 
 
 def evaluate(p_eval, state, split, config, normalize) -> dict[str, float]:
-    """Validation loss, top-1 and top-5 error over the whole split, each example once."""
-    totals = None
-    for batch in input_pipeline.eval_batches(
+    """Validation loss, top-1 and top-5 error over an in-memory split, each example once."""
+    batches = input_pipeline.eval_batches(
         split,
         global_batch=config.input.eval_batch_size,
         input_size=config.model.input_size,
         normalize=normalize,
-    ):
+    )
+    return evaluate_batches(p_eval, state, batches, len(split.labels))
+
+
+def evaluate_batches(p_eval, state, batches, n: int) -> dict[str, float]:
+    """Validation loss, top-1 and top-5 error over padded, masked batches of n examples."""
+    totals = None
+    for batch in batches:
         sums = p_eval(state, batch)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     t = {k: float(v[0]) for k, v in jax.device_get(totals).items()}
-    assert t["n"] == len(split.labels), (t["n"], len(split.labels))
+    assert t["n"] == n, (t["n"], n)
     return {
         "eval/loss": t["loss"] / t["n"],
         "eval/top1_err": t["top1"] / t["n"],
@@ -89,10 +95,6 @@ def create_state(config: ml_collections.ConfigDict, key: jax.Array) -> TrainStat
     if config.init_from.path is not None:  # pretrained weights; a new fc8 if the classes differ
         params = weights.init_from(config.init_from, params)
     return TrainState.create(apply_fn=model.apply, params=params, tx=optim.build(config.optim))
-
-
-def _limit(split: input_pipeline.Split, n: int | None) -> input_pipeline.Split:
-    return split if n is None else input_pipeline.Split(split.images[:n], split.labels[:n])
 
 
 class _StopRequested:
@@ -117,15 +119,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """
     run = metrics.Run(workdir, config)
     c = config.input
-    train_split = _limit(input_pipeline.load(c, "train"), c.train_limit)
-    eval_split = _limit(input_pipeline.load(c, c.eval_split), c.eval_limit)
-    normalize = input_pipeline.normalizer(c, train_split)
+    data = input_pipeline.create(config)  # "memory" or "stream" (ImageNet), config.input
     input_pipeline.per_device(c.global_batch_size, jax.local_device_count())
-    steps_per_epoch = len(train_split.labels) // c.global_batch_size
+    steps_per_epoch = data.num_train // c.global_batch_size
     if steps_per_epoch == 0:
         raise ValueError(
             f"config.input.global_batch_size={c.global_batch_size} is larger than the "
-            f"{len(train_split.labels)} training examples; use a smaller batch"
+            f"{data.num_train} training examples; use a smaller batch"
         )
     total = config.max_steps or config.num_epochs * steps_per_epoch
     init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
@@ -147,14 +147,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         functools.partial(train_step, dropout_key=dropout_key), donate_state=True
     )
     p_eval = parallel.data_parallel(eval_step, donate_state=False)
-    batches = input_pipeline.train_batches(
-        train_split,
-        global_batch=c.global_batch_size,
-        seed=config.seed,
-        start_step=step,
-        input_size=config.model.input_size,
-        normalize=normalize,
-    )
+    batches = data.train(step)  # from this step on: resumes exactly
     s = config.schedule
     plateau_kw = dict(
         factor=s.factor,
@@ -206,7 +199,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             epoch_end, last = step % steps_per_epoch == 0, step == total
             if epoch_end or last:  # every epoch (Sec. 5's schedule) and at the end
                 flush()
-                summary = evaluate(p_eval, state, eval_split, config, normalize)
+                summary = evaluate_batches(p_eval, state, data.eval("center"), data.num_eval)
                 summary.update(step=step, epoch=step / steps_per_epoch)
                 run.write(step, {k: v for k, v in summary.items() if k.startswith("eval/")})
                 if epoch_end:
@@ -237,7 +230,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         stop.restore()
         mngr.close()
     if not summary:  # resumed a finished run: evaluate what was restored
-        summary = evaluate(p_eval, state, eval_split, config, normalize)
+        summary = evaluate_batches(p_eval, state, data.eval("center"), data.num_eval)
         summary.update(step=step, epoch=step / steps_per_epoch)
     run.finish(summary)
     return summary

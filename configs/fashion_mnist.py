@@ -37,6 +37,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         source="idx",  # the original IDX files; "tfds" reads TFDS's fashion_mnist instead
         data_dir="/usr/share/datasets/fashion-mnist",  # Debian's dataset-fashion-mnist
         eval_split="test",  # Fashion-MNIST has no validation split: its test set plays it
+        crop_padding=2,  # ours: ten-crop/random crops are 28x28 windows of the image padded to 32
+        augment=dict(random_crop=False, flip=False, pca_lighting=False, pca_std=0.1),  # ours
     )
     if not common.parse_arg(arg, smoke=False).smoke:
         c.num_epochs = 5  # ours: sized for the README's 15-minute CPU run

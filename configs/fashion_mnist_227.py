@@ -17,6 +17,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         source="idx",
         data_dir="/usr/share/datasets/fashion-mnist",
         eval_split="test",
+        crop_padding=15,  # ours: crops are 227x227 windows of the resized image padded to 257
+        augment=dict(random_crop=False, flip=False, pca_lighting=False, pca_std=0.1),  # ours
     )
     c.num_epochs = 30  # ours
     return c

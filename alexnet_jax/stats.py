@@ -1,0 +1,195 @@
+r"""Training-set statistics: the mean image and the RGB PCA eigens (Sec. 2, Sec. 4.1).
+
+  python -m alexnet_jax.stats --config=configs/paper.py \
+      --config.input.manual_dir=/data/ilsvrc --config.input.data_dir=/data/tfds
+
+One pass over the training split, each image through the evaluation preprocessing up to the
+crop (rescale to shorter side `image_size`, central image_size x image_size window, Sec. 2):
+  - the mean image, [S, S, C] in 0..255 ("the mean activity over the training set", Sec. 2);
+  - per-channel mean and std of the pixel values in [0, 1] (torchvision's normalisation);
+  - eigenvalues and eigenvectors of the 3x3 covariance of the RGB pixel values in [0, 1],
+    over every pixel of every image (Sec. 4.1's "fancy PCA"; units: see preprocess.pca_lighting).
+Written as `alexnet_stats_S.npz` next to the dataset's TFRecords (or in config.input.stats_dir),
+with `alexnet_stats_S.json` holding the command that made it, the date and the image count.
+Training loads it; if it is missing, the error prints the command above.
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+import sys
+
+import ml_collections
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    mean_image: np.ndarray  # [S, S, C] float32, pixel values 0..255
+    channel_mean: np.ndarray  # [C] float32, pixel values in [0, 1]
+    channel_std: np.ndarray  # [C] float32, pixel values in [0, 1]
+    eigvals: np.ndarray  # [C] float32, descending, of the [0, 1]-pixel covariance
+    eigvecs: np.ndarray  # [C, C] float32, column i is the eigenvector of eigvals[i]
+    num_images: int
+
+
+class Moments:
+    """Running float64 sums over batches of images: the mean image and pixel moments."""
+
+    def __init__(self):
+        self.num_images, self.num_pixels = 0, 0
+        self.sum_image = self.sum_pixel = self.sum_outer = None
+
+    def add(self, images: np.ndarray) -> None:
+        """images: [B, S, S, C], pixel values 0..255 (any dtype)."""
+        x = np.asarray(images, np.float64)
+        p = x.reshape(-1, x.shape[-1]) / 255.0  # [B*S*S, C]
+        if self.sum_image is None:
+            self.sum_image = np.zeros(x.shape[1:])
+            self.sum_pixel, self.sum_outer = np.zeros(p.shape[1]), np.zeros((p.shape[1],) * 2)
+        self.sum_image += x.sum(0)
+        self.sum_pixel += p.sum(0)
+        self.sum_outer += p.T @ p
+        self.num_images += x.shape[0]
+        self.num_pixels += p.shape[0]
+
+    def finish(self) -> Stats:
+        if not self.num_images:
+            raise ValueError("no images to compute statistics over; the training split is empty")
+        mean = self.sum_pixel / self.num_pixels
+        cov = self.sum_outer / self.num_pixels - np.outer(mean, mean)
+        eigvals, eigvecs = pca(cov)
+        f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+        return Stats(
+            mean_image=f32(self.sum_image / self.num_images),
+            channel_mean=f32(mean),
+            channel_std=f32(np.sqrt(np.diag(cov))),
+            eigvals=f32(eigvals),
+            eigvecs=f32(eigvecs),
+            num_images=self.num_images,
+        )
+
+
+def pca(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending) and eigenvectors (columns) of a covariance matrix.
+
+    Each eigenvector's sign is fixed (largest-magnitude entry positive) so the file does not
+    depend on LAPACK's choice; lighting is symmetric in the sign anyway (a_i ~ N(0, s)).
+    """
+    eigvals, eigvecs = np.linalg.eigh(cov)
+    order = np.argsort(eigvals)[::-1]
+    eigvals, eigvecs = eigvals[order], eigvecs[:, order]
+    signs = np.sign(eigvecs[np.abs(eigvecs).argmax(0), np.arange(len(eigvals))])
+    return np.maximum(eigvals, 0.0), eigvecs * signs
+
+
+def from_images(images: np.ndarray) -> Stats:
+    """Statistics of an in-memory set of images [N, S, S, C] (small datasets)."""
+    m = Moments()
+    for start in range(0, len(images), 4096):
+        m.add(images[start : start + 4096])
+    return m.finish()
+
+
+def file_stem(directory: str, image_size: int) -> str:
+    return os.path.join(directory, f"alexnet_stats_{image_size}")
+
+
+def command_for(c: ml_collections.ConfigDict) -> str:
+    """The command that makes the statistics for `config.input` (the fields they depend on)."""
+    parts = ["python -m alexnet_jax.stats --config=configs/paper.py"]
+    for field in ("dataset", "data_dir", "manual_dir", "stats_dir", "image_size", "train_limit"):
+        if c[field] is not None:
+            parts.append(f"--config.input.{field}={c[field]}")
+    return " ".join(parts)
+
+
+def save(stats: Stats, directory: str, image_size: int, command: str) -> str:
+    """Writes STEM.npz and STEM.json (command, date, image count); returns the .npz path."""
+    os.makedirs(directory, exist_ok=True)
+    stem = file_stem(directory, image_size)
+    np.savez(stem + ".npz", **{k: v for k, v in dataclasses.asdict(stats).items()})
+    info = {
+        "command": command,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "num_images": stats.num_images,
+        "image_size": image_size,
+        "eigvals": stats.eigvals.tolist(),
+        "channel_mean": stats.channel_mean.tolist(),
+        "channel_std": stats.channel_std.tolist(),
+    }
+    with open(stem + ".json", "w") as f:
+        json.dump(info, f, indent=2)
+    return stem + ".npz"
+
+
+def load(directory: str, c: ml_collections.ConfigDict) -> Stats:
+    """The statistics for `config.input`; a missing file is a one-line error with the command."""
+    path = file_stem(directory, c.image_size) + ".npz"
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"dataset statistics {path} are missing; make them once with `{command_for(c)}`"
+        )
+    with np.load(path) as f:
+        return Stats(**{k: f[k] if k != "num_images" else int(f[k]) for k in f.files})
+
+
+def compute(c: ml_collections.ConfigDict, batch_size: int = 64) -> Stats:
+    """One pass over `config.input`'s training split (TFDS), in file order."""
+    import tensorflow as tf
+
+    from alexnet_jax import preprocess, sources
+
+    b = sources.prepare(c)
+    ds = sources.records(b, "train", c.train_limit, shuffle_seed=None, decode=False)
+
+    def fixed_size(ex):
+        image = ex["image"]
+        if image.dtype == tf.string:
+            image = preprocess.decode(image)
+        image = preprocess.resize_small(image, c.image_size)
+        return preprocess.central_crop(image, c.image_size)
+
+    ds = ds.map(fixed_size, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    m = Moments()
+    for i, images in enumerate(ds.as_numpy_iterator()):
+        m.add(images)
+        if i % 100 == 0:
+            print(f"{m.num_images} images", flush=True)
+    return m.finish()
+
+
+def config_from_command(args: list[str]) -> ml_collections.ConfigDict:
+    """The config of `python -m alexnet_jax.stats ARGS` (--config=FILE, --config.x=y overrides)."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    argv = ["alexnet_jax.stats", *args]
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file(
+        "config", None, "Config file (configs/*.py).", flag_values=fv, sys_argv=argv
+    )
+    fv(argv)
+    if fv.config is None:
+        raise ValueError("--config is required, e.g. --config=configs/paper.py")
+    return fv.config
+
+
+def run(args: list[str]) -> str:
+    """The command: computes the statistics of the config's dataset and writes them."""
+    from alexnet_jax import sources
+
+    c = config_from_command(args).input
+    directory = c.stats_dir or sources.builder(c).data_dir
+    st = compute(c)
+    path = save(st, directory, c.image_size, " ".join(["python -m alexnet_jax.stats", *args]))
+    print(f"{st.num_images} images; eigenvalues {st.eigvals}; wrote {path}", flush=True)
+    return path
+
+
+if __name__ == "__main__":
+    try:
+        run(sys.argv[1:])
+    except (ValueError, OSError) as e:  # bad input: one line, no traceback
+        sys.exit(f"error: {e}")

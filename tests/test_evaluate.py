@@ -1,0 +1,181 @@
+"""evaluate.py: center, ten-crop and ensemble errors against numpy, the CLI's JSON (Sec. 4.1, 6)."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from alexnet_jax import checkpoint, evaluate, input_pipeline, models, optim, train
+from tests.conftest import load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Tiny Fashion-MNIST IDX files and two workdirs holding different random-init checkpoints."""
+    root = tmp_path_factory.mktemp("eval")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 16), ("test", 13)):
+        images_name, labels_name = input_pipeline.FASHION_MNIST_FILES[split]
+        _write_idx(str(root / images_name), rng.integers(0, 256, size=(n, 28, 28)))
+        _write_idx(str(root / labels_name), rng.integers(0, 10, size=(n,)))
+    config = load_config("fashion_mnist", "smoke")
+    config.input.update(data_dir=str(root), train_limit=None, eval_limit=None)
+    abstract = evaluate.restore_template(config)["params"]  # shapes only: fast
+    states = []
+    for seed in (1, 2):  # two nets with He-scaled random weights
+        noise = np.random.default_rng(seed)
+        params = jax.tree.map(
+            lambda s, n=noise: (n.normal(size=s.shape) / np.sqrt(np.prod(s.shape[:-1]))).astype(
+                np.float32
+            ),
+            abstract,
+        )
+        states.append(
+            train.TrainState.create(
+                apply_fn=models.create_model(config).apply,
+                params=params,
+                tx=optim.build(config.optim),
+            )
+        )
+    workdirs = []
+    for i, state in enumerate(states):
+        workdir = root / f"run{i}"
+        mngr = checkpoint.create(str(workdir), config.checkpoint)
+        for step in (3, 6):
+            checkpoint.save(mngr, state.replace(step=step), optim.Plateau(lr=0.01))
+        mngr.close()
+        # run0's best recorded error is at step 3, run1's at step 6 (written as training does)
+        errs = {3: 0.5, 6: 0.7} if i == 0 else {3: 0.5, 6: 0.3}
+        with open(workdir / "metrics.jsonl", "w") as f:
+            for step, err in errs.items():
+                f.write(json.dumps({"step": step, "train/loss": 2.0}) + "\n")
+                f.write(json.dumps({"step": step, "eval/top1_err": err}) + "\n")
+        workdirs.append(str(workdir))
+    return config, workdirs, states
+
+
+def _softmax(logits):
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def _reference_probs(config, state, mode):
+    """numpy: mean-image normalisation, zero padding by 2, the ten 28x28 windows by slicing."""
+    c = config.input
+    train_images = input_pipeline.load(c, "train").images.astype(np.float64)
+    test = input_pipeline.load(c, "test")
+    x = (test.images.astype(np.float64) - train_images.mean(0)).astype(np.float32)
+    forward = jax.jit(lambda p, v: state.apply_fn({"params": p}, v, train=False))
+    apply = lambda v: np.asarray(forward(state.params, v), np.float64)  # noqa: E731
+    if mode == "center":
+        return _softmax(apply(x)), test.labels
+    p = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    crops = []
+    for img in (p, p[:, :, ::-1]):
+        for top, left in ((0, 0), (0, 4), (4, 0), (4, 4), (2, 2)):
+            crops.append(img[:, top : top + 28, left : left + 28])
+    assert np.array_equal(crops[4], x)  # the center crop of the padded image is the image
+    return np.mean([_softmax(apply(cr)) for cr in crops], axis=0), test.labels
+
+
+def _errors(probs, labels):
+    order = np.argsort(-probs, axis=1)
+    top1 = np.mean(order[:, 0] != labels)
+    top5 = np.mean([y not in row[:5] for y, row in zip(labels, order, strict=True)])
+    return top1, top5
+
+
+@pytest.fixture(scope="module")
+def both_modes(setup):
+    config, workdirs, _ = setup
+    return evaluate.run(config, workdirs, ["center", "ten_crop"])
+
+
+def test_center_ten_crop_and_ensemble_match_numpy(setup, both_modes):
+    config, workdirs, states = setup
+    rows = both_modes
+    assert [(len(r["checkpoints"]), r["mode"]) for r in rows] == [
+        (1, "center"),
+        (1, "center"),
+        (2, "center"),
+        (1, "ten_crop"),
+        (1, "ten_crop"),
+        (2, "ten_crop"),
+    ]
+    refs = {
+        (m, i): _reference_probs(config, s, m)
+        for m in ("center", "ten_crop")
+        for i, s in enumerate(states)
+    }
+    for mode, (first, second, ensemble) in (("center", rows[:3]), ("ten_crop", rows[3:])):
+        (p1, labels), (p2, _) = refs[mode, 0], refs[mode, 1]
+        for row, probs in ((first, p1), (second, p2), (ensemble, (p1 + p2) / 2)):
+            top1, top5 = _errors(probs, labels)
+            assert row["n"] == 13
+            assert row["top1_err"] == pytest.approx(top1, abs=1e-9), (mode, row)
+            assert row["top5_err"] == pytest.approx(top5, abs=1e-9), (mode, row)
+        assert first["steps"] == [6]  # latest
+    # the modes and the nets really differ (else a wrong crop or average could pass)
+    assert not np.allclose(refs["center", 0][0], refs["ten_crop", 0][0], atol=1e-3)
+    assert not np.allclose(refs["center", 0][0], refs["center", 1][0], atol=1e-3)
+
+
+def test_ensemble_of_two_identical_checkpoints_equals_one(setup):
+    config, workdirs, _ = setup
+    rows = evaluate.run(config, [workdirs[0], workdirs[0]], ["center"])
+    assert rows[2]["checkpoints"] == [workdirs[0]] * 2
+    assert (rows[2]["top1_err"], rows[2]["top5_err"]) == (rows[0]["top1_err"], rows[0]["top5_err"])
+
+
+def test_which_best_picks_the_lowest_recorded_error(setup):
+    config, workdirs, _ = setup
+    best, latest = (evaluate.restore_params(workdirs[0], config, w)[1] for w in ("best", "latest"))
+    assert (best, latest) == (3, 6)
+    assert evaluate.restore_params(workdirs[1], config, "best")[1] == 6
+    os.remove(os.path.join(workdirs[1], "metrics.jsonl"))
+    with pytest.raises(FileNotFoundError, match="metrics.jsonl is missing, so there is no best"):
+        evaluate.restore_params(workdirs[1], config, "best")
+
+
+def test_bad_inputs_are_one_line(setup, tmp_path):
+    config, workdirs, _ = setup
+    with pytest.raises(FileNotFoundError, match="nowhere/checkpoints does not exist"):
+        evaluate.run(config, [str(tmp_path / "nowhere")])
+    with pytest.raises(ValueError, match="'five_crop' is unknown"):
+        evaluate.run(config, workdirs, ["five_crop"])
+    wrong = config.copy_and_resolve_references()
+    wrong.model.fc_features = (256, 256)
+    with pytest.raises(ValueError, match="does not fit --config"):
+        evaluate.run(wrong, workdirs[:1], ["center"])
+
+
+def test_command_line_prints_the_table_and_writes_json(setup, both_modes, tmp_path):
+    config, workdirs, _ = setup
+    out = tmp_path / "eval.json"
+    cmd = [
+        sys.executable, "-m", "alexnet_jax.evaluate", "--config=configs/fashion_mnist.py:smoke",
+        f"--config.input.data_dir={config.input.data_dir}",
+        f"--checkpoints={workdirs[0]},{workdirs[1]}",
+        "--modes=center", f"--out={out}",
+    ]  # fmt: skip
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "ensemble of 2" in r.stdout
+    rows = json.loads(out.read_text())
+    want = [r for r in both_modes if r["mode"] == "center"]
+    assert [
+        {k: r[k] for k in ("checkpoints", "mode", "top1_err", "top5_err", "n")} for r in rows
+    ] == [{k: r[k] for k in ("checkpoints", "mode", "top1_err", "top5_err", "n")} for r in want]

@@ -1,0 +1,289 @@
+"""A tiny fake ILSVRC-2012 through TFDS's imagenet2012 builder, stats.py and the stream pipeline.
+
+The tars have the real layout: a train tar of per-class <wnid>.tar files and a val tar of
+ILSVRC2012_val_<8 digits>.JPEG files, with JPEGs of odd sizes, a grey one, a CMYK one and a
+PNG named .JPEG under the file names the builder fixes (Sec. 2).
+"""
+
+import io
+import json
+import os
+import tarfile
+
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from alexnet_jax import input_pipeline, sources, stats, train
+from tests.conftest import load_config
+
+TFDS_DIR = os.path.dirname(tfds.__file__)
+
+
+def _lines(name: str) -> list[str]:
+    with open(os.path.join(TFDS_DIR, "datasets/imagenet2012", name)) as f:
+        return f.read().split()
+
+
+WNIDS = _lines("labels.txt")  # the 1000 classes, in label order
+VAL_WNIDS = _lines("validation_labels.txt")  # the class of val image i+1
+
+
+def _picture(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = rng.uniform(40, 200, 3) + 30 * np.sin(
+        x[..., None] / rng.uniform(2, 6, 3) + y[..., None] / 5
+    )
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def _encode(image: Image.Image, fmt: str = "JPEG") -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, quality=95)
+    return buf.getvalue()
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def fake_ilsvrc(tmp_path_factory):
+    """manual/ with the two tars; returns (root, {file name: (wnid, RGB pixels PIL decodes)})."""
+    root = tmp_path_factory.mktemp("ilsvrc")
+    pictures = {  # file name -> (class, PIL image); sizes odd and unequal on purpose
+        "n01440764_1.JPEG": ("n01440764", Image.fromarray(_picture(45, 31, 0))),
+        "n01440764_2.JPEG": ("n01440764", Image.fromarray(_picture(30, 52, 1))),
+        "n01440764_3.JPEG": ("n01440764", Image.fromarray(_picture(27, 40, 2)[..., 0], "L")),
+        "n01739381_1309.JPEG": ("n01739381", Image.fromarray(_picture(33, 41, 3)).convert("CMYK")),
+        "n01739381_7.JPEG": ("n01739381", Image.fromarray(_picture(50, 37, 4))),
+        "n02105855_2933.JPEG": ("n02105855", Image.fromarray(_picture(39, 39, 5))),  # a PNG
+        "n02105855_8.JPEG": ("n02105855", Image.fromarray(_picture(29, 44, 6))),
+    }
+    encoded = {
+        name: _encode(im, "PNG" if name == "n02105855_2933.JPEG" else "JPEG")
+        for name, (_, im) in pictures.items()
+    }
+    per_class = {}
+    for name, (wnid, _) in pictures.items():
+        per_class.setdefault(f"{wnid}.tar", {})[name] = encoded[name]
+    manual = root / "manual"
+    manual.mkdir()
+    (manual / "ILSVRC2012_img_train.tar").write_bytes(
+        _tar({name: _tar(files) for name, files in per_class.items()})
+    )
+    val = {f"ILSVRC2012_val_{i:08d}.JPEG": _picture(35 + i, 48 - i, 10 + i) for i in (3, 1, 2)}
+    (manual / "ILSVRC2012_img_val.tar").write_bytes(
+        _tar({name: _encode(Image.fromarray(a)) for name, a in val.items()})
+    )
+    decoded = {n: np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for n, b in encoded.items()}
+    decoded.update(
+        {n: np.asarray(Image.open(io.BytesIO(_encode(Image.fromarray(a))))) for n, a in val.items()}
+    )
+    return root, pictures, decoded
+
+
+def _config(root, **input_overrides):
+    config = load_config("paper")
+    config.model.input_size = 32  # the pipeline only: small images, no 227 net
+    config.input.update(
+        data_dir=str(root / "tfds"),
+        manual_dir=str(root / "manual"),
+        image_size=36,
+        global_batch_size=2,
+        eval_batch_size=2,
+        shuffle_buffer=4,
+    )
+    config.input.update(**input_overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def built(fake_ilsvrc):
+    root, pictures, decoded = fake_ilsvrc
+    config = _config(root)
+    return config, sources.prepare(config.input), pictures, decoded
+
+
+def test_builder_reads_the_tars_and_labels_come_out_right(built):
+    config, b, pictures, decoded = built
+    assert b.info.splits["train"].num_examples == 7
+    assert b.info.splits["validation"].num_examples == 3
+    seen = {}
+    for ex in tfds.as_numpy(b.as_dataset(split="train")):
+        name = ex["file_name"].decode()
+        seen[name] = ex
+        assert ex["label"] == WNIDS.index(pictures[name][0])  # the class is the inner tar's name
+    assert sorted(seen) == sorted(pictures)
+    grey = seen["n01440764_3.JPEG"]["image"]
+    assert grey.shape == (27, 40, 3) and (grey[..., 0] == grey[..., 2]).all()
+    for name in (
+        "n01440764_1.JPEG",
+        "n01440764_3.JPEG",
+        "n01739381_1309.JPEG",
+        "n02105855_2933.JPEG",
+    ):
+        # CMYK -> RGB and PNG -> JPEG by the builder: the colours PIL sees in the originals
+        diff = np.abs(seen[name]["image"].astype(float) - decoded[name])
+        assert diff.mean() < 3, (name, diff.mean())
+    val = {
+        ex["file_name"].decode(): ex["label"]
+        for ex in tfds.as_numpy(b.as_dataset(split="validation"))
+    }
+    # the shipped label file, in the order of the sorted file names
+    assert val == {f"ILSVRC2012_val_{i:08d}.JPEG": WNIDS.index(VAL_WNIDS[i - 1]) for i in (1, 2, 3)}
+
+
+def _reference_fixed_size(pixels: np.ndarray, size: int) -> np.ndarray:
+    """PIL: shorter side to `size` (bilinear), the central size x size window."""
+    h, w = pixels.shape[:2]
+    scale = size / min(h, w)
+    new = (int(np.floor(w * scale + 0.5)), int(np.floor(h * scale + 0.5)))
+    x = np.asarray(Image.fromarray(pixels).resize(new, Image.BILINEAR), np.float64)
+    top, left = (x.shape[0] - size) // 2, (x.shape[1] - size) // 2
+    return x[top : top + size, left : left + size]
+
+
+def test_statistics_command_then_the_stream_pipeline(built, fake_ilsvrc):
+    config, b, pictures, decoded = built
+    with pytest.raises(
+        FileNotFoundError, match="make them once with `python -m alexnet_jax.stats"
+    ) as e:
+        input_pipeline.create(config)
+    command = str(e.value).split("`")[1].split()
+    assert command[:4] == ["python", "-m", "alexnet_jax.stats", "--config=configs/paper.py"]
+    stats.run(command[3:])  # the command, in this process
+    with open(os.path.join(b.data_dir, "alexnet_stats_36.json")) as f:
+        assert json.load(f)["command"] == " ".join(command)
+    st = stats.load(b.data_dir, config.input)
+    # the mean image: PIL-rescaled, centrally cropped training images, averaged
+    train_names = [n for n in pictures]
+    want_mean = np.mean([_reference_fixed_size(decoded[n], 36) for n in train_names], axis=0)
+    assert st.num_images == 7
+    assert np.abs(st.mean_image - want_mean).mean() < 1.5
+    pixels = (
+        np.concatenate([_reference_fixed_size(decoded[n], 36).reshape(-1, 3) for n in train_names])
+        / 255
+    )
+    np.testing.assert_allclose(st.channel_mean, pixels.mean(0), atol=0.01)
+
+    data = input_pipeline.create(config)
+    assert (data.num_train, data.num_eval) == (7, 3)
+    # evaluation, "center": Sec. 2's preprocessing minus the mean image, against PIL
+    batches = list(data.eval("center"))
+    assert [b_["mask"].sum() for b_ in batches] == [2, 1]
+    images = np.concatenate([b_["image"].reshape(-1, 32, 32, 3) for b_ in batches])[:3]
+    val_names = [f"ILSVRC2012_val_{i:08d}.JPEG" for i in (1, 2, 3)]
+    # the stored val order is the builder's; match each image to its reference by label
+    labels = np.concatenate([b_["label"].reshape(-1) for b_ in batches])[:3]
+    for image, label in zip(images, labels, strict=True):
+        name = next(n for i, n in enumerate(val_names) if WNIDS.index(VAL_WNIDS[i]) == label)
+        want = (_reference_fixed_size(decoded[name], 36) - st.mean_image)[2:34, 2:34]
+        assert np.abs(image - want).mean() < 1.5, name
+    ten = next(data.eval("ten_crop"))["image"]
+    assert ten.shape == (2, 1, 10, 32, 32, 3)
+    np.testing.assert_allclose(ten[:, :, 4], batches[0]["image"])  # crop 4 is the center crop
+
+
+def test_stream_training_order_is_seeded_and_resumes_exactly(built):
+    config, b, _, _ = built
+    data = input_pipeline.create(config)  # needs the stats from the test above
+    it = data.train(0)
+    first = [next(it) for _ in range(6)]  # two epochs of 3 steps (7 images, batch 2)
+    assert first[0]["image"].shape == (2, 1, 32, 32, 3)
+    resumed = data.train(4)
+    for want in first[4:]:
+        got = next(resumed)
+        np.testing.assert_array_equal(got["image"], want["image"])
+        np.testing.assert_array_equal(got["label"], want["label"])
+    again = next(input_pipeline.create(config).train(0))
+    np.testing.assert_array_equal(again["image"], first[0]["image"])
+    epoch0 = np.concatenate([x["image"].reshape(2, -1) for x in first[:3]])
+    epoch1 = np.concatenate([x["image"].reshape(2, -1) for x in first[3:]])
+    assert not np.array_equal(epoch0, epoch1)  # a new order and new crops each epoch
+
+
+def test_augmentation_is_switchable_and_each_switch_changes_the_image():
+    """config.input.augment: each of Sec. 4.1's three augmentations on its own (ablations)."""
+    c = load_config("paper").input
+    rng = np.random.default_rng(0)
+    image = tf.constant(rng.normal(0, 50, (36, 36, 3)), tf.float32)
+    st = stats.from_images(rng.integers(0, 256, (4, 8, 8, 3)))
+    off = dict(random_crop=False, flip=False, pca_lighting=False, pca_std=0.1)
+    c.augment.update(off)
+    assert input_pipeline.augmenter(c, 32, st) is None  # all off: the central crop
+    center = image[2:34, 2:34].numpy()
+    seeds = [tf.constant([0, i], tf.int64) for i in range(8)]
+    for switch in ("random_crop", "flip", "pca_lighting"):
+        c.augment.update({**off, switch: True})
+        f = input_pipeline.augmenter(c, 32, st)
+        outs = [f(image, seed).numpy() for seed in seeds]
+        assert all(o.shape == (32, 32, 3) for o in outs)
+        assert any(not np.allclose(o, center) for o in outs), switch
+        if switch == "pca_lighting":  # one constant per channel over the whole image
+            shift = outs[0] - center
+            np.testing.assert_allclose(shift, np.broadcast_to(shift[0, 0], shift.shape), atol=1e-3)
+        if switch == "flip":
+            assert all(
+                np.array_equal(o, center) or np.array_equal(o, center[:, ::-1]) for o in outs
+            )
+
+
+def test_bad_inputs_are_one_line(fake_ilsvrc, tmp_path):
+    root = fake_ilsvrc[0]
+    fresh = dict(data_dir=str(tmp_path / "tfds"))
+    cases = [
+        (dict(manual_dir=None), ValueError, "config.input.manual_dir is not set"),
+        (dict(manual_dir=str(tmp_path)), FileNotFoundError, "ILSVRC2012_img_train.tar is missing"),
+        (dict(dataset="imagenet_2012"), ValueError, "TFDS does not know config.input.dataset="),
+    ]  # fmt: skip
+    for overrides, error, message in cases:
+        with pytest.raises(error, match=message) as e:
+            input_pipeline.create(_config(root, **{**fresh, **overrides}))
+        assert "\n" not in str(e.value)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "ILSVRC2012_img_train.tar").write_text("<html>404 Not Found</html>")
+    (bad / "ILSVRC2012_img_val.tar").write_bytes(
+        (root / "manual/ILSVRC2012_img_val.tar").read_bytes()
+    )
+    with pytest.raises(ValueError, match="bad/ILSVRC2012_img_train.tar is not a tar archive"):
+        input_pipeline.create(_config(root, manual_dir=str(bad), **fresh))
+    with pytest.raises(
+        ValueError,
+        match=r"eval_split='val': imagenet2012 has no such split; it has \['train', 'validation'",
+    ):
+        input_pipeline.create(_config(root, eval_split="val"))  # fmt: skip
+
+
+@pytest.fixture
+def fast_compile():
+    """Smoke test only (flax's train_test.py does the same): XLA skips most optimizations."""
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", False)
+
+
+def test_cifar10_through_one_training_step(tmp_path, fast_compile):
+    config = load_config("cifar10", "smoke")
+    config.model.conv.features = (16, 32, 32, 32, 32)  # narrower: one step is what is tested
+    config.model.fc_features = (64, 64)
+    config.input.update(train_limit=None, eval_limit=None)
+    config.max_steps = 1
+    with tfds.testing.mock_data(num_examples=16):
+        summary = train.train_and_evaluate(config, str(tmp_path))
+    assert summary["step"] == config.max_steps == 1
+    assert 0.0 <= summary["eval/top1_err"] <= 1.0 and np.isfinite(summary["eval/loss"])
+    with open(tmp_path / "metrics.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    assert np.isfinite(rows[0]["train/loss"]) and rows[0]["step"] == 1

@@ -1,0 +1,159 @@
+"""preprocess.py and stats.py against PIL, numpy slicing and known covariances (Sec. 2, 4.1)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from alexnet_jax import preprocess, stats
+
+
+def _smooth_image(h: int, w: int, seed: int) -> np.ndarray:
+    """A uint8 RGB image with structure at several scales (so resampling errors show)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    out = [
+        128 + 100 * np.sin(2 * np.pi * (rng.uniform(1, 4) * x + rng.uniform(1, 4) * y + c))
+        for c in range(3)
+    ]
+    return np.clip(np.stack(out, -1) + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("h,w,size", [(37, 53, 24), (90, 61, 32), (10, 14, 24), (40, 40, 24)])
+def test_resize_small_matches_pil(h, w, size):
+    image = _smooth_image(h, w, seed=h)
+    got = preprocess.resize_small(tf.constant(image), size).numpy()
+    short, long_ = min(h, w), max(h, w)
+    new_long = int(np.floor(long_ * size / short + 0.5))
+    want_hw = (size, new_long) if h <= w else (new_long, size)
+    assert got.shape == (*want_hw, 3) and got.dtype == np.float32
+    want = np.asarray(Image.fromarray(image).resize(want_hw[::-1], Image.BILINEAR), np.float64)
+    diff = np.abs(got - want)
+    assert diff.mean() < 1.0 and np.percentile(diff, 99) < 4.0, (diff.mean(), diff.max())
+    nearest = np.asarray(Image.fromarray(image).resize(want_hw[::-1], Image.NEAREST), np.float64)
+    assert np.abs(got - nearest).mean() > 2 * diff.mean()  # the comparison can tell filters apart
+
+
+@pytest.mark.parametrize("h,w,size", [(9, 12, 4), (8, 8, 5), (256, 341, 227)])
+def test_central_crop_is_the_floor_centred_window(h, w, size):
+    image = np.arange(h * w * 2).reshape(h, w, 2)
+    got = preprocess.central_crop(tf.constant(image), size).numpy()
+    top, left = (h - size) // 2, (w - size) // 2
+    np.testing.assert_array_equal(got, image[top : top + size, left : left + size])
+
+
+def test_ten_crop_returns_exactly_the_ten_patches():
+    image = np.arange(7 * 9 * 3).reshape(7, 9, 3)  # every pixel distinct
+    got = preprocess.ten_crop(tf.constant(image), 5).numpy()
+    mirror = image[:, ::-1]
+    want = [
+        image[0:5, 0:5],  # top-left
+        image[0:5, 4:9],  # top-right
+        image[2:7, 0:5],  # bottom-left
+        image[2:7, 4:9],  # bottom-right
+        image[1:6, 2:7],  # center
+        mirror[0:5, 0:5],  # the same five of the reflected image
+        mirror[0:5, 4:9],
+        mirror[2:7, 0:5],
+        mirror[2:7, 4:9],
+        mirror[1:6, 2:7],
+    ]
+    np.testing.assert_array_equal(got, np.stack(want))
+    batched = preprocess.ten_crop(tf.constant(np.stack([image, image + 1000])), 5).numpy()
+    np.testing.assert_array_equal(batched[1], np.stack(want) + 1000)  # [B, 10, ...]
+    # the reflected five are the reflections of the five, up to corner order
+    np.testing.assert_array_equal(got[6], got[0][:, ::-1])
+    np.testing.assert_array_equal(got[9], got[4][:, ::-1])
+
+
+def test_random_crop_and_flip_are_uniform_windows_fixed_by_the_seed():
+    image = np.arange(12 * 12).reshape(12, 12, 1).astype(np.float32)
+    offsets, flips = [], []
+    for i in range(100):
+        seed = tf.constant([7, i], tf.int64)
+        crop = preprocess.random_crop(tf.constant(image), 8, seed).numpy()
+        top, left = divmod(int(crop[0, 0, 0]), 12)
+        np.testing.assert_array_equal(crop, image[top : top + 8, left : left + 8])
+        offsets.append((top, left))
+        again = preprocess.random_crop(tf.constant(image), 8, seed).numpy()
+        np.testing.assert_array_equal(crop, again)  # stateless: same seed, same crop
+        flipped = preprocess.flip(tf.constant(image), seed).numpy()
+        assert np.array_equal(flipped, image) or np.array_equal(flipped, image[:, ::-1])
+        flips.append(not np.array_equal(flipped, image))
+    tops, lefts = zip(*offsets, strict=True)
+    assert set(tops) == set(range(5)) and set(lefts) == set(range(5))  # every offset 0..4
+    assert 30 < sum(flips) < 70  # p = 1/2
+
+
+def test_pca_lighting_noise_has_the_eigen_covariance():
+    """Cov(shift) = std^2 P diag(l)^2 P^T (times scale^2): the a_i are N(0, std), independent."""
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    eigvals = np.array([0.2, 0.02, 0.005], np.float32)
+    image = tf.zeros([2, 2, 3])
+    kw = dict(eigvals=tf.constant(eigvals), eigvecs=tf.constant(q, tf.float32), std=0.1)
+    scale = tf.constant([255.0, 255.0, 255.0])
+
+    @tf.function
+    def shifts(seeds):
+        return tf.map_fn(
+            lambda s: preprocess.pca_lighting(image, s, scale=scale, **kw)[0, 0], seeds,
+            fn_output_signature=tf.float32,
+        )  # fmt: skip
+
+    n = 20000
+    seeds = tf.stack([tf.fill([n], tf.constant(3, tf.int64)), tf.range(n, dtype=tf.int64)], 1)
+    s = shifts(seeds).numpy().astype(np.float64)
+    want = 255.0**2 * 0.1**2 * q @ np.diag(eigvals.astype(np.float64) ** 2) @ q.T
+    np.testing.assert_allclose(np.cov(s.T), want, atol=0.04 * np.trace(want))
+    np.testing.assert_allclose(s.mean(0), 0, atol=0.05 * np.sqrt(np.trace(want)))
+    # in the eigenbasis the components are uncorrelated with std 255 * 0.1 * l_i
+    np.testing.assert_allclose((s @ q).std(0), 255 * 0.1 * eigvals, rtol=0.03)
+    # every pixel of an image gets the same shift
+    img = preprocess.pca_lighting(image, tf.constant([3, 0], tf.int64), scale=scale, **kw).numpy()
+    np.testing.assert_allclose(img, np.broadcast_to(s[0], img.shape), rtol=1e-5)
+
+
+def test_stats_recover_a_known_covariance_and_the_mean_image():
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    eigvals = np.array([0.03, 0.006, 0.001])
+    mu = np.array([0.45, 0.4, 0.35])
+    cov = q @ np.diag(eigvals) @ q.T
+    images = 255 * (mu + rng.normal(size=(60, 16, 16, 3)) @ np.linalg.cholesky(cov).T)
+    got = stats.from_images(images)
+    pixels = images.reshape(-1, 3) / 255
+    # exact against numpy on the same pixels (population covariance)...
+    np.testing.assert_allclose(got.mean_image, images.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(got.channel_mean, pixels.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(got.channel_std, pixels.std(0), rtol=1e-5)
+    sample = np.cov(pixels.T, bias=True)
+    np.testing.assert_allclose(
+        got.eigvecs @ np.diag(got.eigvals) @ got.eigvecs.T, sample, atol=1e-7
+    )
+    # ...and the known eigens recovered from the 15,360 draws
+    np.testing.assert_allclose(got.eigvals, eigvals, rtol=0.05)
+    for i in range(3):
+        assert abs(abs(got.eigvecs[:, i] @ q[:, i]) - 1) < 0.01
+    assert list(got.eigvals) == sorted(got.eigvals, reverse=True)
+
+
+def test_statistics_file_round_trip_and_missing_file_message(tmp_path):
+    from configs import paper
+
+    c = paper.get_config().input
+    c.data_dir, c.manual_dir = "/data/tfds", "/data/ilsvrc"
+    with pytest.raises(FileNotFoundError) as e:
+        stats.load(str(tmp_path), c)
+    msg = str(e.value)
+    assert (
+        "alexnet_stats_256.npz are missing; make them once with `python -m alexnet_jax.stats" in msg
+    )
+    assert "--config.input.manual_dir=/data/ilsvrc" in msg and "\n" not in msg
+    st = stats.from_images(np.random.default_rng(0).integers(0, 256, (4, 256, 256, 3)))
+    stats.save(st, str(tmp_path), 256, "python -m alexnet_jax.stats --config=X")
+    back = stats.load(str(tmp_path), c)
+    for field in ("mean_image", "eigvals", "eigvecs", "channel_mean", "channel_std"):
+        np.testing.assert_array_equal(getattr(back, field), getattr(st, field))
+    assert back.num_images == 4
+    assert "--config=X" in (tmp_path / "alexnet_stats_256.json").read_text()
