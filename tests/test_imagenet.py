@@ -239,6 +239,27 @@ def test_augmentation_is_switchable_and_each_switch_changes_the_image():
             )
 
 
+def test_mean_std_normalisation_is_torchvision_style():
+    """config.input.normalize="mean_std": (x / 255 - mean_c) / std_c from the stored stats."""
+    c = load_config("paper").input
+    c.update(normalize="mean_std", image_size=8)
+    rng = np.random.default_rng(0)
+    st = stats.from_images(rng.integers(0, 256, (5, 8, 8, 3)))
+    x = rng.uniform(0, 255, (8, 8, 3)).astype(np.float32)
+    got = input_pipeline._stream_normalizer(c, st)(tf.constant(x)).numpy()
+    want = (x / 255.0 - st.channel_mean) / st.channel_std
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    c.normalize = "mean_image"
+    got = input_pipeline._stream_normalizer(c, st)(tf.constant(x)).numpy()
+    np.testing.assert_allclose(got, x - st.mean_image, rtol=1e-6)
+    c.image_size = 16
+    with pytest.raises(ValueError, match="the mean image is 8x8 but config.input.image_size=16"):
+        input_pipeline._stream_normalizer(c, st)
+    c.normalize = "zca"
+    with pytest.raises(ValueError, match="config.input.normalize='zca' is unknown"):
+        input_pipeline._stream_normalizer(c, st)
+
+
 def test_bad_inputs_are_one_line(fake_ilsvrc, tmp_path):
     root = fake_ilsvrc[0]
     fresh = dict(data_dir=str(tmp_path / "tfds"))
@@ -259,6 +280,11 @@ def test_bad_inputs_are_one_line(fake_ilsvrc, tmp_path):
     )
     with pytest.raises(ValueError, match="bad/ILSVRC2012_img_train.tar is not a tar archive"):
         input_pipeline.create(_config(root, manual_dir=str(bad), **fresh))
+    # a per-class tar inside the train tar that is not a tar (a truncated download)
+    (bad / "ILSVRC2012_img_train.tar").write_bytes(_tar({"n01440764.tar": b"\x00garbage" * 99}))
+    with pytest.raises(ValueError, match="TFDS could not build imagenet2012 from .*bad: ") as e:
+        input_pipeline.create(_config(root, manual_dir=str(bad), **fresh))
+    assert "\n" not in str(e.value)
     with pytest.raises(
         ValueError,
         match=r"eval_split='val': imagenet2012 has no such split; it has \['train', 'validation'",
