@@ -79,9 +79,11 @@ def check_split(b: tfds.core.DatasetBuilder, split: str, field: str) -> None:
         raise ValueError(f"{field}={split!r}: {b.name} has no such split; it has {have}")
 
 
-def split_spec(split: str, limit: int | None) -> str:
-    """'train' or, with a limit, the TFDS slice 'train[:limit]' (tests and smoke runs)."""
-    return split if limit is None else f"{split}[:{limit}]"
+def split_spec(b: tfds.core.DatasetBuilder, split: str, limit: int | None) -> str:
+    """'train' or, with a limit below the split's size, the TFDS slice 'train[:limit]'."""
+    if limit is None or (split in b.info.splits and limit >= b.info.splits[split].num_examples):
+        return split
+    return f"{split}[:{limit}]"
 
 
 def num_examples(b: tfds.core.DatasetBuilder, split: str, limit: int | None) -> int:
@@ -105,7 +107,7 @@ def records(
     """
     skip = not decode and isinstance(b.info.features["image"], tfds.features.Image)
     ds = b.as_dataset(
-        split=split_spec(split, limit),
+        split=split_spec(b, split, limit),
         shuffle_files=shuffle_seed is not None,
         decoders={"image": tfds.decode.SkipDecoding()} if skip else None,
         read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed, add_tfds_id=False),

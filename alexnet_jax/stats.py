@@ -99,7 +99,7 @@ def file_stem(directory: str, image_size: int) -> str:
 def command_for(c: ml_collections.ConfigDict) -> str:
     """The command that makes the statistics for `config.input` (the fields they depend on)."""
     parts = ["python -m alexnet_jax.stats --config=configs/paper.py"]
-    for field in ("dataset", "data_dir", "manual_dir", "stats_dir", "image_size", "train_limit"):
+    for field in ("dataset", "data_dir", "manual_dir", "stats_dir", "image_size"):
         if c[field] is not None:
             parts.append(f"--config.input.{field}={c[field]}")
     return " ".join(parts)
@@ -136,13 +136,17 @@ def load(directory: str, c: ml_collections.ConfigDict) -> Stats:
 
 
 def compute(c: ml_collections.ConfigDict, batch_size: int = 64) -> Stats:
-    """One pass over `config.input`'s training split (TFDS), in file order."""
+    """One pass over `config.input`'s whole training split (TFDS), in file order.
+
+    config.input.train_limit is ignored: the statistics are the training set's (Sec. 2), so a
+    short run and a full one share one file.
+    """
     import tensorflow as tf
 
     from alexnet_jax import preprocess, sources
 
     b = sources.prepare(c)
-    ds = sources.records(b, "train", c.train_limit, shuffle_seed=None, decode=False)
+    ds = sources.records(b, "train", None, shuffle_seed=None, decode=False)
 
     def fixed_size(ex):
         image = ex["image"]
