@@ -161,7 +161,7 @@ def _write_csv(path: str, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-def provenance_lines(sweep_command: str, manifest: dict, runs: dict[str, dict]) -> str:
+def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) -> str:
     """Command, config, git commit(s), hardware, summed wall time and dates of the runs."""
     rs = list(runs.values())
     commits = sorted({r["git_commit"] for r in rs})
@@ -172,7 +172,8 @@ def provenance_lines(sweep_command: str, manifest: dict, runs: dict[str, dict]) 
     span = max(t + r["wall_time_s"] for t, r in zip(starts, rs, strict=True)) - min(starts)
     return "\n".join(
         [
-            f"- command: `{sweep_command}`",
+            f"- runs made by: `{manifest.get('command', 'unknown')}`",
+            f"- table made by: `{table_command}`",
             f"- sweep: `{manifest['sweep']}`; config: `{manifest['config']}`; seeds: "
             f"{manifest['seeds']}; each run's command is in `runs/*/*/provenance.json`",
             f"- git commit: {', '.join(commits)}",
@@ -187,7 +188,7 @@ def provenance_lines(sweep_command: str, manifest: dict, runs: dict[str, dict]) 
     )
 
 
-def ablation_table(workdir: str, out: str, sweep_command: str) -> list[dict]:
+def ablation_table(workdir: str, out: str, table_command: str) -> list[dict]:
     """Reads WORKDIR/sweep.json's runs, writes OUT/ablations.{md,csv}, OUT/runs.csv, OUT/runs/."""
     with open(os.path.join(workdir, sweep_lib.MANIFEST)) as f:
         manifest = json.load(f)
@@ -210,7 +211,7 @@ def ablation_table(workdir: str, out: str, sweep_command: str) -> list[dict]:
     text = "\n\n".join(
         [
             "# Ablations: test error per variant, mean ± std over seeds",
-            provenance_lines(sweep_command, manifest, runs),
+            provenance_lines(table_command, manifest, runs),
             ablation_markdown(rows, manifest["baseline"]),
         ]
     )
@@ -273,8 +274,8 @@ def table2_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def table2(eval_json: str, out: str, command: str) -> list[dict]:
-    """eval.json (alexnet_jax.evaluate) -> OUT/table2.{md,csv}."""
+def table2(eval_json: str, out: str, command: str, eval_command: str = "") -> list[dict]:
+    """eval.json (alexnet_jax.evaluate) -> OUT/table2.{md,csv}; `eval_command` made eval.json."""
     if not os.path.isfile(eval_json):
         raise FileNotFoundError(f"--eval_json={eval_json} does not exist; run alexnet_jax.evaluate")
     with open(eval_json) as f:
@@ -285,7 +286,9 @@ def table2(eval_json: str, out: str, command: str) -> list[dict]:
     with open(os.path.join(out, "table2.md"), "w") as f:
         f.write(
             "# Table 2 style: one net vs an ensemble, center crop vs ten crops\n\n"
-            f"- command: `{command}`\n- source: `{eval_json}`\n\n" + table2_markdown(rows)
+            f"- eval.json made by: `{eval_command or 'not given'}`\n"
+            f"- table made by: `{command}`\n- source: `{eval_json}`; errors in %, ± is the "
+            "std over single nets\n\n" + table2_markdown(rows)
         )
     return rows
 
@@ -297,8 +300,8 @@ def define_flags() -> None:
     """The command-line flags (defined only when run as a program, so modules import cleanly)."""
     flags.DEFINE_string("workdir", None, "A sweep's workdir (holds sweep.json).")
     flags.DEFINE_string("eval_json", None, "alexnet_jax.evaluate's output, for the Table 2 table.")
+    flags.DEFINE_string("eval_command", "", "The alexnet_jax.evaluate command (provenance).")
     flags.DEFINE_string("out", None, "Directory for the tables (e.g. experiments/results/NAME).")
-    flags.DEFINE_string("sweep_command", None, "The command that made the runs (for provenance).")
 
 
 def main(argv: list[str]) -> None:
@@ -306,14 +309,14 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.out or not (FLAGS.workdir or FLAGS.eval_json):
         sys.exit("error: give --out and --workdir (ablations) and/or --eval_json (Table 2)")
-    command = FLAGS.sweep_command or "python -m " + " ".join(["experiments.tables", *sys.argv[1:]])
+    command = " ".join(["python -m experiments.tables", *sys.argv[1:]])
     try:
         if FLAGS.workdir:
             ablation_table(FLAGS.workdir, FLAGS.out, command)
             with open(os.path.join(FLAGS.out, "ablations.md")) as f:
                 print(f.read())
         if FLAGS.eval_json:
-            table2(FLAGS.eval_json, FLAGS.out, command)
+            table2(FLAGS.eval_json, FLAGS.out, command, FLAGS.eval_command)
             with open(os.path.join(FLAGS.out, "table2.md")) as f:
                 print(f.read())
     except (ValueError, FileNotFoundError) as e:

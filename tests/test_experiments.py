@@ -179,7 +179,8 @@ def test_table_holds_the_numbers_of_the_runs_metrics_files(tiny_sweep, tmp_path)
     )
     md = (tmp_path / "ablations.md").read_text()
     for line in (
-        "- command:",
+        "- runs made by: `python -m experiments.sweep --sweep=",
+        "- table made by:",
         "- git commit:",
         "- hardware:",
         "- wall time:",
