@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from alexnet_jax import train
+from alexnet_jax import parallel, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
@@ -22,6 +22,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    parallel.initialize_distributed(FLAGS.config.distributed)  # before JAX meets a device
     logging.info(
         "JAX process %d/%d, local devices %s",
         jax.process_index(),

@@ -26,16 +26,23 @@ def _errors(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]
 
 
 def train_step(
-    state: TrainState, batch: Batch, dropout_key: jax.Array
+    state: TrainState, batch: Batch, dropout_key: jax.Array, axis_name: str | None = "batch"
 ) -> tuple[TrainState, Metrics]:
     """One step of Sec. 5's SGD on this device's share of the global batch.
 
     Pure. Mapped over axis "batch" (parallel.data_parallel): gradients and metrics are averaged
     there, so D devices take the same step as one device on the whole batch. Dropout masks
-    differ per step and per device.
+    differ per step and per device. With `axis_name=None` the step sees the whole global batch
+    (jit over a mesh, parallel.Plan): no collectives here, the shardings place the work.
     """
-    key = jax.random.fold_in(
-        jax.random.fold_in(dropout_key, state.step), jax.lax.axis_index("batch")
+    # With axis_name=None the whole batch is replica 0: one device draws the masks it drew
+    # under pmap, and a mesh of any size draws those of one device (sharding-invariant bits).
+    replica = 0 if axis_name is None else jax.lax.axis_index(axis_name)
+    key = jax.random.fold_in(jax.random.fold_in(dropout_key, state.step), replica)
+    pmean = (
+        (lambda x: x)
+        if axis_name is None
+        else functools.partial(jax.lax.pmean, axis_name=axis_name)
     )
 
     def loss_fn(params):
@@ -46,21 +53,22 @@ def train_step(
         return loss, logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    grads = jax.lax.pmean(grads, axis_name="batch")
+    grads = pmean(grads)
     top1, _ = _errors(logits, batch["label"])
-    m = jax.lax.pmean({"train/loss": loss, "train/top1_err": top1.mean()}, axis_name="batch")
+    m = pmean({"train/loss": loss, "train/top1_err": top1.mean()})
     m["lr"] = state.opt_state.hyperparams["learning_rate"]
     return state.apply_gradients(grads=grads), m
 
 
-def eval_step(state: TrainState, batch: Batch) -> Metrics:
+def eval_step(state: TrainState, batch: Batch, axis_name: str | None = "batch") -> Metrics:
     """Sums over the real (mask=1) examples of this batch, all devices: loss, errors, count."""
     logits = state.apply_fn({"params": state.params}, batch["image"], train=False)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
     top1, top5 = _errors(logits, batch["label"])
     mask = batch["mask"]
     sums = {"loss": loss * mask, "top1": top1 * mask, "top5": top5 * mask, "n": mask}
-    return jax.lax.psum({k: v.sum() for k, v in sums.items()}, axis_name="batch")
+    sums = {k: v.sum() for k, v in sums.items()}
+    return sums if axis_name is None else jax.lax.psum(sums, axis_name=axis_name)
 
 
 def evaluate(p_eval, state, split, config, normalize) -> dict[str, float]:
@@ -80,7 +88,7 @@ def evaluate_batches(p_eval, state, batches, n: int) -> dict[str, float]:
     for batch in batches:
         sums = p_eval(state, batch)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-    t = {k: float(v[0]) for k, v in jax.device_get(totals).items()}
+    t = {k: float(np.ravel(v)[0]) for k, v in jax.device_get(totals).items()}  # pmap: [D]
     assert t["n"] == n, (t["n"], n)
     return {
         "eval/loss": t["loss"] / t["n"],
@@ -129,11 +137,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         )
     total = config.max_steps or config.num_epochs * steps_per_epoch
     init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
+    plan = parallel.create(config, models.create_model(config))
 
     state = create_state(config, init_key)
     print(
         f"{models.count_params(state.params):,} learned parameters; {total} steps of "
-        f"{c.global_batch_size} on {jax.local_device_count()} x {jax.devices()[0]}",
+        f"{c.global_batch_size} on {jax.local_device_count()} x {jax.devices()[0]}, "
+        f"{config.parallelism} parallel on a mesh {dict(plan.mesh.shape)}",
         flush=True,
     )
     plateau = optim.Plateau(lr=config.optim.base_lr)
@@ -142,11 +152,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     step = int(state.step)
     if step:
         print(f"resumed from {mngr.directory} at step {step}", flush=True)
-    state = parallel.replicate(state)
-    p_train = parallel.data_parallel(
-        functools.partial(train_step, dropout_key=dropout_key), donate_state=True
+    state = plan.place(state)  # config.parallelism: "data", "model" (Sec. 3.2) or both
+    p_train = plan.step(
+        functools.partial(train_step, dropout_key=dropout_key, axis_name=None), donate=True
     )
-    p_eval = parallel.data_parallel(eval_step, donate_state=False)
+    p_eval = plan.step(functools.partial(eval_step, axis_name=None), donate=False)
     batches = data.train(step)  # from this step on: resumes exactly
     s = config.schedule
     plateau_kw = dict(
@@ -166,12 +176,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             return
         host = jax.device_get(pending)
         for i, m in host:
-            if not np.isfinite(m["train/loss"][0]):
+            if not np.isfinite(m["train/loss"]):
                 raise FloatingPointError(
-                    f"non-finite training loss {m['train/loss'][0]} at step {i}; the last good "
+                    f"non-finite training loss {m['train/loss']} at step {i}; the last good "
                     f"checkpoint is in {mngr.directory}"
                 )
-        scalars = {k: float(np.mean([m[k][0] for _, m in host])) for k in host[0][1]}
+        scalars = {k: float(np.mean([m[k] for _, m in host])) for k in host[0][1]}
         dt = time.time() - t_log
         scalars["images_per_sec"] = steps_since * c.global_batch_size / dt
         run.write(step, scalars)
@@ -215,9 +225,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             if epoch_end or last or step % config.checkpoint.every_steps == 0 or stop.signum:
                 flush()
                 evals = {k: v for k, v in summary.items() if k.startswith("eval/")}
-                checkpoint.save(
-                    mngr, parallel.unreplicate(state), plateau, evals if epoch_end or last else None
-                )
+                checkpoint.save(mngr, state, plateau, evals if epoch_end or last else None)
                 t_log = time.time()  # images/s counts training steps only
             if stop.signum:
                 print(

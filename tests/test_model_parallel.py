@@ -1,0 +1,202 @@
+"""The paper's two-tower model parallelism (Sec. 3.2, Fig. 2) and data+model on a device mesh.
+
+Against the single-device model (same params, same batch, dropout off) to 1e-5 relative, and
+against the independent float64 PyTorch net of tests/reference.py.
+"""
+
+import functools
+import gzip
+import re
+
+import jax
+import numpy as np
+import optax
+import pytest
+import torch
+
+from alexnet_jax import checkpoint, input_pipeline, models, optim, parallel, train
+from benchmarks import comm_model_parallel as comm
+from tests import reference, tiny
+
+
+def _loss_and_grads(apply_fn, params, batch):
+    def loss_fn(p):
+        logits = apply_fn({"params": p}, batch["image"], train=False)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+        return loss, logits
+
+    return jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(params)
+
+
+@pytest.mark.multidevice
+def test_logits_and_every_gradient_equal_the_single_device_model_and_torch():
+    config = tiny.config()
+    model = models.create_model(config)
+    params = jax.device_get(tiny.train_state(config).params)
+    batch = tiny.batch(config)
+    mesh = parallel.make_mesh("model", 2)
+    sharded = jax.device_put(params, parallel.shardings(params, mesh))
+    (_, logits), grads = _loss_and_grads(parallel.tower_apply(model, mesh), sharded, batch)
+    (_, want_logits), want_grads = _loss_and_grads(model.apply, params, batch)
+    assert tiny.rel(logits, want_logits) < 1e-5
+    for layer in params:
+        for leaf in ("kernel", "bias"):
+            g, w = grads[layer][leaf], want_grads[layer][leaf]
+            assert np.linalg.norm(w) > 0, (layer, leaf)
+            assert tiny.rel(g, w) < 1e-5, (layer, leaf)
+    # The independent oracle: float64 PyTorch with each tower's LRN window cut at channel C/2.
+    tparams = reference.to_torch_params(params)
+    m = config.model.to_dict()
+    torch_logits = reference.torch_alexnet(tparams, m, batch["image"])
+    assert tiny.rel(logits, torch_logits.detach().numpy()) < 1e-5
+    torch.nn.functional.cross_entropy(torch_logits, torch.tensor(batch["label"]).long()).backward()
+    for layer, leaves in reference.grads_to_ours(tparams).items():
+        for leaf, w in leaves.items():
+            assert tiny.rel(grads[layer][leaf], w) < 1e-4, (layer, leaf)
+    # The towers' LRN placement mattered: normalizing across the boundary is another function.
+    across = dict(m, lrn=dict(m["lrn"], within_towers=False))
+    across_logits = reference.torch_alexnet(tparams, across, batch["image"]).detach().numpy()
+    assert tiny.rel(logits, across_logits) > 1e-4
+
+
+@pytest.mark.multidevice
+def test_train_steps_equal_the_single_device_steps_and_move_what_fig2_says():
+    config = tiny.config(parallelism="model")
+    state = tiny.train_state(config)
+    step = functools.partial(train.train_step, dropout_key=jax.random.key(1), axis_name=None)
+    plan = parallel.create(config, models.create_model(config))
+    got, want = plan.place(state), state
+    batches = [plan.batch(tiny.batch(config, n=8, seed=seed)) for seed in (0, 1)]
+    p_step = plan.jit(step, donate=True).lower(got, batches[0]).compile()
+    one_device = jax.jit(step)
+    for batch in batches:  # the second step uses the momentum of the first (Sec. 5)
+        got, metrics = p_step(got, batch)
+        want, want_metrics = one_device(want, jax.device_get(batch))
+        assert float(metrics["train/loss"]) == pytest.approx(float(want_metrics["train/loss"]))
+    # The towers exchanged exactly the inputs of conv3, fc6, fc7, fc8 (and the logits), once
+    # forward (all-gather) and once backward (reduce-scatter); parameters never crossed.
+    moved = comm.collectives(p_step.as_text())
+    assert {c["op"] for c in moved if c["moved"]} == {"all-gather", "reduce-scatter"}
+    assert sum(c["moved"] for c in moved) == 8 * comm.expected_bytes(config.model)["train"]
+    trees = {"params": (got.params, want.params)}
+    trees["momentum"] = (got.opt_state.inner_state[-1].trace, want.opt_state.inner_state[-1].trace)
+    towers = plan.mesh.devices[0]
+    for name, (a, b) in trees.items():
+        for (path, x), y in zip(
+            jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b), strict=True
+        ):
+            where = f"{name}{jax.tree_util.keystr(path)}"
+            assert tiny.rel(x, y) < 1e-5, where
+            assert x.sharding.spec == jax.sharding.PartitionSpec(*(None,) * (x.ndim - 1), "tower")
+            width = x.shape[-1] // 2
+            for t, device in enumerate(towers):  # tower t holds channels [t*C/2, (t+1)*C/2)
+                (shard,) = [s for s in x.addressable_shards if s.device == device]
+                assert shard.index[-1] == slice(t * width, (t + 1) * width), where
+                np.testing.assert_array_equal(
+                    shard.data, np.asarray(x)[..., t * width : (t + 1) * width]
+                )
+    old = state.params["conv1"]["kernel"]
+    assert not np.allclose(got.params["conv1"]["kernel"], old)  # the step really moved them
+    assert got.step.sharding.is_fully_replicated
+
+
+@pytest.mark.multidevice
+def test_dropout_masks_are_one_network_s_masks_on_both_towers():
+    """Train mode: each tower drops the same units of the gathered fc7/fc8 inputs (Sec. 4.2).
+
+    If the towers drew different masks, each half of the logits would come from another
+    network; PyTorch with one mask per layer gives the whole logits only if they agree.
+    """
+    config = tiny.config(**{"model.dropout.rate": 0.5})
+    model = models.create_model(config)
+    params = jax.device_get(tiny.train_state(config).params)
+    batch = tiny.batch(config)
+    mesh = parallel.make_mesh("model", 2)
+    sharded = jax.device_put(params, parallel.shardings(params, mesh))
+    key = jax.random.key(5)
+    apply = parallel.tower_apply(model, mesh)
+    logits = jax.jit(
+        lambda p: apply({"params": p}, batch["image"], train=True, rngs={"dropout": key})
+    )(sharded)
+    shard_key = jax.random.fold_in(key, 0)  # "batch" index 0: one model replica
+    keep, masks = 0.5, {}
+    for j, name in ((1, "fc7"), (2, "fc8")):  # fc6 is j=0 (no dropout on its inputs)
+        shape = (4, config.model.fc_features[j - 1])
+        masks[name] = np.asarray(
+            jax.random.bernoulli(jax.random.fold_in(shard_key, j), keep, shape)
+        )
+    tparams = reference.to_torch_params(params)
+    for name in masks:
+        tparams[name]["weight"] = tparams[name]["weight"] / keep
+    want = reference.torch_alexnet(tparams, config.model.to_dict(), batch["image"], masks=masks)
+    assert tiny.rel(logits, want.detach().numpy()) < 1e-5
+    no_dropout = reference.torch_alexnet(tparams, config.model.to_dict(), batch["image"])
+    assert tiny.rel(logits, no_dropout.detach().numpy()) > 1e-2  # dropout was on
+
+
+def _write_idx(path: str, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def tiny_fashion(tmp_path) -> str:
+    """A Fashion-MNIST-layout directory: 32 train and 16 test random 28x28 images."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 32), ("test", 16)):
+        images_name, labels_name = input_pipeline.FASHION_MNIST_FILES[split]
+        _write_idx(str(tmp_path / images_name), rng.integers(0, 256, size=(n, 28, 28)))
+        _write_idx(str(tmp_path / labels_name), rng.integers(0, 10, size=(n,)))
+    return str(tmp_path)
+
+
+@pytest.mark.multidevice
+def test_a_model_parallel_checkpoint_restores_into_a_single_device_run(tiny_fashion, tmp_path):
+    workdir = str(tmp_path / "run")
+    config = tiny.config(parallelism="model", max_steps=2, **{"input.data_dir": tiny_fashion})
+    config.input.train_limit = config.input.eval_limit = None
+    summary = train.train_and_evaluate(config, workdir)  # evaluated by the two towers
+    assert summary["step"] == 2
+    state = tiny.train_state(config, seed=1)  # the layout of a one-device run
+    mngr = checkpoint.create(workdir, config.checkpoint)
+    state, _ = checkpoint.restore_latest(mngr, state, optim.Plateau(lr=0.0))
+    mngr.close()
+    assert int(state.step) == 2
+    split = input_pipeline.load(config.input, "test")
+    normalize = input_pipeline.normalizer(config.input, input_pipeline.load(config.input, "train"))
+    x = normalize(split.images.astype(np.float32))
+    forward = jax.jit(lambda p, x: state.apply_fn({"params": p}, x, train=False))
+    logits = np.asarray(forward(state.params, x), np.float64)  # one device, host params
+    logp = logits - logits.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    loss = -np.mean(logp[np.arange(len(split.labels)), split.labels])
+    assert summary["eval/loss"] == pytest.approx(loss, rel=1e-5)
+    assert summary["eval/top1_err"] == pytest.approx(np.mean(logits.argmax(1) != split.labels))
+
+
+@pytest.mark.parametrize(
+    "name,parallelism,devices,message",
+    [
+        ("fashion_mnist", "model", 1, "needs an even number of devices (one per tower), found 1"),
+        ("one_tower_half", "model", 2, "config.model.towers=1; use a two-tower config"),
+        ("one_tower_owt", "data+model", 2, "config.model.towers=1; use a two-tower config"),
+        ("fashion_mnist", "tensor", 2, "config.parallelism='tensor' is unknown"),
+        ("caffenet", "model", 2, "within_towers=False normalizes across the tower boundary"),
+    ],
+)
+def test_impossible_layouts_are_one_line_errors(name, parallelism, devices, message):
+    config = tiny.load_config(name)
+    config.parallelism = parallelism
+    model = models.create_model(config)
+    with pytest.raises(ValueError, match=re.escape(message)) as e:
+        mesh = parallel.make_mesh(parallelism, config.model.towers, jax.devices()[:devices])
+        parallel.tower_apply(model, mesh)
+    assert "\n" not in str(e.value)
+
+
+def test_batch_not_divisible_by_the_model_replicas_is_one_line():
+    config = tiny.config(parallelism="data")
+    config.input.eval_batch_size = 7
+    with pytest.raises(ValueError, match=r"eval_batch_size=7 is not divisible by the 2 model"):
+        parallel.create(config, models.create_model(config))

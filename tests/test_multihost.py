@@ -1,0 +1,116 @@
+"""Multi-host training: two processes on localhost with jax.distributed (gloo on CPU).
+
+Each process has 2 CPU devices (4 in all), initializes from config.distributed, and uploads
+only its own half of every global batch. Two layouts take three steps each:
+  "data"        a (4 x 1) mesh, dropout on: the masks are drawn over the global batch, so
+                the run must equal one process on one device bit for bit up to float
+                reordering, masks included;
+  "data+model"  a (2 x 2) mesh: each process holds one two-tower replica (the towers talk
+                within a host, the gradients are averaged across hosts).
+Both processes must end with identical params, equal to the one-device steps, and Orbax's
+multi-host save must write a checkpoint that restores to them.
+"""
+
+import functools
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from alexnet_jax import checkpoint, models, optim, parallel, train
+from tests import tiny
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS = 3
+LAYOUTS = {"data": 0.5, "data+model": 0.0}  # parallelism -> dropout rate
+
+
+def _start(parallelism: str):
+    """(config, initial state, train_step, global batches) of one layout."""
+    config = tiny.config(parallelism=parallelism, **{"model.dropout.rate": LAYOUTS[parallelism]})
+    state = tiny.train_state(config)
+    step = functools.partial(train.train_step, dropout_key=jax.random.key(1), axis_name=None)
+    batches = [tiny.batch(config, n=8, seed=seed) for seed in range(STEPS)]
+    return config, state, step, batches
+
+
+def _worker(process_id: int, port: int, out_dir: str) -> None:
+    """One of the two processes (the test runs it in a subprocess)."""
+    distributed = tiny.config().distributed
+    distributed.coordinator_address = f"localhost:{port}"
+    distributed.num_processes, distributed.process_id = 2, process_id
+    parallel.initialize_distributed(distributed)
+    assert (jax.process_count(), jax.device_count(), jax.local_device_count()) == (2, 4, 2)
+    for parallelism in LAYOUTS:
+        config, state, step, batches = _start(parallelism)
+        plan = parallel.create(config, models.create_model(config))
+        for shard in plan.batch(batches[0])["image"].addressable_shards:
+            lo, hi = shard.index[0].start, shard.index[0].stop  # rows [4p, 4p + 4) only
+            assert 4 * process_id <= lo < hi <= 4 * process_id + 4, (lo, hi)
+            np.testing.assert_array_equal(shard.data, batches[0]["image"][lo:hi])
+        state, p_step = plan.place(state), plan.step(step, donate=True)
+        for batch in batches:
+            state, _ = p_step(state, batch)
+        np.savez(
+            os.path.join(out_dir, f"{parallelism}_{process_id}.npz"), **tiny.flat(state.params)
+        )
+    mngr = checkpoint.create(out_dir, config.checkpoint)  # every process calls Orbax's save
+    checkpoint.save(mngr, state, optim.Plateau(lr=config.optim.base_lr))
+    mngr.close()
+    jax.distributed.shutdown()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.multidevice
+def test_two_processes_take_the_same_steps_as_one_device(tmp_path):
+    env = dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        JAX_PLATFORMS="cpu",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    code = "from tests.test_multihost import _worker; _worker({}, {}, {!r})"
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code.format(i, port, str(tmp_path))],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    for p, err in zip(procs, errs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    for parallelism in LAYOUTS:
+        config, state, step, batches = _start(parallelism)
+        initial = tiny.flat(state.params)
+        one_device = jax.jit(step)
+        for batch in batches:
+            state, _ = one_device(state, batch)
+        want = tiny.flat(state.params)
+        got = [np.load(tmp_path / f"{parallelism}_{i}.npz") for i in range(2)]
+        assert set(got[0].files) == set(want)
+        for name, w in want.items():
+            np.testing.assert_array_equal(got[0][name], got[1][name])  # identical on both
+            assert tiny.rel(got[0][name], w) < 1e-5, (parallelism, name)
+            assert tiny.rel(w, initial[name]) > 1e-4, (parallelism, name)  # the steps moved it
+    restored = tiny.train_state(config, seed=7)
+    mngr = checkpoint.create(str(tmp_path), config.checkpoint)
+    restored, _ = checkpoint.restore_latest(mngr, restored, optim.Plateau(lr=0.0))
+    mngr.close()
+    assert int(restored.step) == STEPS
+    for name, x in tiny.flat(restored.params).items():
+        np.testing.assert_array_equal(x, got[0][name])

@@ -1,0 +1,84 @@
+"""The small two-tower net, params and batches shared by the parallelism tests.
+
+No conftest, torch or TensorFlow import here: subprocesses with their own device count import it.
+"""
+
+import importlib
+
+import jax
+import ml_collections
+import numpy as np
+
+from alexnet_jax import models
+
+
+def load_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
+    return importlib.import_module(f"configs.{name}").get_config(arg)
+
+
+def config(**overrides) -> ml_collections.ConfigDict:
+    """fashion_mnist's two towers, narrowed so that compiling is most of a test's time."""
+    c = load_config("fashion_mnist", "smoke")
+    c.model.conv.features = (8, 16, 24, 24, 16)
+    c.model.fc_features = (32, 32)
+    c.model.dropout.rate = 0.0
+    for key, value in overrides.items():
+        target = c
+        *path, leaf = key.split(".")
+        for p in path:
+            target = target[p]
+        target[leaf] = value
+    return c
+
+
+def random_params(params: dict, seed: int = 0) -> dict:
+    """He-scaled weights and random biases, so that every layer (the LRNs too) matters."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, p in params.items():
+        fan_in = int(np.prod(p["kernel"].shape[:-1]))
+        scale = np.sqrt(2.0 / fan_in) * (0.05 if name == "fc8" else 1.0)
+        out[name] = {
+            "kernel": rng.normal(scale=scale, size=p["kernel"].shape).astype(np.float32),
+            "bias": rng.normal(scale=0.5, size=p["bias"].shape).astype(np.float32),
+        }
+    return out
+
+
+def batch(c: ml_collections.ConfigDict, n: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """Pixel-scale images (like the paper's mean-subtracted 0..255) and random labels."""
+    rng = np.random.default_rng(seed + 100)
+    return {
+        "image": rng.normal(scale=50.0, size=models.input_shape(c, n)).astype(np.float32),
+        "label": rng.integers(0, c.model.num_classes, size=n).astype(np.int32),
+    }
+
+
+def rel(got, want) -> float:
+    """||got - want|| / ||want||, in float64."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    return float(np.linalg.norm(got - want) / np.linalg.norm(want))
+
+
+def flat(tree) -> dict[str, np.ndarray]:
+    """{"['conv1']['kernel']": array, ...} on the host."""
+    leaves = jax.tree_util.tree_leaves_with_path(jax.device_get(tree))
+    return {jax.tree_util.keystr(path): np.asarray(x) for path, x in leaves}
+
+
+def train_state(c: ml_collections.ConfigDict, seed: int = 0):
+    """`train.create_state`'s TrainState with `random_params`, built in one small jit.
+
+    (create_state runs flax's init and the optimizer's init op by op: ~10 s of CPU here.)
+    """
+    from flax.training import train_state as flax_train_state
+
+    from alexnet_jax import optim
+
+    model = models.create_model(c)
+    shapes = jax.eval_shape(lambda: models.init_params(model, c, jax.random.key(0)))
+    params = random_params(shapes, seed)
+    create = lambda p: flax_train_state.TrainState.create(  # noqa: E731
+        apply_fn=model.apply, params=p, tx=optim.build(c.optim)
+    )
+    return jax.jit(create)(params)
