@@ -4,8 +4,8 @@ r"""A finished sweep -> the ablation table (markdown + CSV) beside the paper's c
   python -m experiments.tables --eval_json=eval.json --out=experiments/results/table2
 
 Every number is read from the runs' own metrics.jsonl (the last eval row; provenance.json's
-final result must agree) and each run's small files are copied under OUT/runs/ so that the
-table can be traced to them. Errors are reported in percentage points (pp). Per variant:
+final result must agree) and each run's small files are copied under OUT/run_files/ so that
+the table can be traced to them. Errors are reported in percentage points (pp). Per variant:
 mean and sample standard deviation (ddof=1) over seeds; the delta against the baseline is the
 difference of means with the standard error of that difference, sqrt(s_v^2/n_v + s_b^2/n_b)
 (Welch). Verdicts use 2 standard errors: a delta within 2 SE of 0 is "not resolved"; the
@@ -25,6 +25,7 @@ from absl import app, flags
 
 from experiments import sweep as sweep_lib
 
+RUN_COPIES = "run_files"  # not "runs": .gitignore ignores every runs/ directory
 RUN_FILES = ("config.json", "provenance.json", "metrics.jsonl", "results.md")
 PAPER_TABLE2 = {  # Table 2, ILSVRC-2012 validation, top-1 / top-5 error (%), ten patches each
     1: (40.7, 18.2),
@@ -175,34 +176,35 @@ def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) 
             f"- runs made by: `{manifest.get('command', 'unknown')}`",
             f"- table made by: `{table_command}`",
             f"- sweep: `{manifest['sweep']}`; config: `{manifest['config']}`; seeds: "
-            f"{manifest['seeds']}; each run's command is in `runs/*/*/provenance.json`",
+            f"{manifest['seeds']}; each run's command is in `run_files/*/*/provenance.json`",
             f"- git commit: {', '.join(commits)}",
             f"- hardware: {hw['cpu']} ({hw['cpu_count']} cores), devices {hw['devices']}, "
             f"jax {hw['jax']}, python {hw['python']}",
             f"- wall time: {wall:.0f} s summed over {len(rs)} runs (each run's own wall_time_s); "
             f"{span:.0f} s from the first run's start to the last run's end",
             f"- dates: first run started {dates[0]}, last started {dates[-1]}",
-            "- numbers: the last eval row of each run's `metrics.jsonl` (copied under `runs/`), "
-            "test split; errors in %, deltas in percentage points (pp), variant minus baseline",
+            "- numbers: the last eval row of each run's `metrics.jsonl` (copied under "
+            "`run_files/`), test split; errors in %, deltas in percentage points (pp), "
+            "variant minus baseline",
         ]
     )
 
 
 def ablation_table(workdir: str, out: str, table_command: str) -> list[dict]:
-    """Reads WORKDIR/sweep.json's runs, writes OUT/ablations.{md,csv}, OUT/runs.csv, OUT/runs/."""
+    """WORKDIR/sweep.json's runs -> OUT/ablations.{md,csv}, OUT/runs.csv, OUT/run_files/."""
     with open(os.path.join(workdir, sweep_lib.MANIFEST)) as f:
         manifest = json.load(f)
     runs = {r["run_dir"]: read_run(os.path.join(workdir, r["run_dir"])) for r in manifest["runs"]}
     rows = ablation_rows(manifest, runs)
     os.makedirs(out, exist_ok=True)
     for r in manifest["runs"]:
-        dst = os.path.join(out, "runs", r["run_dir"])
+        dst = os.path.join(out, RUN_COPIES, r["run_dir"])
         os.makedirs(dst, exist_ok=True)
         for name in RUN_FILES:
             shutil.copy(os.path.join(workdir, r["run_dir"], name), dst)
     shutil.copy(os.path.join(workdir, sweep_lib.MANIFEST), out)
     per_run = [
-        {"variant": r["variant"], "seed": r["seed"], "run_dir": f"runs/{r['run_dir']}"}
+        {"variant": r["variant"], "seed": r["seed"], "run_dir": f"{RUN_COPIES}/{r['run_dir']}"}
         | {k: v for k, v in runs[r["run_dir"]].items() if k != "hardware"}
         for r in manifest["runs"]
     ]

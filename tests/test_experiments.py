@@ -163,7 +163,7 @@ def test_table_holds_the_numbers_of_the_runs_metrics_files(tiny_sweep, tmp_path)
         errs.setdefault(r["variant"], []).append(
             (100 * e["eval/top1_err"], 100 * e["eval/top5_err"])
         )
-        with open(tmp_path / "runs" / r["run_dir"] / "metrics.jsonl") as f:  # copied beside
+        with open(tmp_path / "run_files" / r["run_dir"] / "metrics.jsonl") as f:  # copied beside
             assert [x for x in map(json.loads, f) if "eval/top1_err" in x][-1] == e
     by = {r["variant"]: r for r in rows}
     for v, xs in errs.items():
