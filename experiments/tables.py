@@ -192,7 +192,12 @@ def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) 
 
 def ablation_table(workdir: str, out: str, table_command: str) -> list[dict]:
     """WORKDIR/sweep.json's runs -> OUT/ablations.{md,csv}, OUT/runs.csv, OUT/run_files/."""
-    with open(os.path.join(workdir, sweep_lib.MANIFEST)) as f:
+    path = os.path.join(workdir, sweep_lib.MANIFEST)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} does not exist; run python -m experiments.sweep --workdir={workdir} first"
+        )
+    with open(path) as f:
         manifest = json.load(f)
     runs = {r["run_dir"]: read_run(os.path.join(workdir, r["run_dir"])) for r in manifest["runs"]}
     rows = ablation_rows(manifest, runs)

@@ -147,6 +147,8 @@ def test_bad_sweep_and_override_are_one_line_errors(tmp_path):
     bad.write_text("def get_sweep():\n    return dict(config='configs/fashion_mnist.py')\n")
     with pytest.raises(ValueError, match="lacks"):
         sweep_lib.load_sweep(str(bad))
+    with pytest.raises(FileNotFoundError, match="run python -m experiments.sweep"):
+        tables.ablation_table(str(tmp_path), str(tmp_path / "out"), "")
     with pytest.raises(ValueError, match="has no field model.lrn.sise"):
         sweep_lib.resolve(os.path.join(ROOT, "configs/fashion_mnist.py"), {"model.lrn.sise": 3})
 
