@@ -100,6 +100,23 @@ def test_train_steps_equal_the_single_device_steps_and_move_what_fig2_says():
     assert got.step.sharding.is_fully_replicated
 
 
+def test_one_device_plan_step_is_the_pmap_step_bit_for_bit():
+    """The jit path on one device takes the pmap path's step exactly, dropout masks included,
+    so runs recorded before the move to jit (README, experiments/results) reproduce."""
+    config = tiny.config(**{"model.dropout.rate": 0.5})
+    state, batch = tiny.train_state(config), tiny.batch(config, n=8)
+    device = jax.local_devices()[:1]
+    step = functools.partial(train.train_step, dropout_key=jax.random.key(1))
+    old = jax.pmap(step, axis_name="batch", devices=device)
+    want, _ = old(parallel.replicate(state, device), jax.tree.map(lambda x: x[None], batch))
+    plan = parallel.Plan(parallel.make_mesh("data", 2, device), state.apply_fn)
+    got, _ = plan.step(functools.partial(step, axis_name=None), donate=False)(
+        plan.place(state), batch
+    )
+    for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(want.params), strict=True):
+        np.testing.assert_array_equal(a, b[0])
+
+
 @pytest.mark.multidevice
 def test_dropout_masks_are_one_network_s_masks_on_both_towers():
     """Train mode: each tower drops the same units of the gathered fc7/fc8 inputs (Sec. 4.2).
