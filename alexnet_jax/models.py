@@ -5,6 +5,7 @@ Every choice that the paper, Caffe or torchvision make differently is a field of
 """
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 
@@ -280,10 +281,15 @@ def input_shape(config: ml_collections.ConfigDict, batch: int) -> tuple[int, int
     return (batch, m.input_size, m.input_size, m.input_channels)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _init(model: AlexNet, key: jax.Array, images: jax.Array) -> dict:
+    # One compiled init per model and input shape in a process (compiling it costs seconds).
+    return model.init(key, images, train=False)["params"]
+
+
 def init_params(model: AlexNet, config: ml_collections.ConfigDict, key: jax.Array) -> dict:
     """The parameter tree {conv1..conv5, fc6..fc8: {kernel, bias}}, float32."""
-    images = jnp.zeros(input_shape(config, 1), jnp.float32)
-    return jax.jit(lambda k: model.init(k, images, train=False)["params"])(key)
+    return _init(model, key, jnp.zeros(input_shape(config, 1), jnp.float32))
 
 
 def count_params(params: dict) -> int:
