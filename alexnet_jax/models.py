@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from alexnet_jax import conv, lrn
+from alexnet_jax import conv, lrn, pool
 
 INIT_SCHEMES: tuple[str, ...] = ("gaussian", "pytorch")
 DTYPES: dict[str, jnp.dtype] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -67,6 +67,7 @@ class AlexNet(nn.Module):
     pool_after: Sequence[int]
     pool_window: int
     pool_stride: int
+    pool_lowering: str  # "auto" | "reduce_window" | "shifts" (pool.resolve_lowering)
     dropout_rate: float
     dropout_inputs_of: Sequence[str]  # paper: ("fc7", "fc8"), i.e. the outputs of fc6 and fc7
     init_scheme: str
@@ -149,8 +150,8 @@ class AlexNet(nn.Module):
         )
 
     def _pool(self, x: jax.Array) -> jax.Array:
-        window, stride = (self.pool_window,) * 2, (self.pool_stride,) * 2
-        return nn.max_pool(x, window, strides=stride, padding="VALID")
+        lowering = pool.resolve_lowering(self.pool_lowering)
+        return pool.max_pool(x, self.pool_window, self.pool_stride, lowering)
 
 
 def layer_shapes(m: ml_collections.ConfigDict) -> list[tuple[str, tuple[int, int, int]]]:
@@ -226,6 +227,7 @@ def _check(m: ml_collections.ConfigDict) -> None:
     if not 0.0 <= m.dropout.rate < 1.0:
         raise ValueError(f"config.model.dropout.rate={m.dropout.rate} must be in [0, 1)")
     conv.resolve_lowering(m.conv.lowering)
+    pool.resolve_lowering(m.pool.get("lowering", "auto"))  # runs saved before the field: auto
     shapes = layer_shapes(m)
     bad = next((name for name, (h, _, _) in shapes if h < 1), None)
     if bad is not None:
@@ -266,6 +268,7 @@ def create_model(config: ml_collections.ConfigDict) -> AlexNet:
         pool_after=tuple(m.pool.after),
         pool_window=m.pool.window,
         pool_stride=m.pool.stride,
+        pool_lowering=m.pool.get("lowering", "auto"),
         dropout_rate=m.dropout.rate,
         dropout_inputs_of=tuple(m.dropout.inputs_of),
         init_scheme=m.init.scheme,

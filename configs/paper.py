@@ -45,7 +45,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             within_towers=True,  # each GPU normalized only its own maps (Sec. 3.2)
         ),
         norm_before_pool=True,  # Sec. 3.5: norm, then pool (CaffeNet swaps them)
-        pool=dict(after=(1, 2, 5), window=3, stride=2),  # Sec. 3.4, overlapping: z=3, s=2
+        pool=dict(
+            after=(1, 2, 5),
+            window=3,  # Sec. 3.4, overlapping: z=3, s=2
+            stride=2,
+            # How the max runs, not what it computes: "reduce_window" (flax nn.max_pool),
+            # "shifts" (max of strided views) or "auto" (the measured best per backend,
+            # pool.resolve_lowering).
+            lowering="auto",
+        ),
         dropout=dict(rate=0.5, inputs_of=("fc7", "fc8")),  # Sec. 4.2: outputs of fc6 and fc7
         init=dict(  # Sec. 5: weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7
             scheme="gaussian",

@@ -1,0 +1,65 @@
+"""Overlapping max-pooling (Sec. 3.4): both lowerings against torch max_pool2d, ties included."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from alexnet_jax import models, pool
+from tests import tiny
+
+
+def _torch_pool(x, cotangent, window, stride):
+    """torch's max_pool2d output and input gradient for `cotangent`, in NHWC float64."""
+    xt = torch.tensor(x, dtype=torch.float64).permute(0, 3, 1, 2).requires_grad_(True)
+    y = F.max_pool2d(xt, window, stride)
+    y.backward(torch.tensor(cotangent, dtype=torch.float64).permute(0, 3, 1, 2))
+    return y.detach().permute(0, 2, 3, 1).numpy(), xt.grad.permute(0, 2, 3, 1).numpy()
+
+
+@pytest.mark.parametrize("lowering", ["reduce_window", "shifts"])
+@pytest.mark.parametrize("window,stride,size", [(3, 2, 13), (3, 2, 14), (2, 2, 9)])
+@pytest.mark.parametrize("ties", [False, True])
+def test_matches_torch_max_pool_and_its_gradient(lowering, window, stride, size, ties):
+    rng = np.random.default_rng(size + 10 * ties)
+    x = rng.normal(size=(2, size, size, 3))
+    if ties:  # after a ReLU most of a window is 0: many equal maxima, gradient to the first
+        x = np.maximum(rng.integers(-3, 3, size=x.shape), 0)
+    x = x.astype(np.float32)
+    y, vjp = jax.vjp(lambda a: pool.max_pool(a, window, stride, lowering), jnp.asarray(x))
+    cotangent = rng.normal(size=y.shape).astype(np.float32)
+    (dx,) = vjp(jnp.asarray(cotangent))
+    y_ref, dx_ref = _torch_pool(x, cotangent, window, stride)
+    np.testing.assert_array_equal(np.asarray(y), y_ref)
+    np.testing.assert_allclose(np.asarray(dx), dx_ref, rtol=1e-6, atol=1e-6)
+    if ties:
+        assert np.count_nonzero(dx_ref) < np.count_nonzero(cotangent) * window  # ties were hit
+
+
+def test_model_lowerings_give_same_logits_and_gradients():
+    """The paper's layer order on the small net: identical logits and parameter gradients."""
+    out = []
+    for lowering in ("reduce_window", "shifts"):
+        c = tiny.config(**{"model.pool.lowering": lowering})
+        model = models.create_model(c)
+        params = tiny.random_params(models.init_params(model, c, jax.random.key(0)))
+        x = jax.random.normal(jax.random.key(1), models.input_shape(c, 2))
+        loss = lambda p, m=model, x=x: jnp.sum(m.apply({"params": p}, x, train=False) ** 2)  # noqa: E731
+        out.append(jax.jit(jax.value_and_grad(loss))(params))
+    (l1, g1), (l2, g2) = out
+    np.testing.assert_array_equal(l1, l2)
+    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lowering_names():
+    assert pool.resolve_lowering("auto", "cpu") == "shifts"  # measured: benchmarks/RESULTS.md
+    assert pool.resolve_lowering("auto", "gpu") == "reduce_window"
+    assert pool.resolve_lowering("reduce_window", "cpu") == "reduce_window"
+    with pytest.raises(ValueError, match="unknown max-pool lowering 'fast'"):
+        pool.resolve_lowering("fast")
+    c = tiny.config(**{"model.pool.lowering": "fast"})
+    with pytest.raises(ValueError, match="unknown max-pool lowering 'fast'"):
+        models.create_model(c)
