@@ -117,3 +117,21 @@ def test_bad_arguments_fail_in_one_line(kwargs, match):
     with pytest.raises(ValueError, match=match) as e:
         lrn.local_response_norm(jnp.asarray(_acts()), **args)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("beta", [0.5, 0.75, 1.0])
+def test_any_beta_and_its_gradient_match_torch_float64(beta):
+    # beta=0.75 (the paper's) runs as sqrt(sqrt(n)) / n, others as pow: both against torch.
+    a = _acts(shape=(2, 3, 3, 8), scale=10.0)
+    w = np.random.default_rng(3).normal(size=a.shape)
+    kw = dict(size=5, k=2.0, alpha=0.05, beta=beta)
+    wj = jnp.asarray(w, jnp.float32)
+    f = lambda x: jnp.sum(wj * lrn.local_response_norm(x, convention="caffe", **kw))  # noqa: E731
+    got, grad = jax.value_and_grad(f)(jnp.asarray(a))
+    xt = torch.tensor(a, dtype=torch.float64).permute(0, 3, 1, 2).requires_grad_(True)
+    want = (torch.tensor(w).permute(0, 3, 1, 2) * torch.nn.LocalResponseNorm(**kw)(xt)).sum()
+    want.backward()
+    np.testing.assert_allclose(float(got), want.item(), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(grad), xt.grad.permute(0, 2, 3, 1).numpy(), rtol=1e-4, atol=1e-6
+    )
