@@ -1,11 +1,14 @@
-r"""Times the layers whose lowering we choose: grouped conv (native vs split) and LRN.
+r"""Times the layers whose lowering we choose: grouped conv (native vs split), LRN, max-pool.
 
   python -m benchmarks.bench_layers [--batch=32] [--repeats=5] [--out=FILE.json]
 
 Forward + gradient (w.r.t. input and kernel) of the paper's conv2 (27x27x96 -> 27x27x256,
 5x5, groups=2) for XLA's native `feature_group_count` and for one conv per group, next to
 PyTorch's conv2d(groups=2); and of LRN after conv1 (55x55x96) as `lax.reduce_window` (ours)
-vs a banded matmul vs torch.nn.LocalResponseNorm. Prints the median (min..max) over
+(n ** -0.75 as sqrt(sqrt(n)) / n) vs the same with pow vs a banded matmul vs
+torch.nn.LocalResponseNorm; and of the 3x3/2 max-pool after norm1 (55x55x96) as
+`lax.reduce_window` (flax nn.max_pool) vs the max of 9 strided views vs torch max_pool2d.
+Prints the median (min..max) over
 `--repeats` timed calls after one warm-up and writes a JSON record with the hardware.
 """
 
@@ -21,7 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from alexnet_jax import conv, lrn
+from alexnet_jax import conv, lrn, pool
+
+PAD = ((0, 0), (0, 0), (0, 0), (2, 2))  # LRN n=5 over channels
 
 
 def _time(fn, repeats: int) -> dict:
@@ -78,15 +83,33 @@ def bench_lrn(batch: int, repeats: int) -> dict:
         s = jnp.dot(a * a, band, precision=jax.lax.Precision.HIGHEST)
         return a * (kw["k"] + kw["alpha"] * s) ** -kw["beta"]
 
+    def power(a):  # ours before: the same window sum, then pow (exp of log) for ** -0.75
+        s = jax.lax.reduce_window(a * a, 0.0, jax.lax.add, (1, 1, 1, 5), (1,) * 4, PAD)
+        return a * (kw["k"] + kw["alpha"] * s) ** -kw["beta"]
+
     ours = lambda a: lrn.local_response_norm(a, convention="paper", **kw)  # noqa: E731
     torch_lrn = torch.nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
     return {
-        "jax_reduce_window": _time(_jax_grad_fn(ours, jnp.asarray(x)), repeats),
+        "jax_reduce_window_sqrt": _time(_jax_grad_fn(ours, jnp.asarray(x)), repeats),
+        "jax_reduce_window_pow": _time(_jax_grad_fn(power, jnp.asarray(x)), repeats),
         "jax_banded_matmul": _time(_jax_grad_fn(banded, jnp.asarray(x)), repeats),
         "torch_LocalResponseNorm": _time(
             _torch_grad_fn(torch_lrn, torch.tensor(x).permute(0, 3, 1, 2).contiguous()), repeats
         ),
     }
+
+
+def bench_pool(batch: int, repeats: int) -> dict:
+    x = np.random.default_rng(0).normal(size=(batch, 55, 55, 96)).astype(np.float32)
+    x = np.maximum(x, 0)  # after a ReLU: ties at 0
+    out = {}
+    for lowering in ("reduce_window", "shifts"):
+        f = lambda a, lw=lowering: pool.max_pool(a, 3, 2, lw)  # noqa: E731
+        out[f"jax_{lowering}"] = _time(_jax_grad_fn(f, jnp.asarray(x)), repeats)
+    f = lambda a: torch.nn.functional.max_pool2d(a, 3, 2)  # noqa: E731
+    xt = torch.tensor(x).permute(0, 3, 1, 2).contiguous()
+    out["torch_max_pool2d"] = _time(_torch_grad_fn(f, xt), repeats)
+    return out
 
 
 def hardware() -> dict:
@@ -115,8 +138,9 @@ def main() -> None:
         "hardware": hardware(),
         "conv2_forward_and_grad": bench_conv(args.batch, args.repeats),
         "lrn1_forward_and_grad": bench_lrn(args.batch, args.repeats),
+        "pool1_forward_and_grad": bench_pool(args.batch, args.repeats),
     }
-    for section in ("conv2_forward_and_grad", "lrn1_forward_and_grad"):
+    for section in ("conv2_forward_and_grad", "lrn1_forward_and_grad", "pool1_forward_and_grad"):
         print(f"{section} (batch {args.batch}):")
         for name, t in record[section].items():
             print(f"  {name:26s} {t['median_ms']:9.1f} ms  ({t['min_ms']:.1f}..{t['max_ms']:.1f})")

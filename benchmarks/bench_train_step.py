@@ -5,6 +5,7 @@ r"""Training- and eval-step throughput: our JAX AlexNet vs the same net in PyTor
   python -m benchmarks.bench_train_step --config=paper --batch=4 --steps=2 --warmup=1   # CI size
   python -m benchmarks.bench_train_step --config=fashion_mnist --batch=128 \
       --growth_batches=32,64,128,256,512 --growth_devices=1,2     # cost growth table
+  python -m benchmarks.bench_train_step --frameworks=jax --set=model.pool.lowering=reduce_window
 
 Each framework runs in its own process, one after the other, on the same synthetic batch shape:
 the full training step (forward, loss, backward, SGD momentum + weight decay update) and the
@@ -12,10 +13,12 @@ eval step (forward). Prints images/s as the median (min..max) of `--steps` timed
 `--warmup` untimed ones, the ratio ours/PyTorch, peak memory and the hardware; writes a JSON
 record with the command, git commit and date. Ours is the real path (train.train_step under
 pmap, donated state); PyTorch's is benchmarks/torch_alexnet.py with torch.optim.SGD, using as
-many threads as there are cores.
+many threads as there are cores. `--set=FIELD=VALUE,...` changes scalar config fields (both
+nets), e.g. to time one lowering against another; XLA_FLAGS in the environment reach JAX.
 """
 
 import argparse
+import ast
 import functools
 import importlib
 import json
@@ -36,16 +39,30 @@ def _stats(times: list[float], batch: int) -> dict:
     return {"images_per_sec": float(np.median(ips)), "min": min(ips), "max": max(ips)}
 
 
-def _config(name: str):
-    return importlib.import_module(f"configs.{name}").get_config()
+def _config(name: str, overrides: str = ""):
+    """configs/`name`.py with `overrides` ("model.pool.lowering=shifts,batch_size=8") applied."""
+    config = importlib.import_module(f"configs.{name}").get_config()
+    for item in filter(None, overrides.split(",")):
+        key, _, text = item.partition("=")
+        *path, leaf = key.split(".")
+        target = config
+        for p in path:
+            target = target[p]
+        if leaf not in target:
+            sys.exit(f"error: --set {key}: config.{key} does not exist in configs/{name}.py")
+        try:
+            target[leaf] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            target[leaf] = text  # a bare string such as shifts
+    return config
 
 
-def run_jax(name: str, batch: int, steps: int, warmup: int) -> dict:
+def run_jax(name: str, batch: int, steps: int, warmup: int, overrides: str = "") -> dict:
     import jax
 
-    from alexnet_jax import models, parallel, train
+    from alexnet_jax import models, parallel, pool, train
 
-    config = _config(name)
+    config = _config(name, overrides)
     state = parallel.replicate(train.create_state(config, jax.random.key(0)))
     devices = jax.local_device_count()
     per = batch // devices
@@ -85,18 +102,26 @@ def run_jax(name: str, batch: int, steps: int, warmup: int) -> dict:
     out["version"] = jax.__version__
     out["device"] = f"{devices} x {d.device_kind}"
     out["conv_lowering"] = f"{config.model.conv.lowering} on {jax.default_backend()}"
+    out["pool_lowering"] = pool.resolve_lowering(config.model.pool.lowering)
+    out["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     return out
 
 
 def run_torch(
-    name: str, batch: int, steps: int, warmup: int, channels_last: bool, autocast: bool
+    name: str,
+    batch: int,
+    steps: int,
+    warmup: int,
+    channels_last: bool,
+    autocast: bool,
+    overrides: str = "",
 ) -> dict:
     import torch
 
     from benchmarks.torch_alexnet import TorchAlexNet
 
     torch.set_num_threads(os.cpu_count())
-    config = _config(name)
+    config = _config(name, overrides)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net = TorchAlexNet(config.model.to_dict()).to(dev)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -160,12 +185,13 @@ def _worker(a: argparse.Namespace, fw: str, batch: int, devices: int) -> dict:
     """One framework's measurement in a fresh process (JAX on `devices` host devices)."""
     cmd = [sys.executable, "-m", "benchmarks.bench_train_step", f"--worker={fw}"]
     cmd += [f"--config={a.config}", f"--batch={batch}", f"--steps={a.steps}"]
-    cmd += [f"--warmup={a.warmup}"]
+    cmd += [f"--warmup={a.warmup}", f"--set={a.set}"]
     cmd += ["--torch_channels_last"] * a.torch_channels_last
     cmd += ["--torch_autocast"] * a.torch_autocast
     env = dict(os.environ)
     if devices > 1:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        flags = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+        env["XLA_FLAGS"] = flags.strip()
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     if r.returncode:
         sys.exit(f"error: the {fw} worker failed:\n{r.stderr[-3000:]}")
@@ -211,14 +237,17 @@ def main() -> None:
     p.add_argument("--torch_autocast", action="store_true", help="bfloat16 autocast")
     p.add_argument("--growth_batches", default="", help="e.g. 32,64,128,256,512")
     p.add_argument("--growth_devices", default="", help="e.g. 1,2 (JAX on N host devices)")
+    p.add_argument("--set", default="", help="config overrides, e.g. model.pool.lowering=shifts")
     p.add_argument("--out", default="")
     p.add_argument("--worker", default="", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker == "jax":
-        print(json.dumps(run_jax(a.config, a.batch, a.steps, a.warmup)))
+        print(json.dumps(run_jax(a.config, a.batch, a.steps, a.warmup, a.set)))
         return
     if a.worker == "torch":
-        r = run_torch(a.config, a.batch, a.steps, a.warmup, a.torch_channels_last, a.torch_autocast)
+        r = run_torch(
+            a.config, a.batch, a.steps, a.warmup, a.torch_channels_last, a.torch_autocast, a.set
+        )
         print(json.dumps(r))
         return
     results = {fw: _worker(a, fw, a.batch, 1) for fw in a.frameworks.split(",")}
