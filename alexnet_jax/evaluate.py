@@ -35,11 +35,16 @@ from alexnet_jax import checkpoint, input_pipeline, models, parallel, train
 Which = Literal["latest", "best"]
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
-flags.DEFINE_list("checkpoints", None, "Workdirs of trained runs (each holds checkpoints/).")
-flags.DEFINE_list("modes", None, "center, ten_crop; default: config.input.eval_modes.")
-flags.DEFINE_enum("which", "latest", ["latest", "best"], "Checkpoint of each workdir.")
-flags.DEFINE_string("out", None, "Write the rows as JSON here.")
+
+
+def _define_flags() -> None:
+    """Command-line flags, defined only when run as a program (other CLIs define --config too)."""
+    config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
+    flags.DEFINE_list("checkpoints", None, "Workdirs of trained runs (each holds checkpoints/).")
+    flags.DEFINE_list("modes", None, "center, ten_crop; default: config.input.eval_modes.")
+    flags.DEFINE_enum("which", "latest", ["latest", "best"], "Checkpoint of each workdir.")
+    flags.DEFINE_string("out", None, "Write the rows as JSON here.")
+    flags.mark_flags_as_required(["config", "checkpoints"])
 
 
 def best_step(workdir: str, steps: list[int]) -> int:
@@ -207,5 +212,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config", "checkpoints"])
+    _define_flags()
     app.run(main)

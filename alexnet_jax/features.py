@@ -37,18 +37,22 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 PREPROCESS = ("caffe", "torchvision", "config")
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
-flags.DEFINE_string("checkpoint", None, "Weights file or training workdir (weights.FORMATS).")
-flags.DEFINE_string("images", None, "Directory of images (searched recursively).")
-flags.DEFINE_string("out", None, "Output .npy file of features, one row per image.")
-flags.DEFINE_string("layer", "fc7", "Layer whose output to save (models.activations names).")
-flags.DEFINE_integer("batch", 64, "Images per forward pass.")
-flags.DEFINE_integer("resize", 256, "caffe/torchvision: shorter side before the central crop.")
-flags.DEFINE_enum("preprocess", None, PREPROCESS, "Input preprocessing (module docstring).")
-flags.DEFINE_enum("format", None, weights.FORMATS, "Weights format; default: from the suffix.")
-flags.DEFINE_bool("allow_pickle", False, "Allow a pickled bvlc_npy file (trusted files only).")
-flags.DEFINE_enum("fc6_rows", "hwc", weights.FC6_ROWS, "bvlc_npy fc6 row order.")
-flags.mark_flags_as_required(["config", "checkpoint", "images", "out"])
+
+
+def _define_flags() -> None:
+    """Command-line flags, defined only when run as a program (other CLIs define --config too)."""
+    config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
+    flags.DEFINE_string("checkpoint", None, "Weights file or training workdir (weights.FORMATS).")
+    flags.DEFINE_string("images", None, "Directory of images (searched recursively).")
+    flags.DEFINE_string("out", None, "Output .npy file of features, one row per image.")
+    flags.DEFINE_string("layer", "fc7", "Layer whose output to save (models.activations names).")
+    flags.DEFINE_integer("batch", 64, "Images per forward pass.")
+    flags.DEFINE_integer("resize", 256, "caffe/torchvision: shorter side before the central crop.")
+    flags.DEFINE_enum("preprocess", None, PREPROCESS, "Input preprocessing (module docstring).")
+    flags.DEFINE_enum("format", None, weights.FORMATS, "Weights format; default: from the suffix.")
+    flags.DEFINE_bool("allow_pickle", False, "Allow a pickled bvlc_npy file (trusted files only).")
+    flags.DEFINE_enum("fc6_rows", "hwc", weights.FC6_ROWS, "bvlc_npy fc6 row order.")
+    flags.mark_flags_as_required(["config", "checkpoint", "images", "out"])
 
 
 def list_images(directory: str) -> list[str]:
@@ -197,4 +201,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -42,6 +42,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         data_dir="/usr/share/datasets/fashion-mnist",  # Debian's dataset-fashion-mnist
         eval_split="test",  # Fashion-MNIST has no validation split
         normalize="mean_image",
+        crop_padding=15,  # as fashion_mnist_227.py: crops are 227 windows of the image padded
+        # ours: no augmentation, as the other Fashion-MNIST configs (PCA lighting needs colour)
+        augment=dict(random_crop=False, flip=False, pca_lighting=False, pca_std=0.1),
     )
     if not common.parse_arg(arg, smoke=False).smoke:
         c.num_epochs = 3  # ours: fine-tuning needs far fewer epochs than training from scratch

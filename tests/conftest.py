@@ -23,6 +23,9 @@ CONFIGS = (
     "fashion_mnist",
     "fashion_mnist_227",
 )
+# Built from the configs above with other data or sizes: counted and shape-checked, while the
+# PyTorch comparisons run on CONFIGS (the same layers).
+DERIVED_CONFIGS = ("bvlc_alexnet", "finetune_fashion", "cifar10", "fashion_mnist_ablation")
 
 
 def load_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:

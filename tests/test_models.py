@@ -1,5 +1,8 @@
 """The network (Sec. 3, Fig. 2) and its variants, against an independent PyTorch net."""
 
+import glob
+import os
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -10,7 +13,9 @@ import torch
 
 from alexnet_jax import models
 from tests import reference
-from tests.conftest import CONFIGS, load_config
+from tests.conftest import CONFIGS, DERIVED_CONFIGS, load_config
+
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
 
 # Exact learned-parameter counts. paper and one_tower_owt are published numbers (PAPER.md);
 # the others are the same arithmetic (weights + biases per layer of the config's table).
@@ -23,6 +28,10 @@ PARAM_COUNTS = {
     "one_tower_half": 59_798_312,
     "fashion_mnist": 719_626,
     "fashion_mnist_227": 56_885_962,
+    "bvlc_alexnet": 60_965_224,  # the paper's net with Caffe's LRN
+    "finetune_fashion": 56_885_962,  # = fashion_mnist_227 (grey conv1, 10 classes)
+    "cifar10": 966_986,
+    "fashion_mnist_ablation": 181_770,
 }
 
 
@@ -63,10 +72,11 @@ def _rel_err(got, want):
 
 
 def test_every_config_has_a_pinned_count():
-    assert set(PARAM_COUNTS) == set(CONFIGS)
+    files = {os.path.basename(f)[:-3] for f in glob.glob(os.path.join(CONFIG_DIR, "*.py"))}
+    assert files - {"__init__", "common"} == set(PARAM_COUNTS) == {*CONFIGS, *DERIVED_CONFIGS}
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", CONFIGS + DERIVED_CONFIGS)
 def test_parameter_count(name):
     config, model = _model(name)
     params = jax.eval_shape(lambda: models.init_params(model, config, jax.random.key(0)))
@@ -109,7 +119,7 @@ def test_paper_layer_shapes_and_parameter_tree():
     }
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", CONFIGS + DERIVED_CONFIGS)
 def test_layer_shapes_arithmetic_matches_the_module(name):
     config, model = _model(name)
     params = jax.eval_shape(lambda: models.init_params(model, config, jax.random.key(0)))
