@@ -8,6 +8,7 @@ leaves the previous checkpoint as the latest restorable one.
 """
 
 import dataclasses
+import logging
 import os
 
 import jax
@@ -18,6 +19,9 @@ from orbax.checkpoint import checkpoint_managers
 from alexnet_jax import optim
 
 BEST_METRIC = "eval/top1_err"
+
+# Mid-epoch checkpoints have no evaluation: Orbax's warning about that would print at every one.
+logging.getLogger("absl").addFilter(lambda r: "did not provide metrics" not in r.getMessage())
 
 
 def create(workdir: str, c: ml_collections.ConfigDict) -> ocp.CheckpointManager:
@@ -35,6 +39,10 @@ def create(workdir: str, c: ml_collections.ConfigDict) -> ocp.CheckpointManager:
     )
     options = ocp.CheckpointManagerOptions(
         preservation_policy=policy,
+        # best_fn makes Orbax write each step's metrics next to it, so BestN still knows the
+        # best after a restart (without it a resumed run deleted the old best checkpoint).
+        best_fn=lambda m: m[BEST_METRIC],
+        best_mode="min",
         enable_async_checkpointing=False,
         create=True,
     )

@@ -32,6 +32,22 @@ def test_keeps_the_last_k_and_the_best(tmp_path):
     mngr.close()
 
 
+def test_the_best_survives_a_restart(tmp_path):
+    """A resumed run (a new manager on the same directory) must not delete the old best."""
+    c = ml_collections.ConfigDict(dict(keep=1))
+    mngr = checkpoint.create(str(tmp_path), c)
+    for step, err in ((2, 0.1), (3, 0.4)):  # the best is step 2
+        metrics = {checkpoint.BEST_METRIC: err}
+        checkpoint.save(mngr, _state(step, float(step)), optim.Plateau(lr=0.01), metrics)
+    mngr.close()
+    mngr = checkpoint.create(str(tmp_path), c)
+    for step, err in ((4, None), (5, 0.3)):
+        metrics = None if err is None else {checkpoint.BEST_METRIC: err}
+        checkpoint.save(mngr, _state(step, float(step)), optim.Plateau(lr=0.01), metrics)
+    assert sorted(mngr.all_steps()) == [2, 5]
+    mngr.close()
+
+
 def test_restore_gives_back_params_opt_state_lr_and_schedule(tmp_path):
     mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
     saved = _state(7, 1.5)
