@@ -33,7 +33,7 @@ def main(argv: list[str]) -> None:
     tf.config.set_visible_devices([], "GPU")  # tf.data only; the accelerator is JAX's
     try:
         train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    except (ValueError, OSError, FloatingPointError) as e:  # bad input: one line, no traceback
+    except (ValueError, OSError, FloatingPointError, ImportError) as e:  # one line, no traceback
         sys.exit(f"error: {e}")
 
 

@@ -97,10 +97,13 @@ def evaluate_batches(p_eval, state, batches, n: int) -> dict[str, float]:
     }
 
 
-def create_state(config: ml_collections.ConfigDict, key: jax.Array) -> TrainState:
+def create_state(
+    config: ml_collections.ConfigDict, key: jax.Array, *, pretrained: bool = True
+) -> TrainState:
+    """A fresh state: random init, then `config.init_from`'s weights if `pretrained`."""
     model = models.create_model(config)
     params = models.init_params(model, config, key)
-    if config.init_from.path is not None:  # pretrained weights; a new fc8 if the classes differ
+    if pretrained and config.init_from.path is not None:  # a new fc8 if the classes differ
         params = weights.init_from(config.init_from, params)
     return TrainState.create(apply_fn=model.apply, params=params, tx=optim.build(config.optim))
 
@@ -139,7 +142,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
     plan = parallel.create(config, models.create_model(config))
 
-    state = create_state(config, init_key)
+    mngr = checkpoint.create(workdir, config.checkpoint)
+    # A resumed run restores its own params: the pretrained file is not needed (nor read) again.
+    state = create_state(config, init_key, pretrained=mngr.latest_step() is None)
     print(
         f"{models.count_params(state.params):,} learned parameters; {total} steps of "
         f"{c.global_batch_size} on {jax.local_device_count()} x {jax.devices()[0]}, "
@@ -147,7 +152,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         flush=True,
     )
     plateau = optim.Plateau(lr=config.optim.base_lr)
-    mngr = checkpoint.create(workdir, config.checkpoint)
     state, plateau = checkpoint.restore_latest(mngr, state, plateau)
     step = int(state.step)
     if step:

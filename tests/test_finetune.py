@@ -2,6 +2,7 @@
 (against the PyTorch net on R=G=B images), and configs/finetune_fashion.py end to end."""
 
 import gzip
+import os
 
 import jax
 import jax.numpy as jnp
@@ -157,6 +158,11 @@ def test_finetune_config_end_to_end_on_fashion_mnist(tmp_path, capsys):
         "fc7"
     ]
     np.testing.assert_allclose(got, np.asarray(want), rtol=1e-4, atol=1e-4)
+
+    # A resumed run restores its own checkpoint: the pretrained file may be gone by then.
+    os.remove(c.init_from.path)
+    c.max_steps = 3
+    assert train.train_and_evaluate(c, str(tmp_path / "run"))["step"] == 3
 
 
 def test_fine_tuning_optimizer_state_survives_a_checkpoint(tmp_path):
