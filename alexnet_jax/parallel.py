@@ -14,9 +14,10 @@ network runs under `jax.shard_map`. The legacy `pmap` helpers (`data_parallel`, 
 remain for callers that map a step over axis "batch" themselves.
 """
 
+import collections
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -320,6 +321,17 @@ class Plan:
         """`jit(step_fn)` taking host batches: `step(state, host_batch) -> out`."""
         jitted = self.jit(step_fn, donate=donate)
         return lambda state, batch: jitted(state, self.batch(batch))
+
+
+def prefetch(batches: Iterator[dict], put: Callable, size: int) -> Iterator[dict]:
+    """Host-to-device prefetch: `size` batches already sent (`put`, e.g. `Plan.batch`) ahead of
+    the one the step consumes, so the copy overlaps the previous step. The order is unchanged."""
+    queue = collections.deque()
+    for batch in batches:
+        queue.append(put(batch))
+        if len(queue) > size:
+            yield queue.popleft()
+    yield from queue
 
 
 def create(config, model: models.AlexNet) -> Plan:

@@ -157,11 +157,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if step:
         print(f"resumed from {mngr.directory} at step {step}", flush=True)
     state = plan.place(state)  # config.parallelism: "data", "model" (Sec. 3.2) or both
-    p_train = plan.step(
+    p_train = plan.jit(
         functools.partial(train_step, dropout_key=dropout_key, axis_name=None), donate=True
     )
     p_eval = plan.step(functools.partial(eval_step, axis_name=None), donate=False)
     batches = data.train(step)  # from this step on: resumes exactly
+    batches = parallel.prefetch(batches, plan.batch, c.device_prefetch)  # placed on the mesh
     s = config.schedule
     plateau_kw = dict(
         factor=s.factor,

@@ -86,6 +86,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # epoch) and "ten_crop" (4 corners + center and their reflections, softmax averaged)
         eval_modes=("center", "ten_crop"),
         shuffle_buffer=16384,  # ours: stream pipeline, examples (~1.6 GB of JPEGs for ImageNet)
+        device_prefetch=2,  # ours: training batches sent to the devices ahead of their step
         eval_split="validation",
         global_batch_size=128,  # Sec. 5; split across the local devices
         eval_batch_size=256,  # ours; the last batch is padded and masked

@@ -1,6 +1,5 @@
 """evaluate.py: center, ten-crop and ensemble errors against numpy, the CLI's JSON (Sec. 4.1, 6)."""
 
-import gzip
 import json
 import os
 import subprocess
@@ -11,26 +10,17 @@ import numpy as np
 import pytest
 
 from alexnet_jax import checkpoint, evaluate, input_pipeline, models, optim, train
+from tests import tiny
 from tests.conftest import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _write_idx(path, array):
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """Tiny Fashion-MNIST IDX files and two workdirs holding different random-init checkpoints."""
     root = tmp_path_factory.mktemp("eval")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 16), ("test", 13)):
-        images_name, labels_name = input_pipeline.FASHION_MNIST_FILES[split]
-        _write_idx(str(root / images_name), rng.integers(0, 256, size=(n, 28, 28)))
-        _write_idx(str(root / labels_name), rng.integers(0, 10, size=(n,)))
+    tiny.fake_fashion(root, n_train=16, n_test=13)
     config = load_config("fashion_mnist", "smoke")
     config.input.update(data_dir=str(root), train_limit=None, eval_limit=None)
     abstract = evaluate.restore_template(config)["params"]  # shapes only: fast

@@ -5,7 +5,6 @@ time) is shared by the tests of the runner, the tables and the figures.
 """
 
 import csv
-import gzip
 import json
 import math
 import os
@@ -15,18 +14,12 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from alexnet_jax import input_pipeline
 from experiments import figures, tables
 from experiments import sweep as sweep_lib
+from tests import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _write_idx(path: str, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
 
 
 def _sweep_file(path, data_dir: str) -> str:
@@ -60,13 +53,8 @@ def tiny_sweep(tmp_path_factory) -> tuple[str, str, dict]:
     checks numerics of the net), restored afterwards.
     """
     tmp = tmp_path_factory.mktemp("sweep")
-    rng = np.random.default_rng(0)
     data = tmp / "fashion"
-    data.mkdir()
-    for split, n in (("train", 64), ("test", 20)):
-        images_name, labels_name = input_pipeline.FASHION_MNIST_FILES[split]
-        _write_idx(str(data / images_name), rng.integers(0, 256, size=(n, 28, 28)))
-        _write_idx(str(data / labels_name), rng.integers(0, 10, size=(n,)))
+    tiny.fake_fashion(data, n_train=64, n_test=20)
     path = _sweep_file(tmp / "tiny_sweep.py", str(data))
     workdir = str(tmp / "runs")
     before = os.environ.get("JAX_DISABLE_MOST_OPTIMIZATIONS")

@@ -1,7 +1,6 @@
 """Fine-tuning: frozen and slower layers against numpy loops, grey input meeting an RGB conv1
 (against the PyTorch net on R=G=B images), and configs/finetune_fashion.py end to end."""
 
-import gzip
 import os
 
 import jax
@@ -13,7 +12,7 @@ import pytest
 import tensorflow as tf
 from flax.training import train_state as flax_train_state
 
-from alexnet_jax import checkpoint, features, input_pipeline, models, optim, train, weights
+from alexnet_jax import checkpoint, features, models, optim, train, weights
 from tests.conftest import load_config
 from tests.test_features import write_pngs
 from tests.test_weights import (
@@ -25,6 +24,7 @@ from tests.test_weights import (
     torch_logits,
     torch_net,
 )
+from tests.tiny import fake_fashion
 
 LRS = [0.1] * 6 + [0.01] * 6  # an lr drop at step 6, as the plateau schedule makes
 W0 = np.array([1.0, -2.0, 0.5])
@@ -101,23 +101,10 @@ def test_grey_model_with_summed_conv1_is_the_rgb_torch_net_on_r_eq_g_eq_b(tmp_pa
     assert_logits_close(our_logits(grey, params, x), want)
 
 
-def _write_idx(path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 def fashion_dir(tmp_path, n_train: int = 16, n_test: int = 6) -> tuple[str, dict]:
     """Fashion-MNIST's IDX layout with random 28x28 images and labels; (dir, {split: images})."""
-    rng = np.random.default_rng(0)
-    d, arrays = tmp_path / "fashion", {}
-    d.mkdir()
-    for split, n in (("train", n_train), ("test", n_test)):
-        images, labels = input_pipeline.FASHION_MNIST_FILES[split]
-        arrays[split] = rng.integers(0, 256, size=(n, 28, 28, 1), dtype=np.uint8)
-        _write_idx(d / images, arrays[split][..., 0])
-        _write_idx(d / labels, rng.integers(0, 10, size=(n,)))
-    return str(d), arrays
+    d = tmp_path / "fashion"
+    return str(d), fake_fashion(d, n_train, n_test)
 
 
 def test_finetune_config_end_to_end_on_fashion_mnist(tmp_path, capsys):

@@ -5,7 +5,6 @@ against the independent float64 PyTorch net of tests/reference.py.
 """
 
 import functools
-import gzip
 import re
 
 import jax
@@ -151,20 +150,10 @@ def test_dropout_masks_are_one_network_s_masks_on_both_towers():
     assert tiny.rel(logits, no_dropout.detach().numpy()) > 1e-2  # dropout was on
 
 
-def _write_idx(path: str, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.fixture
 def tiny_fashion(tmp_path) -> str:
     """A Fashion-MNIST-layout directory: 32 train and 16 test random 28x28 images."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 32), ("test", 16)):
-        images_name, labels_name = input_pipeline.FASHION_MNIST_FILES[split]
-        _write_idx(str(tmp_path / images_name), rng.integers(0, 256, size=(n, 28, 28)))
-        _write_idx(str(tmp_path / labels_name), rng.integers(0, 10, size=(n,)))
+    tiny.fake_fashion(tmp_path, n_train=32, n_test=16)
     return str(tmp_path)
 
 

@@ -15,29 +15,18 @@ import orbax.checkpoint as ocp
 import pytest
 
 from alexnet_jax import checkpoint, input_pipeline, optim, parallel, train
+from tests import tiny
 from tests.conftest import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_FASHION = "/usr/share/datasets/fashion-mnist"
 
 
-def _write_idx(path: str, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.fixture
 def tiny_fashion(tmp_path) -> str:
     """A Fashion-MNIST-layout directory of IDX files: 32 train and 21 test 28x28 images."""
-    rng = np.random.default_rng(0)
-    d = tmp_path / "fashion"
-    d.mkdir()
-    for split, n in (("train", 32), ("test", 21)):
-        images_name, labels_name = input_pipeline.FASHION_MNIST_FILES[split]
-        _write_idx(str(d / images_name), rng.integers(0, 256, size=(n, 28, 28)))
-        _write_idx(str(d / labels_name), rng.integers(0, 10, size=(n,)))
-    return str(d)
+    tiny.fake_fashion(tmp_path / "fashion", n_train=32, n_test=21)
+    return str(tmp_path / "fashion")
 
 
 def _config(data_dir: str, **overrides):
@@ -55,7 +44,7 @@ def _config(data_dir: str, **overrides):
 
 def test_read_idx_and_its_errors(tmp_path):
     a = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-    _write_idx(str(tmp_path / "a.gz"), a)
+    tiny.write_idx(str(tmp_path / "a.gz"), a)
     np.testing.assert_array_equal(input_pipeline.read_idx(str(tmp_path / "a.gz")), a)
     with gzip.open(tmp_path / "a.gz", "rb") as f:
         data = f.read()
@@ -122,6 +111,18 @@ def test_evaluation_counts_every_example_once(tiny_fashion):
 
 
 @pytest.mark.multidevice
+def test_device_prefetch_keeps_the_order_and_sends_ahead():
+    sent = []
+
+    def put(x):
+        sent.append(x)
+        return -x
+
+    batches = parallel.prefetch(iter(range(6)), put, size=2)
+    assert next(batches) == 0 and sent == [0, 1, 2]  # two batches on their way
+    assert list(batches) == [-1, -2, -3, -4, -5] and sent == list(range(6))
+
+
 def test_two_device_step_equals_one_device_step(tiny_fashion):
     c = _config(tiny_fashion, **{"model.dropout.rate": 0.0})
     state = train.create_state(c, jax.random.key(0))

@@ -3,7 +3,9 @@
 No conftest, torch or TensorFlow import here: subprocesses with their own device count import it.
 """
 
+import gzip
 import importlib
+import os
 
 import jax
 import ml_collections
@@ -14,6 +16,30 @@ from alexnet_jax import models
 
 def load_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
     return importlib.import_module(f"configs.{name}").get_config(arg)
+
+
+def write_idx(path: str, array: np.ndarray) -> None:
+    """`array` as a gzipped unsigned-byte IDX file (the MNIST format)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def fake_fashion(directory, n_train: int, n_test: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Fashion-MNIST's four IDX files in `directory`, random 28x28 images and labels.
+
+    Returns the images by split, [N, 28, 28, 1] uint8 as the loader gives them.
+    """
+    from alexnet_jax import input_pipeline  # here: it imports TensorFlow (module docstring)
+
+    rng, images = np.random.default_rng(seed), {}
+    os.makedirs(directory, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        images_name, labels_name = input_pipeline.FASHION_MNIST_FILES[split]
+        images[split] = rng.integers(0, 256, size=(n, 28, 28)).astype(np.uint8)[..., None]
+        write_idx(os.path.join(directory, images_name), images[split][..., 0])
+        write_idx(os.path.join(directory, labels_name), rng.integers(0, 10, size=(n,)))
+    return images
 
 
 def config(**overrides) -> ml_collections.ConfigDict:
