@@ -34,24 +34,10 @@ def test_matches_torch_max_pool_and_its_gradient(lowering, window, stride, size,
     y_ref, dx_ref = _torch_pool(x, cotangent, window, stride)
     np.testing.assert_array_equal(np.asarray(y), y_ref)
     np.testing.assert_allclose(np.asarray(dx), dx_ref, rtol=1e-6, atol=1e-6)
-    if ties:
-        assert np.count_nonzero(dx_ref) < np.count_nonzero(cotangent) * window  # ties were hit
-
-
-def test_model_lowerings_give_same_logits_and_gradients():
-    """The paper's layer order on the small net: identical logits and parameter gradients."""
-    out = []
-    for lowering in ("reduce_window", "shifts"):
-        c = tiny.config(**{"model.pool.lowering": lowering})
-        model = models.create_model(c)
-        params = tiny.random_params(models.init_params(model, c, jax.random.key(0)))
-        x = jax.random.normal(jax.random.key(1), models.input_shape(c, 2))
-        loss = lambda p, m=model, x=x: jnp.sum(m.apply({"params": p}, x, train=False) ** 2)  # noqa: E731
-        out.append(jax.jit(jax.value_and_grad(loss))(params))
-    (l1, g1), (l2, g2) = out
-    np.testing.assert_array_equal(l1, l2)
-    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2), strict=True):
-        np.testing.assert_array_equal(a, b)
+    if ties:  # some windows really held their maximum twice or more
+        win = np.lib.stride_tricks.sliding_window_view(x, (window, window), axis=(1, 2))
+        win = win[:, ::stride, ::stride].reshape(*y.shape, -1)
+        assert np.any(np.sum(win == win.max(-1, keepdims=True), -1) > 1)
 
 
 def test_lowering_names():
@@ -60,6 +46,12 @@ def test_lowering_names():
     assert pool.resolve_lowering("reduce_window", "cpu") == "reduce_window"
     with pytest.raises(ValueError, match="unknown max-pool lowering 'fast'"):
         pool.resolve_lowering("fast")
+    # the field reaches the module (tests/test_models.py compares whole nets, "auto" = shifts on
+    # CPU, with PyTorch's logits and gradients)
+    assert (
+        models.create_model(tiny.config(**{"model.pool.lowering": "reduce_window"})).pool_lowering
+        == "reduce_window"
+    )
     c = tiny.config(**{"model.pool.lowering": "fast"})
     with pytest.raises(ValueError, match="unknown max-pool lowering 'fast'"):
         models.create_model(c)
