@@ -64,3 +64,13 @@ def test_benchmark_script_runs_at_ci_size(tmp_path):
     rows = {(g["framework"], g["batch"], g["devices"]) for g in record["growth"]}
     assert rows == {("jax", 2, 1), ("torch", 2, 1), ("jax", 4, 2)}
     assert next(g for g in record["growth"] if g["devices"] == 2)["device"].startswith("2 x")
+
+
+def test_set_overrides_config_fields():
+    from benchmarks.bench_train_step import _config
+
+    c = _config("paper", "model.pool.lowering=reduce_window,model.dropout.rate=0.25")
+    assert c.model.pool.lowering == "reduce_window" and c.model.dropout.rate == 0.25
+    assert _config("paper").model.pool.lowering == "auto"
+    with pytest.raises(SystemExit, match=r"config\.model\.pool\.lowring does not exist"):
+        _config("paper", "model.pool.lowring=shifts")
