@@ -10,18 +10,21 @@ Lowering = Literal["reduce_window", "shifts"]
 LOWERINGS: tuple[str, ...] = ("auto", "reduce_window", "shifts")
 
 
-def resolve_lowering(lowering: str, backend: str | None = None) -> Lowering:
-    """ "auto" -> the measured best for `backend` (default: JAX's).
+def resolve_lowering(lowering: str, backend: str | None = None, train: bool = True) -> Lowering:
+    """ "auto" -> the measured best for `backend` (default: JAX's) and for training or not.
 
-    On XLA:CPU the gradient of `lax.reduce_window` max is a select_and_scatter that ran about
-    8x slower than the "shifts" form for the paper's 3x3/2 pools (benchmarks/RESULTS.md).
-    GPU and TPU keep reduce_window (not measured by us).
+    On XLA:CPU (benchmarks/RESULTS.md) the "shifts" form ran the paper net's eval step about
+    15% faster than reduce_window, but its gradient made the whole train step about 5-10%
+    slower (alone, the 3x3/2 pool's forward + gradient was ~5x faster: XLA fuses the
+    select_and_scatter of the full step better than the isolated layer suggests). So "auto" is
+    "shifts" for CPU inference and "reduce_window" otherwise (GPU/TPU: not measured by us).
     """
     if lowering not in LOWERINGS:
         raise ValueError(f"unknown max-pool lowering {lowering!r}; use one of {LOWERINGS}")
     if lowering != "auto":
         return lowering  # type: ignore[return-value]
-    return "shifts" if (backend or jax.default_backend()) == "cpu" else "reduce_window"
+    cpu = (backend or jax.default_backend()) == "cpu"
+    return "shifts" if cpu and not train else "reduce_window"
 
 
 def max_pool(x: jax.Array, window: int, stride: int, lowering: Lowering) -> jax.Array:

@@ -102,7 +102,10 @@ def run_jax(name: str, batch: int, steps: int, warmup: int, overrides: str = "")
     out["version"] = jax.__version__
     out["device"] = f"{devices} x {d.device_kind}"
     out["conv_lowering"] = f"{config.model.conv.lowering} on {jax.default_backend()}"
-    out["pool_lowering"] = pool.resolve_lowering(config.model.pool.lowering)
+    out["pool_lowering"] = {  # what "auto" runs in each step
+        k: pool.resolve_lowering(config.model.pool.lowering, train=k == "train")
+        for k in ("train", "eval")
+    }
     out["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     return out
 

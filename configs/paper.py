@@ -50,8 +50,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             window=3,  # Sec. 3.4, overlapping: z=3, s=2
             stride=2,
             # How the max runs, not what it computes: "reduce_window" (flax nn.max_pool),
-            # "shifts" (max of strided views) or "auto" (the measured best per backend,
-            # pool.resolve_lowering).
+            # "shifts" (max of strided views) or "auto" (the measured best per backend and
+            # train/eval, pool.resolve_lowering).
             lowering="auto",
         ),
         dropout=dict(rate=0.5, inputs_of=("fc7", "fc8")),  # Sec. 4.2: outputs of fc6 and fc7
