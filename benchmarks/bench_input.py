@@ -31,7 +31,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
+def tar_bytes(files: dict[str, bytes]) -> bytes:
+    """An uncompressed tar holding `files` (name -> bytes), as ILSVRC's tars are."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in files.items():
@@ -70,10 +71,10 @@ def write_fake_ilsvrc(manual: str, n: int, classes: int = 8) -> None:
         per_class[f"{w}.tar"][f"{w}_{i}.JPEG"] = _jpeg(rng)
     os.makedirs(manual, exist_ok=True)
     with open(os.path.join(manual, "ILSVRC2012_img_train.tar"), "wb") as f:
-        f.write(_tar({name: _tar(files) for name, files in per_class.items()}))
+        f.write(tar_bytes({name: tar_bytes(files) for name, files in per_class.items()}))
     val = {f"ILSVRC2012_val_{i:08d}.JPEG": _jpeg(rng) for i in range(1, 9)}
     with open(os.path.join(manual, "ILSVRC2012_img_val.tar"), "wb") as f:
-        f.write(_tar(val))
+        f.write(tar_bytes(val))
 
 
 def time_pipeline(root: str, images: int, batch: int, steps: int) -> dict:

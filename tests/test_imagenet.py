@@ -8,7 +8,6 @@ PNG named .JPEG under the file names the builder fixes (Sec. 2).
 import io
 import json
 import os
-import tarfile
 
 import jax
 import numpy as np
@@ -18,6 +17,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from alexnet_jax import input_pipeline, sources, stats, train
+from benchmarks.bench_input import tar_bytes
 from tests.conftest import load_config
 
 TFDS_DIR = os.path.dirname(tfds.__file__)
@@ -47,16 +47,6 @@ def _encode(image: Image.Image, fmt: str = "JPEG") -> bytes:
     return buf.getvalue()
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def fake_ilsvrc(tmp_path_factory):
     """manual/ with the two tars; returns (root, {file name: (wnid, RGB pixels PIL decodes)})."""
@@ -80,11 +70,11 @@ def fake_ilsvrc(tmp_path_factory):
     manual = root / "manual"
     manual.mkdir()
     (manual / "ILSVRC2012_img_train.tar").write_bytes(
-        _tar({name: _tar(files) for name, files in per_class.items()})
+        tar_bytes({name: tar_bytes(files) for name, files in per_class.items()})
     )
     val = {f"ILSVRC2012_val_{i:08d}.JPEG": _picture(35 + i, 48 - i, 10 + i) for i in (3, 1, 2)}
     (manual / "ILSVRC2012_img_val.tar").write_bytes(
-        _tar({name: _encode(Image.fromarray(a)) for name, a in val.items()})
+        tar_bytes({name: _encode(Image.fromarray(a)) for name, a in val.items()})
     )
     decoded = {n: np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for n, b in encoded.items()}
     decoded.update(
@@ -281,7 +271,9 @@ def test_bad_inputs_are_one_line(fake_ilsvrc, tmp_path):
     with pytest.raises(ValueError, match="bad/ILSVRC2012_img_train.tar is not a tar archive"):
         input_pipeline.create(_config(root, manual_dir=str(bad), **fresh))
     # a per-class tar inside the train tar that is not a tar (a truncated download)
-    (bad / "ILSVRC2012_img_train.tar").write_bytes(_tar({"n01440764.tar": b"\x00garbage" * 99}))
+    (bad / "ILSVRC2012_img_train.tar").write_bytes(
+        tar_bytes({"n01440764.tar": b"\x00garbage" * 99})
+    )
     with pytest.raises(ValueError, match="TFDS could not build imagenet2012 from .*bad: ") as e:
         input_pipeline.create(_config(root, manual_dir=str(bad), **fresh))
     assert "\n" not in str(e.value)

@@ -33,13 +33,7 @@ def _config(data_dir: str, **overrides):
     config = load_config("fashion_mnist", "smoke")
     config.input.data_dir = data_dir
     config.input.train_limit = config.input.eval_limit = None
-    for key, value in overrides.items():
-        target = config
-        *path, leaf = key.split(".")
-        for p in path:
-            target = target[p]
-        target[leaf] = value
-    return config
+    return tiny.override(config, **overrides)
 
 
 def test_read_idx_and_its_errors(tmp_path):

@@ -48,6 +48,11 @@ def config(**overrides) -> ml_collections.ConfigDict:
     c.model.conv.features = (8, 16, 24, 24, 16)
     c.model.fc_features = (32, 32)
     c.model.dropout.rate = 0.0
+    return override(c, **overrides)
+
+
+def override(c: ml_collections.ConfigDict, **overrides) -> ml_collections.ConfigDict:
+    """Sets dotted fields ("model.dropout.rate") of `c`, as --config.X=V does; returns `c`."""
     for key, value in overrides.items():
         target = c
         *path, leaf = key.split(".")
