@@ -1,5 +1,6 @@
-"""Grouped convolution: one parameter layout, two lowerings (Sec. 3.2, the two towers)."""
+"""Grouped convolution: one parameter layout, several lowerings (Sec. 3.2, the two towers)."""
 
+import functools
 from collections.abc import Callable
 from typing import Literal
 
@@ -8,8 +9,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-Lowering = Literal["native", "split", "im2col"]
-LOWERINGS: tuple[str, ...] = ("auto", "native", "split", "im2col")
+Lowering = Literal["native", "split", "im2col", "hybrid"]
+LOWERINGS: tuple[str, ...] = ("auto", "native", "split", "im2col", "hybrid")
 
 Initializer = Callable[[jax.Array, tuple[int, ...], jnp.dtype], jax.Array]
 
@@ -17,23 +18,24 @@ Initializer = Callable[[jax.Array, tuple[int, ...], jnp.dtype], jax.Array]
 def resolve_lowering(lowering: str, backend: str | None = None, stride: int = 1) -> Lowering:
     """ "auto" -> the measured best for `backend` (default: JAX's) and this layer's stride.
 
-    On XLA:CPU (benchmarks/RESULTS.md) a feature_group_count convolution runs about 10x slower
-    than one ordinary convolution per group ("split"), and the kernel gradient of the strided
-    11x11 conv1 about 2x slower than the same conv as patches @ kernel ("im2col"). GPU and TPU
-    keep XLA's native convolution (not measured by us yet: no accelerator was lent).
+    On XLA:CPU (benchmarks/RESULTS.md) a feature_group_count convolution ran about 10x slower
+    than one ordinary convolution per group ("split"); the kernel gradient of the strided 11x11
+    conv1 about 2x slower than the same conv as patches @ kernel ("im2col"); and the kernel
+    gradients of the stride-1 layers 2-5x slower than their forward passes, which "hybrid"
+    replaces by one GEMM per kernel tap. GPU and TPU keep XLA's native convolution (not
+    measured by us yet: no accelerator was lent).
     """
     if lowering not in LOWERINGS:
         raise ValueError(f"unknown grouped-conv lowering {lowering!r}; use one of {LOWERINGS}")
     if lowering != "auto":
         return lowering  # type: ignore[return-value]
     if (backend or jax.default_backend()) == "cpu":
-        return "im2col" if stride > 1 else "split"
+        return "im2col" if stride > 1 else "hybrid"
     return "native"
 
 
-def _im2col_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
-    """An ordinary conv as one matmul: [B, H', W', kh*kw*I] patches @ [kh*kw*I, O]."""
-    kh, kw, cin, cout = kernel.shape
+def _patches(x: jax.Array, kh: int, kw: int, stride: int, padding: int) -> jax.Array:
+    """[B, H, W, I] -> [B, H', W', kh*kw*I] im2col patches, in HWIO's (kh, kw, I) order."""
     x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     oh, ow = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
     cols = [
@@ -41,8 +43,82 @@ def _im2col_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> 
         for i in range(kh)
         for j in range(kw)
     ]
-    patches = jnp.concatenate(cols, axis=-1)  # [B, oh, ow, kh*kw*I], HWIO's (kh, kw, I) order
-    return jnp.dot(patches, kernel.reshape(kh * kw * cin, cout))
+    return jnp.concatenate(cols, axis=-1)
+
+
+def _im2col_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
+    """An ordinary conv as one matmul: [B, H', W', kh*kw*I] patches @ [kh*kw*I, O]."""
+    kh, kw, cin, cout = kernel.shape
+    return jnp.dot(_patches(x, kh, kw, stride, padding), kernel.reshape(kh * kw * cin, cout))
+
+
+def _xla_conv(x, kernel, stride: int, padding: int, groups: int) -> jax.Array:
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=(stride, stride),
+        padding=((padding, padding), (padding, padding)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=groups,
+    )
+
+
+def _split_conv(x, kernel, stride: int, padding: int, groups: int) -> jax.Array:
+    """One ordinary XLA convolution per group, concatenated."""
+    if groups == 1:
+        return _xla_conv(x, kernel, stride, padding, 1)
+    xs, ks = jnp.split(x, groups, axis=-1), jnp.split(kernel, groups, axis=-1)
+    return jnp.concatenate(
+        [_xla_conv(a, k, stride, padding, 1) for a, k in zip(xs, ks, strict=True)], axis=-1
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _hybrid_conv(x, kernel, stride: int, padding: int, groups: int) -> jax.Array:
+    return _split_conv(x, kernel, stride, padding, groups)
+
+
+def _hybrid_fwd(x, kernel, stride, padding, groups):
+    return _split_conv(x, kernel, stride, padding, groups), (x, kernel)
+
+
+def _hybrid_bwd(stride, padding, groups, res, dy):
+    """dx as XLA's transposed convolution; dK as one matmul over all B*H'*W' positions.
+
+    XLA:CPU runs the kernel gradient of a convolution as a convolution with the batch as the
+    contraction, 3-5x slower than the forward pass (benchmarks/RESULTS.md). Here it is one
+    GEMM per kernel tap and group: x shifted by (i, j), as [B*H'*W', I/G], transposed, @ dy.
+    """
+    x, kernel = res
+    _, vjp = jax.vjp(lambda a: _split_conv(a, kernel, stride, padding, groups), x)
+    (dx,) = vjp(dy)
+    kh, kw, cin_g, cout = kernel.shape
+    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    oh, ow = dy.shape[1], dy.shape[2]
+    cout_g = cout // groups
+    dk = []
+    for g in range(groups):
+        dyg = dy[..., g * cout_g : (g + 1) * cout_g].reshape(-1, cout_g)
+        taps = []
+        for i in range(kh):
+            for j in range(kw):
+                xs = xp[
+                    :,
+                    i : i + stride * (oh - 1) + 1 : stride,
+                    j : j + stride * (ow - 1) + 1 : stride,
+                ]
+                xs = xs[..., g * cin_g : (g + 1) * cin_g].reshape(-1, cin_g)
+                taps.append(jnp.dot(xs.T, dyg))  # [I/G, O/G]
+        dk.append(jnp.stack(taps).reshape(kh, kw, cin_g, cout_g))
+    dk = jnp.concatenate(dk, axis=-1).astype(kernel.dtype)
+    # under shard_map (parallel.tower_apply) a kernel shared by the batch shards gets the sum
+    # of their gradients, as autodiff's own rule would give
+    varying = lambda a: jax.typeof(a).manual_axis_type.varying  # noqa: E731
+    extra = tuple(sorted(varying(dk) - varying(kernel)))
+    return dx, lax.psum(dk, extra) if extra else dk
+
+
+_hybrid_conv.defvjp(_hybrid_fwd, _hybrid_bwd)
 
 
 def grouped_conv(
@@ -65,29 +141,24 @@ def grouped_conv(
         whatever the lowering, so that checkpoints never depend on how the conv runs.
       stride, padding: the same on both spatial axes; padding is symmetric, in pixels.
       lowering: "native" (XLA's feature_group_count), "split" (one ordinary conv per group,
-        concatenated) or "im2col" (per group, patches @ kernel). All compute the same function.
+        concatenated), "im2col" (per group, patches @ kernel) or "hybrid" ("split" with the
+        kernel gradient as GEMMs, `_hybrid_bwd`). All compute the same function.
     Returns:
       [B, H', W', O].
     """
-    conv = lambda lhs, rhs, g: lax.conv_general_dilated(  # noqa: E731
-        lhs,
-        rhs,
-        window_strides=(stride, stride),
-        padding=((padding, padding), (padding, padding)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=g,
-    )
     if lowering == "native":
-        return conv(x, kernel, groups)
-
-    def one(xg: jax.Array, kg: jax.Array) -> jax.Array:
-        return conv(xg, kg, 1) if lowering == "split" else _im2col_conv(xg, kg, stride, padding)
-
+        return _xla_conv(x, kernel, stride, padding, groups)
+    if lowering == "split":
+        return _split_conv(x, kernel, stride, padding, groups)
+    if lowering == "hybrid":
+        return _hybrid_conv(x, kernel, stride, padding, groups)
     if groups == 1:
-        return one(x, kernel)
+        return _im2col_conv(x, kernel, stride, padding)
     xs = jnp.split(x, groups, axis=-1)  # G x [B, H, W, I/G]
     ks = jnp.split(kernel, groups, axis=-1)  # G x [kh, kw, I/G, O/G]
-    return jnp.concatenate([one(xg, kg) for xg, kg in zip(xs, ks, strict=True)], axis=-1)
+    return jnp.concatenate(
+        [_im2col_conv(a, k, stride, padding) for a, k in zip(xs, ks, strict=True)], axis=-1
+    )
 
 
 class GroupedConv(nn.Module):

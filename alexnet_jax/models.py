@@ -59,7 +59,7 @@ class AlexNet(nn.Module):
     conv_stride: Sequence[int]
     conv_padding: Sequence[int]
     conv_groups: Sequence[int]
-    conv_lowering: str  # "auto" | "native" | "split" | "im2col" (conv.resolve_lowering)
+    conv_lowering: str  # "auto" | "native" | "split" | "im2col" | "hybrid" (conv.resolve_lowering)
     fc_features: Sequence[int]
     lrn_spec: LRNSpec | None
     lrn_after: Sequence[int]
@@ -103,7 +103,7 @@ class AlexNet(nn.Module):
             x = nn.relu(x)
             acts[f"conv{n}"] = x
             stages = [("norm", self._norm, n in self.lrn_after and self.lrn_spec is not None)]
-            stages.append(("pool", lambda x: self._pool(x, train), n in self.pool_after))
+            stages.append(("pool", self._pool, n in self.pool_after))
             if not self.norm_before_pool:
                 stages.reverse()
             for kind, fn, active in stages:
@@ -149,8 +149,8 @@ class AlexNet(nn.Module):
             groups=s.groups,
         )
 
-    def _pool(self, x: jax.Array, train: bool) -> jax.Array:
-        lowering = pool.resolve_lowering(self.pool_lowering, train=train)
+    def _pool(self, x: jax.Array) -> jax.Array:
+        lowering = pool.resolve_lowering(self.pool_lowering)
         return pool.max_pool(x, self.pool_window, self.pool_stride, lowering)
 
 

@@ -27,7 +27,7 @@ from flax import jax_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from alexnet_jax import conv, lrn, models
+from alexnet_jax import conv, lrn, models, pool
 
 PARALLELISMS: tuple[str, ...] = ("data", "model", "data+model")
 AXES: tuple[str, str] = ("batch", "tower")
@@ -215,10 +215,8 @@ def _tower_forward(
                     groups=s.groups // towers,
                 )
             if kind == "pool" and n in model.pool_after:
-                window, strides = (model.pool_window,) * 2, (model.pool_stride,) * 2
-                x = jax.lax.reduce_window(
-                    x, -jnp.inf, jax.lax.max, (1, *window, 1), (1, *strides, 1), "VALID"
-                )
+                lowering = pool.resolve_lowering(model.pool_lowering)
+                x = pool.max_pool(x, model.pool_window, model.pool_stride, lowering)
     names = layer_names(model)[len(model.conv_features) :]
     for j, name in enumerate(names):
         x = _gather(x)  # fc6, fc7, fc8 see every unit of the layer below (Fig. 2)

@@ -1,5 +1,6 @@
 """Overlapping max-pooling (Sec. 3.4): one function, two lowerings."""
 
+import functools
 from typing import Literal
 
 import flax.linen as nn
@@ -10,32 +11,30 @@ Lowering = Literal["reduce_window", "shifts"]
 LOWERINGS: tuple[str, ...] = ("auto", "reduce_window", "shifts")
 
 
-def resolve_lowering(lowering: str, backend: str | None = None, train: bool = True) -> Lowering:
-    """ "auto" -> the measured best for `backend` (default: JAX's) and for training or not.
+def resolve_lowering(lowering: str, backend: str | None = None) -> Lowering:
+    """ "auto" -> the measured best for `backend` (default: JAX's).
 
     On XLA:CPU (benchmarks/RESULTS.md) the "shifts" form ran the paper net's eval step about
-    15% faster than reduce_window, but its gradient made the whole train step about 5-10%
-    slower (alone, the 3x3/2 pool's forward + gradient was ~5x faster: XLA fuses the
-    select_and_scatter of the full step better than the isolated layer suggests). So "auto" is
-    "shifts" for CPU inference and "reduce_window" otherwise (GPU/TPU: not measured by us).
+    15% faster than reduce_window, and with its own gradient (no select_and_scatter) the 3x3/2
+    pool's forward + gradient about 2x faster, so "auto" is "shifts" on CPU and
+    "reduce_window" elsewhere (GPU/TPU: not measured by us).
     """
     if lowering not in LOWERINGS:
         raise ValueError(f"unknown max-pool lowering {lowering!r}; use one of {LOWERINGS}")
     if lowering != "auto":
         return lowering  # type: ignore[return-value]
-    cpu = (backend or jax.default_backend()) == "cpu"
-    return "shifts" if cpu and not train else "reduce_window"
+    return "shifts" if (backend or jax.default_backend()) == "cpu" else "reduce_window"
 
 
 def max_pool(x: jax.Array, window: int, stride: int, lowering: Lowering) -> jax.Array:
     """Max over `window` x `window` patches every `stride` pixels, no padding (Sec. 3.4).
 
-    "reduce_window" is flax's `nn.max_pool`. "shifts" takes the max of the window*window
-    strided views x[:, i::stride, j::stride] one after the other, replacing the running max only
-    where a view is strictly greater: its gradient is a chain of elementwise selects that sends
-    each output's gradient to the first maximum in row-major window order, as XLA's
-    select_and_scatter does, so both lowerings give the same outputs and gradients, ties
-    included.
+    "reduce_window" is flax's `nn.max_pool` (XLA's reduce_window; its gradient is XLA's
+    select_and_scatter). "shifts" takes the max of the window*window strided views
+    x[:, i::stride, j::stride] one after the other, replacing the running max only where a view
+    is strictly greater (or NaN), and has its own gradient (`_shifts_bwd`): each output's
+    gradient goes to the first maximum in row-major window order, as select_and_scatter does,
+    so both lowerings give the same outputs and gradients, ties included.
 
     Args:
       x: [B, H, W, C] (NHWC).
@@ -44,10 +43,61 @@ def max_pool(x: jax.Array, window: int, stride: int, lowering: Lowering) -> jax.
     """
     if lowering == "reduce_window":
         return nn.max_pool(x, (window, window), strides=(stride, stride), padding="VALID")
+    return _shifts(x, window, stride)
+
+
+def _views(x: jax.Array, window: int, stride: int) -> list[jax.Array]:
+    """The window*window strided views, row-major in (i, j): view k = x[:, i::s, j::s]."""
     oh, ow = (x.shape[1] - window) // stride + 1, (x.shape[2] - window) // stride + 1
+    return [
+        x[:, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride]
+        for i in range(window)
+        for j in range(window)
+    ]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _shifts(x: jax.Array, window: int, stride: int) -> jax.Array:
     out = None
-    for i in range(window):
-        for j in range(window):
-            v = x[:, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride]
-            out = v if out is None else jnp.where(v > out, v, out)
+    for v in _views(x, window, stride):
+        out = v if out is None else jnp.where((v > out) | jnp.isnan(v), v, out)
     return out
+
+
+def _shifts_fwd(x, window, stride):
+    out = first = None
+    for k, v in enumerate(_views(x, window, stride)):
+        if out is None:
+            out, first = v, jnp.zeros(v.shape, jnp.int8)
+            continue
+        up = (v > out) | jnp.isnan(v)
+        out, first = jnp.where(up, v, out), jnp.where(up, jnp.int8(k), first)
+    return out, (x.shape, first)
+
+
+def _shifts_bwd(window: int, stride: int, res, dy: jax.Array):
+    """d/dx: dy to the first maximum of each window, summed where windows overlap."""
+    (b, h, w, c), first = res
+    oh, ow = dy.shape[1], dy.shape[2]
+    grads = [jnp.where(first == k, dy, jnp.zeros_like(dy)) for k in range(window * window)]
+    # input row stride*o + i = stride*(o + i // stride) + i % stride
+    reach = (window - 1) // stride
+    ph, pw = max(-(-h // stride), oh + reach), max(-(-w // stride), ow + reach)
+    blocks = []
+    for er in range(stride):
+        row = []
+        for ec in range(stride):
+            acc = jnp.zeros((b, ph, pw, c), dy.dtype)
+            for i in range(er, window, stride):
+                for j in range(ec, window, stride):
+                    a, d = i // stride, j // stride
+                    g = grads[i * window + j]
+                    acc = acc + jnp.pad(g, ((0, 0), (a, ph - oh - a), (d, pw - ow - d), (0, 0)))
+            row.append(acc)
+        blocks.append(jnp.stack(row, axis=3))  # [B, ph, pw, stride(ec), C]
+    dx = jnp.stack(blocks, axis=2)  # [B, ph, stride(er), pw, stride(ec), C]
+    dx = dx.reshape(b, ph * stride, pw * stride, c)[:, :h, :w]
+    return (dx,)
+
+
+_shifts.defvjp(_shifts_fwd, _shifts_bwd)

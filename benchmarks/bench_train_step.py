@@ -11,10 +11,14 @@ Each framework runs in its own process, one after the other, on the same synthet
 the full training step (forward, loss, backward, SGD momentum + weight decay update) and the
 eval step (forward). Prints images/s as the median (min..max) of `--steps` timed steps after
 `--warmup` untimed ones, the ratio ours/PyTorch, peak memory and the hardware; writes a JSON
-record with the command, git commit and date. Ours is the real path (train.train_step under
-pmap, donated state); PyTorch's is benchmarks/torch_alexnet.py with torch.optim.SGD, using as
-many threads as there are cores. `--set=FIELD=VALUE,...` changes scalar config fields (both
-nets), e.g. to time one lowering against another; XLA_FLAGS in the environment reach JAX.
+record with the command, git commit and date. Ours is the path train.py runs
+(train.train_step jitted on parallel.create's mesh, donated state); PyTorch's is
+benchmarks/torch_alexnet.py with torch.optim.SGD, using as many threads as there are cores.
+`--set=FIELD=VALUE,...` changes scalar config fields (both nets), e.g. to time one lowering
+against another; XLA_FLAGS in the environment reach JAX. Both workers inherit the allocator
+environment (e.g. `LD_PRELOAD=libtcmalloc_minimal.so.4` or
+`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`); the record names it and counts each framework's
+minor page faults per train step, since fresh pages for large buffers cost both a lot on CPU.
 """
 
 import argparse
@@ -32,6 +36,9 @@ from datetime import UTC, datetime
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# how the C library hands out memory changes both frameworks' speed on CPU (fresh pages for
+# every large buffer cost a page fault each): both workers inherit these, and the record says
+ALLOCATOR_ENV = ("LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
 
 def _stats(times: list[float], batch: int) -> dict:
@@ -63,30 +70,31 @@ def run_jax(name: str, batch: int, steps: int, warmup: int, overrides: str = "")
     from alexnet_jax import models, parallel, pool, train
 
     config = _config(name, overrides)
-    state = parallel.replicate(train.create_state(config, jax.random.key(0)))
-    devices = jax.local_device_count()
-    per = batch // devices
+    config.input.global_batch_size = config.input.eval_batch_size = batch
+    plan = parallel.create(config, models.create_model(config))  # the mesh train.py uses
+    state = plan.place(train.create_state(config, jax.random.key(0)))
     rng = np.random.default_rng(0)
     shape = models.input_shape(config, batch)
-    host = {
-        "image": rng.normal(size=shape).astype(np.float32).reshape(devices, per, *shape[1:]),
-        "label": rng.integers(0, config.model.num_classes, batch)
-        .astype(np.int32)
-        .reshape(devices, per),
-        "mask": np.ones((devices, per), np.float32),
-    }
-    data = jax.pmap(lambda b: b)(host)  # on the devices once: the steps time compute only
-    step = parallel.data_parallel(
-        functools.partial(train.train_step, dropout_key=jax.random.key(1)), donate_state=True
+    data = plan.batch(  # on the devices once: the steps time compute only
+        {
+            "image": rng.normal(size=shape).astype(np.float32),
+            "label": rng.integers(0, config.model.num_classes, batch).astype(np.int32),
+            "mask": np.ones((batch,), np.float32),
+        }
     )
-    p_eval = parallel.data_parallel(train.eval_step, donate_state=False)
-    times = []
+    step = plan.jit(
+        functools.partial(train.train_step, dropout_key=jax.random.key(1), axis_name=None),
+        donate=True,
+    )
+    p_eval = plan.jit(functools.partial(train.eval_step, axis_name=None), donate=False)
+    times, faults = [], []
     for i in range(warmup + steps):
-        t = time.perf_counter()
+        f0, t = _minor_faults(), time.perf_counter()
         state, metrics = step(state, data)
         jax.block_until_ready((state, metrics))
         if i >= warmup:
             times.append(time.perf_counter() - t)
+            faults.append(_minor_faults() - f0)
     eval_times = []
     for i in range(warmup + steps):
         t = time.perf_counter()
@@ -94,18 +102,16 @@ def run_jax(name: str, batch: int, steps: int, warmup: int, overrides: str = "")
         if i >= warmup:
             eval_times.append(time.perf_counter() - t)
     out = {"train": _stats(times, batch), "eval": _stats(eval_times, batch)}
+    out["minor_page_faults_per_train_step"] = int(np.median(faults))
     d = jax.local_devices()[0]
     stats = d.memory_stats() if d.platform == "gpu" else None
     out["peak_memory_mb"] = (
         stats["peak_bytes_in_use"] / 2**20 if stats else _max_rss_mb()
     )  # GPU: device memory; CPU: the process's peak RSS
     out["version"] = jax.__version__
-    out["device"] = f"{devices} x {d.device_kind}"
+    out["device"] = f"{jax.device_count()} x {d.device_kind}"
     out["conv_lowering"] = f"{config.model.conv.lowering} on {jax.default_backend()}"
-    out["pool_lowering"] = {  # what "auto" runs in each step
-        k: pool.resolve_lowering(config.model.pool.lowering, train=k == "train")
-        for k in ("train", "eval")
-    }
+    out["pool_lowering"] = pool.resolve_lowering(config.model.pool.lowering)  # what "auto" runs
     out["xla_flags"] = os.environ.get("XLA_FLAGS", "")
     return out
 
@@ -143,10 +149,10 @@ def run_torch(
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    times, eval_times = [], []
+    times, faults, eval_times = [], [], []
     net.train()
     for i in range(warmup + steps):
-        t = time.perf_counter()
+        f0, t = _minor_faults(), time.perf_counter()
         opt.zero_grad(set_to_none=True)
         with amp:
             loss = torch.nn.functional.cross_entropy(net(x), y)
@@ -155,6 +161,7 @@ def run_torch(
         sync()
         if i >= warmup:
             times.append(time.perf_counter() - t)
+            faults.append(_minor_faults() - f0)
     net.eval()
     with torch.no_grad():
         for i in range(warmup + steps):
@@ -165,6 +172,7 @@ def run_torch(
             if i >= warmup:
                 eval_times.append(time.perf_counter() - t)
     out = {"train": _stats(times, batch), "eval": _stats(eval_times, batch)}
+    out["minor_page_faults_per_train_step"] = int(np.median(faults))
     out["peak_memory_mb"] = (
         torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else _max_rss_mb()
     )
@@ -172,6 +180,11 @@ def run_torch(
     out["device"] = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
     out["threads"] = torch.get_num_threads()
     return out
+
+
+def _minor_faults() -> int:
+    """Pages this process touched for the first time so far (fresh buffers from the kernel)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _max_rss_mb() -> float:
@@ -264,19 +277,25 @@ def main() -> None:
         "hardware": _hardware(),
         "config": a.config,
         "batch": a.batch,
+        "allocator_env": {k: os.environ.get(k, "") for k in ALLOCATOR_ENV},
         "results": results,
     }
     print(
         f"{a.config}, batch {a.batch}, {a.steps} timed steps after {a.warmup} warm-up; "
-        f"{record['hardware']['cpu']}, {record['hardware']['cpu_count']} cores"
+        f"{record['hardware']['cpu']}, {record['hardware']['cpu_count']} cores; "
+        f"allocator env {({k: v for k, v in record['allocator_env'].items() if v}) or 'default'}"
     )
-    print(f"{'':8s} {'train images/s':>28s} {'eval images/s':>28s} {'peak MB':>9s}")
+    print(f"{'':8s} {'train images/s':>28s} {'eval images/s':>28s} {'peak MB':>9s} {'faults':>7s}")
     for fw, r in results.items():
         cols = [
             f"{r[k]['images_per_sec']:8.1f} ({r[k]['min']:.1f}..{r[k]['max']:.1f})"
             for k in ("train", "eval")
         ]
-        print(f"{fw:8s} {cols[0]:>28s} {cols[1]:>28s} {r['peak_memory_mb']:9.0f}  {r['device']}")
+        faults = r["minor_page_faults_per_train_step"]
+        print(
+            f"{fw:8s} {cols[0]:>28s} {cols[1]:>28s} {r['peak_memory_mb']:9.0f} {faults:7d}  "
+            f"{r['device']}"
+        )
     if "jax" in results and "torch" in results:
         record["ratio_train"] = (
             results["jax"]["train"]["images_per_sec"] / results["torch"]["train"]["images_per_sec"]
