@@ -1,9 +1,10 @@
-r"""Times the layers whose lowering we choose: grouped conv (native vs split), LRN, max-pool.
+r"""Times the layers whose lowering we choose: grouped conv (native/split/hybrid), LRN, max-pool.
 
   python -m benchmarks.bench_layers [--batch=32] [--repeats=5] [--out=FILE.json]
 
 Forward + gradient (w.r.t. input and kernel) of the paper's conv2 (27x27x96 -> 27x27x256,
-5x5, groups=2) for XLA's native `feature_group_count` and for one conv per group, next to
+5x5, groups=2) for XLA's native `feature_group_count`, for one conv per group and for one conv
+per group with the kernel gradient as per-tap GEMMs ("hybrid"), next to
 PyTorch's conv2d(groups=2); and of LRN after conv1 (55x55x96) as `lax.reduce_window` (ours)
 (n ** -0.75 as sqrt(sqrt(n)) / n) vs the same with pow vs a banded matmul vs
 torch.nn.LocalResponseNorm; and of the 3x3/2 max-pool after norm1 (55x55x96) as
@@ -61,7 +62,7 @@ def bench_conv(batch: int, repeats: int) -> dict:
     x = rng.normal(size=(batch, 27, 27, 96)).astype(np.float32)
     w = rng.normal(scale=0.01, size=(5, 5, 48, 256)).astype(np.float32)
     out = {}
-    for lowering in ("native", "split"):
+    for lowering in ("native", "split", "hybrid"):
         f = lambda x, w, lw=lowering: conv.grouped_conv(  # noqa: E731
             x, w, stride=1, padding=2, groups=2, lowering=lw
         )
