@@ -61,6 +61,8 @@ def test_benchmark_script_runs_at_ci_size(tmp_path):
             s = record["results"][fw][kind]
             assert 0 < s["min"] <= s["images_per_sec"] <= s["max"]
     assert record["ratio_train"] > 0 and "ours / PyTorch" in r.stdout
+    assert record["allocator_env"].keys() >= {"LD_PRELOAD", "GLIBC_TUNABLES"}
+    assert record["results"]["jax"]["minor_page_faults_per_train_step"] >= 0
     rows = {(g["framework"], g["batch"], g["devices"]) for g in record["growth"]}
     assert rows == {("jax", 2, 1), ("torch", 2, 1), ("jax", 4, 2)}
     assert next(g for g in record["growth"] if g["devices"] == 2)["device"].startswith("2 x")
@@ -74,3 +76,21 @@ def test_set_overrides_config_fields():
     assert _config("paper").model.pool.lowering == "auto"
     with pytest.raises(SystemExit, match=r"config\.model\.pool\.lowring does not exist"):
         _config("paper", "model.pool.lowring=shifts")
+
+
+def test_rounds_report_the_median_round_and_every_round():
+    from benchmarks.bench_train_step import _over_rounds
+
+    def run(train, evals):
+        return {"train": {"images_per_sec": train}, "eval": {"images_per_sec": evals}}
+
+    rounds = [
+        {"jax": run(10.0, 50.0), "torch": run(8.0, 40.0)},
+        {"jax": run(30.0, 70.0), "torch": run(9.0, 41.0)},
+        {"jax": run(20.0, 60.0), "torch": run(7.0, 39.0)},
+    ]
+    out = _over_rounds(rounds)
+    assert out["jax"]["train"]["images_per_sec"] == 20.0  # the median round, whole
+    assert out["jax"]["eval"]["images_per_sec"] == 60.0
+    assert out["torch"]["train"]["images_per_sec"] == 8.0
+    assert out["jax"]["rounds"] == {"train": [10.0, 30.0, 20.0], "eval": [50.0, 70.0, 60.0]}
