@@ -29,8 +29,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             padding=(0, 2, 1, 1, 1),
             groups=(1, 2, 1, 2, 2),  # conv3 and the fc layers cross towers
             # How a conv runs, not what it computes: "native" (XLA feature_group_count), "split"
-            # (one conv per group), "im2col" (patches @ kernel) or "auto" (the measured best
-            # per backend and stride, conv.resolve_lowering).
+            # (one conv per group), "im2col" (patches @ kernel), "hybrid" (split, kernel
+            # gradient as per-tap GEMMs) or "auto" (the measured best per backend and stride,
+            # conv.resolve_lowering).
             lowering="auto",
         ),
         fc_features=(4096, 4096),  # fc6, fc7; fc8 has num_classes outputs
@@ -50,8 +51,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             window=3,  # Sec. 3.4, overlapping: z=3, s=2
             stride=2,
             # How the max runs, not what it computes: "reduce_window" (flax nn.max_pool),
-            # "shifts" (max of strided views) or "auto" (the measured best per backend and
-            # train/eval, pool.resolve_lowering).
+            # "shifts" (max of strided views, own gradient) or "auto" (the measured best per
+            # backend, pool.resolve_lowering).
             lowering="auto",
         ),
         dropout=dict(rate=0.5, inputs_of=("fc7", "fc8")),  # Sec. 4.2: outputs of fc6 and fc7
