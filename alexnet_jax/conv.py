@@ -34,16 +34,24 @@ def resolve_lowering(lowering: str, backend: str | None = None, stride: int = 1)
     return "native"
 
 
-def _patches(x: jax.Array, kh: int, kw: int, stride: int, padding: int) -> jax.Array:
-    """[B, H, W, I] -> [B, H', W', kh*kw*I] im2col patches, in HWIO's (kh, kw, I) order."""
-    x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+def tap_views(x: jax.Array, kh: int, kw: int, stride: int) -> list[jax.Array]:
+    """The kh*kw strided views of [B, H, W, C] a VALID window meets, row-major in (i, j):
+    view (i, j) = x[:, i::stride, j::stride] cut to the [B, H', W', C] output grid."""
     oh, ow = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
-    cols = [
-        x[:, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride, :]
+    return [
+        x[:, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride]
         for i in range(kh)
         for j in range(kw)
     ]
-    return jnp.concatenate(cols, axis=-1)
+
+
+def _pad(x: jax.Array, padding: int) -> jax.Array:
+    return jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+
+
+def _patches(x: jax.Array, kh: int, kw: int, stride: int, padding: int) -> jax.Array:
+    """[B, H, W, I] -> [B, H', W', kh*kw*I] im2col patches, in HWIO's (kh, kw, I) order."""
+    return jnp.concatenate(tap_views(_pad(x, padding), kh, kw, stride), axis=-1)
 
 
 def _im2col_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
@@ -83,7 +91,7 @@ def _hybrid_fwd(x, kernel, stride, padding, groups):
 
 
 def _hybrid_bwd(stride, padding, groups, res, dy):
-    """dx as XLA's transposed convolution; dK as one matmul over all B*H'*W' positions.
+    """dx as XLA's transposed convolution; dK as GEMMs over all B*H'*W' positions.
 
     XLA:CPU runs the kernel gradient of a convolution as a convolution with the batch as the
     contraction, 3-5x slower than the forward pass (benchmarks/RESULTS.md). Here it is one
@@ -93,22 +101,15 @@ def _hybrid_bwd(stride, padding, groups, res, dy):
     _, vjp = jax.vjp(lambda a: _split_conv(a, kernel, stride, padding, groups), x)
     (dx,) = vjp(dy)
     kh, kw, cin_g, cout = kernel.shape
-    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    oh, ow = dy.shape[1], dy.shape[2]
+    views = tap_views(_pad(x, padding), kh, kw, stride)  # kh*kw x [B, H', W', I]
     cout_g = cout // groups
     dk = []
     for g in range(groups):
         dyg = dy[..., g * cout_g : (g + 1) * cout_g].reshape(-1, cout_g)
-        taps = []
-        for i in range(kh):
-            for j in range(kw):
-                xs = xp[
-                    :,
-                    i : i + stride * (oh - 1) + 1 : stride,
-                    j : j + stride * (ow - 1) + 1 : stride,
-                ]
-                xs = xs[..., g * cin_g : (g + 1) * cin_g].reshape(-1, cin_g)
-                taps.append(jnp.dot(xs.T, dyg))  # [I/G, O/G]
+        taps = [
+            jnp.dot(v[..., g * cin_g : (g + 1) * cin_g].reshape(-1, cin_g).T, dyg)  # [I/G, O/G]
+            for v in views
+        ]
         dk.append(jnp.stack(taps).reshape(kh, kw, cin_g, cout_g))
     dk = jnp.concatenate(dk, axis=-1).astype(kernel.dtype)
     # under shard_map (parallel.tower_apply) a kernel shared by the batch shards gets the sum

@@ -10,8 +10,8 @@
 
 The parameters are the single-device model's tree, only sharded (`param_spec`): a checkpoint
 moves freely between the layouts. Steps are `jax.jit` with `NamedSharding`s; the per-tower
-network runs under `jax.shard_map`. The legacy `pmap` helpers (`data_parallel`, `replicate`)
-remain for callers that map a step over axis "batch" themselves.
+network runs under `jax.shard_map`. The legacy `pmap` helpers (`replicate`, `unreplicate`)
+remain for callers that map a step over axis "batch" themselves (evaluate.py, the tests).
 """
 
 import collections
@@ -31,14 +31,6 @@ from alexnet_jax import conv, lrn, models, pool
 
 PARALLELISMS: tuple[str, ...] = ("data", "model", "data+model")
 AXES: tuple[str, str] = ("batch", "tower")
-
-
-def data_parallel(step_fn: Callable, *, donate_state: bool) -> Callable:
-    """`step_fn(state, batch)` mapped over the local devices along axis "batch" (pmap).
-
-    The state is replicated ([D, ...] leaves) and, if `donate_state`, its buffers are donated.
-    """
-    return jax.pmap(step_fn, axis_name="batch", donate_argnums=(0,) if donate_state else ())
 
 
 replicate = jax_utils.replicate

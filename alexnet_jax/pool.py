@@ -7,6 +7,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from alexnet_jax import conv
+
 Lowering = Literal["reduce_window", "shifts"]
 LOWERINGS: tuple[str, ...] = ("auto", "reduce_window", "shifts")
 
@@ -46,37 +48,35 @@ def max_pool(x: jax.Array, window: int, stride: int, lowering: Lowering) -> jax.
     return _shifts(x, window, stride)
 
 
-def _views(x: jax.Array, window: int, stride: int) -> list[jax.Array]:
-    """The window*window strided views, row-major in (i, j): view k = x[:, i::s, j::s]."""
-    oh, ow = (x.shape[1] - window) // stride + 1, (x.shape[2] - window) // stride + 1
-    return [
-        x[:, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride]
-        for i in range(window)
-        for j in range(window)
-    ]
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def _shifts(x: jax.Array, window: int, stride: int) -> jax.Array:
-    out = None
-    for v in _views(x, window, stride):
-        out = v if out is None else jnp.where((v > out) | jnp.isnan(v), v, out)
-    return out
-
-
-def _shifts_fwd(x, window, stride):
+def _max_and_first(x: jax.Array, window: int, stride: int) -> tuple[jax.Array, jax.Array]:
+    """The max over the window's strided views, replaced only where a view is strictly greater
+    (or NaN), and the index (int8, row-major) of the view that gave it: the first maximum."""
     out = first = None
-    for k, v in enumerate(_views(x, window, stride)):
+    for k, v in enumerate(conv.tap_views(x, window, window, stride)):
         if out is None:
             out, first = v, jnp.zeros(v.shape, jnp.int8)
             continue
         up = (v > out) | jnp.isnan(v)
         out, first = jnp.where(up, v, out), jnp.where(up, jnp.int8(k), first)
+    return out, first
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _shifts(x: jax.Array, window: int, stride: int) -> jax.Array:
+    return _max_and_first(x, window, stride)[0]  # `first` is dead code here: XLA drops it
+
+
+def _shifts_fwd(x, window, stride):
+    out, first = _max_and_first(x, window, stride)
     return out, (x.shape, first)
 
 
 def _shifts_bwd(window: int, stride: int, res, dy: jax.Array):
-    """d/dx: dy to the first maximum of each window, summed where windows overlap."""
+    """d/dx: dy to the first maximum of each window, summed where windows overlap.
+
+    No select_and_scatter (XLA:CPU builds four int32 index arrays the size of the input for
+    it): a col2im written as pads of a [B, P, stride, P', stride, C] view, all elementwise.
+    """
     (b, h, w, c), first = res
     oh, ow = dy.shape[1], dy.shape[2]
     grads = [jnp.where(first == k, dy, jnp.zeros_like(dy)) for k in range(window * window)]

@@ -30,7 +30,7 @@ def train_step(
 ) -> tuple[TrainState, Metrics]:
     """One step of Sec. 5's SGD on this device's share of the global batch.
 
-    Pure. Mapped over axis "batch" (parallel.data_parallel): gradients and metrics are averaged
+    Pure. Mapped over axis "batch" (jax.pmap, as the tests do): gradients and metrics are averaged
     there, so D devices take the same step as one device on the whole batch. Dropout masks
     differ per step and per device. With `axis_name=None` the step sees the whole global batch
     (jit over a mesh, parallel.Plan): no collectives here, the shardings place the work.
