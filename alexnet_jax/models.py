@@ -17,7 +17,11 @@ import ml_collections
 from alexnet_jax import conv, lrn, pool
 
 INIT_SCHEMES: tuple[str, ...] = ("gaussian", "pytorch")
-DTYPES: dict[str, jnp.dtype] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DTYPES: dict[str, jnp.dtype] = {
+    "float32": jnp.float32,
+    "bfloat16": jnp.bfloat16,
+    "float64": jnp.float64,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +84,10 @@ class AlexNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        """[B, H, W, C] images -> [B, num_classes] float32 logits (`train` enables dropout)."""
+        """[B, H, W, C] images -> [B, num_classes] float32 logits (`train` enables dropout).
+
+        With dtype float64 (numerical checks only, under `jax.enable_x64`) the logits are float64.
+        """
         x = x.astype(self.dtype)
         acts = {}  # the paper's names -> activations, sown once at the end
         for i, features in enumerate(self.conv_features):
@@ -135,7 +142,7 @@ class AlexNet(nn.Module):
                 x = nn.relu(x)
                 acts[name] = x
         self.sow("intermediates", "activations", acts)
-        return x.astype(jnp.float32)
+        return x.astype(jnp.promote_types(self.dtype, jnp.float32))
 
     def _norm(self, x: jax.Array) -> jax.Array:
         s = self.lrn_spec
@@ -224,6 +231,11 @@ def _check(m: ml_collections.ConfigDict) -> None:
             )
     if m.dtype not in DTYPES:
         raise ValueError(f"config.model.dtype={m.dtype!r} is unknown; use one of {tuple(DTYPES)}")
+    if m.dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "config.model.dtype='float64' is for numerical checks under jax.enable_x64 only; "
+            "use 'float32' or 'bfloat16'"
+        )
     if not 0.0 <= m.dropout.rate < 1.0:
         raise ValueError(f"config.model.dropout.rate={m.dropout.rate} must be in [0, 1)")
     conv.resolve_lowering(m.conv.lowering)
