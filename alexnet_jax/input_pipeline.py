@@ -388,9 +388,9 @@ def create(config: ml_collections.ConfigDict) -> Data:
             eval_preprocess=eval_pre,
         )
     if pipeline == "prepared":
-        from alexnet_jax import prepare
+        from alexnet_jax import prepared
 
-        return prepare.create_data(config)
+        return prepared.create_data(config)
     if pipeline == "stream":
         from alexnet_jax import stream  # TensorFlow: only here
 

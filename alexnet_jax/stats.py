@@ -23,6 +23,8 @@ import sys
 import ml_collections
 import numpy as np
 
+from alexnet_jax.errors import InputError
+
 
 @dataclasses.dataclass(frozen=True)
 class Stats:
@@ -71,6 +73,23 @@ class Moments:
         )
 
 
+def moment_arrays(m: Moments) -> list[np.ndarray]:
+    """A Moments' running sums as arrays (prepare.py stores one set per shard)."""
+    return [np.array([m.num_images, m.num_pixels]), m.sum_image, m.sum_pixel, m.sum_outer]
+
+
+def add_moment_arrays(m: Moments, arrays: list[np.ndarray]) -> None:
+    """Adds the sums `moment_arrays` gave (of another Moments) into m."""
+    counts, sum_image, sum_pixel, sum_outer = arrays
+    if m.sum_image is None:
+        m.sum_image, m.sum_pixel, m.sum_outer = (np.zeros_like(a) for a in arrays[1:])
+    m.sum_image += sum_image
+    m.sum_pixel += sum_pixel
+    m.sum_outer += sum_outer
+    m.num_images += int(counts[0])
+    m.num_pixels += int(counts[1])
+
+
 def pca(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (descending) and eigenvectors (columns) of a covariance matrix.
 
@@ -105,8 +124,14 @@ def command_for(c: ml_collections.ConfigDict) -> str:
     return " ".join(parts)
 
 
-def save(stats: Stats, directory: str, image_size: int, command: str) -> str:
-    """Writes STEM.npz and STEM.json (command, date, image count); returns the .npz path."""
+def save(
+    stats: Stats, directory: str, image_size: int, command: str, source: str | None = None
+) -> str:
+    """Writes STEM.npz and STEM.json (command, date, image count); returns the .npz path.
+
+    `source`: what the statistics were computed from (prepare.py: the training shards'
+    fingerprint), checked by `check_source` when the data is read.
+    """
     os.makedirs(directory, exist_ok=True)
     stem = file_stem(directory, image_size)
     np.savez(stem + ".npz", **{k: v for k, v in dataclasses.asdict(stats).items()})
@@ -115,6 +140,7 @@ def save(stats: Stats, directory: str, image_size: int, command: str) -> str:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "num_images": stats.num_images,
         "image_size": image_size,
+        "source": source,
         "eigvals": stats.eigvals.tolist(),
         "channel_mean": stats.channel_mean.tolist(),
         "channel_std": stats.channel_std.tolist(),
@@ -133,6 +159,18 @@ def load(directory: str, c: ml_collections.ConfigDict) -> Stats:
         )
     with np.load(path) as f:
         return Stats(**{k: f[k] if k != "num_images" else int(f[k]) for k in f.files})
+
+
+def check_source(directory: str, image_size: int, source: str, command: str) -> None:
+    """A one-line error if the statistics in `directory` were computed from other data."""
+    path = file_stem(directory, image_size) + ".json"
+    with open(path) as f:
+        have = json.load(f).get("source")
+    if have != source:
+        raise InputError(
+            f"{path} was computed from other data (source {have}, the prepared training set is "
+            f"{source}); delete it and make it again with `{command}`"
+        )
 
 
 def compute(c: ml_collections.ConfigDict, batch_size: int = 64) -> Stats:
