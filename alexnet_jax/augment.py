@@ -13,6 +13,13 @@ Every draw is a stateless function of (seed, index): key_i = fold_in(key(seed), 
 into the crop, flip and lighting keys. The draws are thus the same in any device layout, batch
 split or process count, and a resumed run repeats them exactly. Offsets are uniform integers
 in [0, S - size] (top, left), flips Bernoulli(1/2), lighting a_i ~ N(0, std) (Sec. 4.1).
+
+Lighting units: the paper does not say in what units its RGB values are. We follow
+fb.resnet.torch and take the eigens of the covariance of pixel values in [0, 1] (its largest
+eigenvalue on ImageNet is ~0.22: with 0..255 values it would be ~14000 and a_i ~ N(0, 0.1)
+would shift pixels by ~1400 levels); `scale` converts the shift into the image's units: 255
+for mean-subtracted 0..255 pixels, 1/std_c for per-channel standardised ones. The shift is one
+constant per channel, so it commutes with the crop, flip and mean subtraction.
 """
 
 from collections.abc import Callable
@@ -20,6 +27,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from alexnet_jax.errors import InputError
 
 Batch = dict[str, jax.Array]
 Normalize = Callable[[jax.Array], jax.Array]  # float32 [..., S, S, C] 0..255 -> network input
@@ -96,7 +105,7 @@ def train_preprocess(
     """batch -> batch with "image" the network's [B, size, size, C] float32 input (Sec. 4.1).
 
     normalize=None: the images are already normalised (memory pipeline). `lighting`:
-    dict(eigvals, eigvecs, std, scale) (see preprocess.pca_lighting for the units), or None.
+    dict(eigvals, eigvecs, std, scale) (units: module docstring), or None.
     Needs batch["index"] when anything is random.
     """
 
@@ -126,8 +135,6 @@ def eval_preprocess(
 ) -> Callable[[Batch], Batch]:
     """batch -> batch with the central crop [B, size, size, C] or ten crops [B, 10, ...]."""
     if mode not in ("center", "ten_crop"):
-        from alexnet_jax.errors import InputError
-
         raise InputError(f"evaluation mode {mode!r} is unknown; use 'center' or 'ten_crop'")
     view = center_crop if mode == "center" else ten_crop
 
