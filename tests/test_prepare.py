@@ -230,3 +230,48 @@ def test_in_memory_data_is_validated_in_one_line(tmp_path):
     path.write_bytes(path.read_bytes()[:-20])  # a truncated download
     with pytest.raises(InputError, match="is a damaged gzip file"):
         input_pipeline.read_idx(str(path))
+
+
+@pytest.fixture
+def fast_compile():
+    """XLA skips most optimizations (flax's train_test.py does the same): compiling dominates."""
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", False)
+
+
+@pytest.mark.slow  # ~60 s on 2 shared cores: three short runs and evaluate.py compile a net each
+def test_train_resume_and_evaluate_from_prepared_data(ilsvrc, made, tmp_path, fast_compile):
+    """Prepared fake ILSVRC -> training with crops, flips and lighting on the device -> resume
+    bit-exact -> evaluate.py's ten-crop row (training evaluates the center crop)."""
+    from alexnet_jax import checkpoint, evaluate, optim, train
+
+    config, _, _ = made
+    if config.input.storage == "raw":
+        pytest.skip("the same batches as jpeg's after reading (tested above); one run is enough")
+    c = load_config("cifar10", "smoke")  # Fashion-MNIST's small two-tower net, 3 x 32 x 32
+    c.model.update(num_classes=1000, conv=dict(features=(8, 16, 16, 16, 16)), fc_features=(16, 16))
+    c.input = config.input
+    c.input.update(pipeline="prepared", train_limit=None, eval_limit=None, global_batch_size=2)
+    c.input.augment.update(random_crop=True, flip=True, pca_lighting=True)
+    c.update(max_steps=2, log_every_steps=1)
+    c.checkpoint.every_steps = 1
+
+    def params(workdir):
+        mngr = checkpoint.create(workdir, c.checkpoint)
+        state = train.create_state(c, jax.random.key(0))
+        state, _ = checkpoint.restore_latest(mngr, state, optim.Plateau(lr=0.0))
+        mngr.close()
+        return int(state.step), jax.device_get(state.params)
+
+    train.train_and_evaluate(c, str(tmp_path / "a"))
+    c.max_steps = 1
+    train.train_and_evaluate(c, str(tmp_path / "b"))
+    c.max_steps = 2
+    train.train_and_evaluate(c, str(tmp_path / "b"))  # resumes at step 1
+    (step_a, a), (step_b, b) = params(str(tmp_path / "a")), params(str(tmp_path / "b"))
+    assert step_a == step_b == 2
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    (row,) = evaluate.run(c, [str(tmp_path / "a")], ["ten_crop"])
+    assert row["n"] == 3 and 0 <= row["top1_err"] <= 1
