@@ -203,10 +203,12 @@ def write_shard(job: Job) -> int:
 
 
 def fingerprint(files: list[str]) -> str:
-    """A short hash of the shards' bytes sizes and names (what the statistics were made from)."""
+    """A short hash of the shards' names and pixel sums (what the statistics were made from)."""
     h = hashlib.sha256()
     for f in files:
-        h.update(f"{os.path.basename(f)}:{os.path.getsize(f)};".encode())
+        h.update(os.path.basename(f).encode())
+        with open(f + ".stats", "rb") as g:
+            h.update(g.read())
     return h.hexdigest()[:16]
 
 
@@ -236,64 +238,56 @@ def prepare(c, workers: int | None = None, command: str = "") -> str:
     workers = workers or c.prepare_workers or os.cpu_count()
     manifest = {"image_size": c.image_size, "storage": c.storage, "dataset": c.dataset}
     manifest.update(jpeg_quality=c.jpeg_quality if c.storage == "jpeg" else None, splits={})
-    for split in ("train", c.eval_split):
-        if c.dataset == "imagenet2012":
-            examples = imagenet_examples(c.manual_dir, split)
-        else:
-            examples = tfds_examples(c, split)
-        n, k = len(examples), c.shard_size
-        jobs = [
-            Job(
-                os.path.join(out, f"{split}-{i // k:05d}-of-{(n + k - 1) // k:05d}.shard"),
-                examples[i : i + k],
-                c.image_size,
-                c.storage,
-                c.jpeg_quality,
-            )  # fmt: skip
-            for i in range(0, n, k)
-        ]
-        todo = [
-            j for j in jobs if not (os.path.exists(j.path) and os.path.exists(j.path + ".stats"))
-        ]
-        t0, images = time.time(), 0
-        print(
-            f"prepare {split}: {n} images, {len(jobs) - len(todo)} of {len(jobs)} shards done",
-            flush=True,
-        )
-        if workers == 1:
-            results = map(write_shard, todo)
-        else:
-            pool = multiprocessing.get_context("spawn").Pool(workers)
-            results = pool.imap_unordered(write_shard, todo)
-        for i, count in enumerate(results, 1):
-            images += count
-            print(_progress(split, i, len(todo), images, t0), flush=True)
-        if workers != 1:
-            pool.close()
-            pool.join()
-        files = [j.path for j in jobs]
-        manifest["splits"][split] = {
-            "num_examples": n,
-            "shards": [os.path.basename(f) for f in files],
-            "fingerprint": fingerprint(files),
-        }
-        if split == "train":
-            m = stats.Moments()
-            for f in files:
-                stats.add_moment_arrays(m, list(_arrays(f + ".stats")))
-            stats.save(
-                m.finish(),
-                out,
-                c.image_size,
-                command,
-                source=manifest["splits"]["train"]["fingerprint"],
-            )
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        for split in ("train", c.eval_split):
+            run = pool.imap_unordered if pool else map
+            manifest["splits"][split] = _prepare_split(c, split, run)
+    finally:
+        if pool:
+            pool.terminate()
+    train = [os.path.join(out, f) for f in manifest["splits"]["train"]["shards"]]
+    m = stats.Moments()
+    for f in train:
+        stats.add_moment_arrays(m, list(_arrays(f + ".stats")))
+    source = manifest["splits"]["train"]["fingerprint"]
+    stats.save(m.finish(), out, c.image_size, command, source=source)
     manifest["command"] = command
     path = os.path.join(out, MANIFEST)
     with open(path + ".tmp", "w") as f:
         json.dump(manifest, f, indent=2)
     os.replace(path + ".tmp", path)
     return path
+
+
+def _prepare_split(c, split: str, run) -> dict:
+    """Writes the split's missing shards (`run` maps write_shard over them); its manifest entry."""
+    if c.dataset == "imagenet2012":
+        examples = imagenet_examples(c.manual_dir, split)
+    else:
+        examples = tfds_examples(c, split)
+    n, k = len(examples), c.shard_size
+    name = lambda i: f"{split}-{i // k:05d}-of-{(n + k - 1) // k:05d}.shard"  # noqa: E731
+    jobs = [
+        Job(os.path.join(c.prepared_dir, name(i)), examples[i : i + k], c.image_size, c.storage,
+            c.jpeg_quality)
+        for i in range(0, n, k)
+    ]  # fmt: skip
+    todo = [j for j in jobs if not (os.path.exists(j.path) and os.path.exists(j.path + ".stats"))]
+    print(f"prepare {split}: {n} images, {len(jobs) - len(todo)} of {len(jobs)} shards done")
+    t0 = shown = time.time()
+    images = 0
+    for i, count in enumerate(run(write_shard, todo), 1):
+        images += count
+        if time.time() - shown > 5 or i == len(todo):
+            print(_progress(split, i, len(todo), images, t0), flush=True)
+            shown = time.time()
+    files = [j.path for j in jobs]
+    return {
+        "num_examples": n,
+        "shards": [os.path.basename(f) for f in files],
+        "fingerprint": fingerprint(files),
+    }
 
 
 def _arrays(path: str):
