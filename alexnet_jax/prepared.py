@@ -95,24 +95,29 @@ class Shards:
         self.starts = np.cumsum([0] + [len(a[0]) for a in arrays])
         self.storage, self.arrays = storage, arrays
         self.pool = concurrent.futures.ThreadPoolExecutor(threads or os.cpu_count())
-        self.size = self._one(0).shape[0]
+        self.size = self._one(0, 0).shape[0]
 
-    def _one(self, i: int) -> np.ndarray:
-        k = int(np.searchsorted(self.starts, i, side="right")) - 1
-        j = i - self.starts[k]
+    def _one(self, k: int, j: int) -> np.ndarray:
+        """Example j of shard k, uint8 [S, S, 3]."""
         if self.storage == "raw":
-            return np.asarray(self.arrays[k][1][j])
+            return self.arrays[k][1][j]
         offsets, data = self.arrays[k][1], self.arrays[k][2]
         return np.asarray(Image.open(io.BytesIO(data[offsets[j] : offsets[j + 1]])))
 
     def images(self, ids: np.ndarray) -> np.ndarray:
-        """uint8 [len(ids), S, S, 3]."""
+        """uint8 [len(ids), S, S, 3] of the examples `ids`."""
+        ks = np.searchsorted(self.starts, ids, side="right") - 1
+        js = ids - self.starts[ks]
         out = np.empty((len(ids), self.size, self.size, 3), np.uint8)
 
         def put(r):
-            out[r] = self._one(int(ids[r]))
+            out[r] = self._one(ks[r], js[r])
 
-        list(self.pool.map(put, range(len(ids))))
+        if self.storage == "raw":  # a copy out of the page cache: threads would not help
+            for r in range(len(ids)):
+                put(r)
+        else:
+            list(self.pool.map(put, range(len(ids))))
         return out
 
 

@@ -44,17 +44,21 @@ class Moments:
         self.sum_image = self.sum_pixel = self.sum_outer = None
 
     def add(self, images: np.ndarray) -> None:
-        """images: [B, S, S, C], pixel values 0..255 (any dtype)."""
-        x = np.asarray(images, np.float64)
-        p = x.reshape(-1, x.shape[-1]) / 255.0  # [B*S*S, C]
+        """images: [B, S, S, C], pixel values 0..255 (any dtype; uint8 is summed exactly)."""
+        x = np.asarray(images)
+        c = x.shape[-1]
         if self.sum_image is None:
             self.sum_image = np.zeros(x.shape[1:])
-            self.sum_pixel, self.sum_outer = np.zeros(p.shape[1]), np.zeros((p.shape[1],) * 2)
-        self.sum_image += x.sum(0)
-        self.sum_pixel += p.sum(0)
-        self.sum_outer += p.T @ p
+            self.sum_pixel, self.sum_outer = np.zeros(c), np.zeros((c, c))
+        exact = x.dtype == np.uint8 and len(x) < 2**24
+        batch_sum = x.sum(0, dtype=np.uint32) if exact else x.sum(0, dtype=np.float64)
+        self.sum_image += batch_sum
+        self.sum_pixel += batch_sum.reshape(-1, c).sum(0, dtype=np.float64) / 255.0
+        for image in x:  # one image at a time: float64 products without a [B*S*S, C] copy
+            q = np.ascontiguousarray(image.reshape(-1, c).T, dtype=np.float64)  # [C, S*S]
+            self.sum_outer += (q @ q.T) / 255.0**2
         self.num_images += x.shape[0]
-        self.num_pixels += p.shape[0]
+        self.num_pixels += x.shape[0] * x.shape[1] * x.shape[2]
 
     def finish(self) -> Stats:
         if not self.num_images:
