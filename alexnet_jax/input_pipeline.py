@@ -18,11 +18,10 @@ Batches (CONTRACTS.md): "image" [B_local, H, W, C], "label" int32 [B_local], "in
 device by `augment`, exposed here as `Data.train_preprocess` / `Data.eval_preprocess(mode)`),
 and for evaluation "mask" float32 (1 = real example, 0 = padding of the last batch).
 
-Crops on small datasets: the stored image (28x28 for Fashion-MNIST) is normalised, resized
-to model.input_size if it differs (bilinear, tf.image.resize's half-pixel formula), then padded
-with zeros (= the mean after mean subtraction) by `config.input.crop_padding` pixels on every
-side; random crops and the ten crops are input_size windows of that padded image, so "center"
-is the unpadded image itself. For Fashion-MNIST crop_padding=2 gives 28-of-32 windows.
+Small datasets: the stored image (28x28 for Fashion-MNIST) is normalised and resized to
+model.input_size if it differs (bilinear, tf.image.resize's formula) on the host; on the device
+it is zero-padded (= the mean) by `config.input.crop_padding` pixels a side and the crops are
+input_size windows of that, so "center" is the image itself (Fashion-MNIST: 28 of 32).
 """
 
 import dataclasses
@@ -299,21 +298,17 @@ def _limit(split: Split, n: int | None) -> Split:
     return split if n is None else Split(split.images[:n], split.labels[:n])
 
 
-def lighting(c: ml_collections.ConfigDict, st: stats.Stats | None) -> dict | None:
-    """augment's PCA lighting arguments (Sec. 4.1), or None if config.input.augment has it off."""
-    if not c.augment.pca_lighting:
-        return None
-    scale = 255.0 if c.normalize == "mean_image" else 1.0 / st.channel_std
-    return dict(eigvals=st.eigvals, eigvecs=st.eigvecs, std=c.augment.pca_std, scale=scale)
-
-
 def preprocessors(config, normalize, st, padding: int) -> tuple[Callable, Callable]:
-    """(train_preprocess, eval_preprocess(mode)) from config.input.augment and the stats."""
+    """(train_preprocess, eval_preprocess(mode)) from config.input.augment and the stats `st`
+    (lighting's eigens, Sec. 4.1; its units: augment.py)."""
     c, size = config.input, config.model.input_size
-    a = c.augment
+    a, light = c.augment, None
+    if a.pca_lighting:
+        scale = 255.0 if c.normalize == "mean_image" else 1.0 / st.channel_std
+        light = dict(eigvals=st.eigvals, eigvecs=st.eigvecs, std=a.pca_std, scale=scale)
     train = augment.train_preprocess(
         seed=config.seed, size=size, normalize=normalize, padding=padding,
-        random_crop=a.random_crop, flip=a.flip, lighting=lighting(c, st),
+        random_crop=a.random_crop, flip=a.flip, lighting=light,
     )  # fmt: skip
     return train, lambda mode: augment.eval_preprocess(
         mode=mode, size=size, normalize=normalize, padding=padding

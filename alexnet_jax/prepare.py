@@ -246,6 +246,7 @@ def prepare(c, workers: int | None = None, command: str = "") -> str:
     finally:
         if pool:
             pool.terminate()
+            pool.join()
     train = [os.path.join(out, f) for f in manifest["splits"]["train"]["shards"]]
     m = stats.Moments()
     for f in train:

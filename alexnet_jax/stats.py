@@ -1,6 +1,9 @@
 r"""Training-set statistics: the mean image and the RGB PCA eigens (Sec. 2, Sec. 4.1).
 
-  python -m alexnet_jax.stats --config=configs/paper.py \
+`python -m alexnet_jax.prepare` computes them in its pass over the prepared images (ImageNet's
+default path); for the TFDS stream (config.input.pipeline="stream", needs TensorFlow):
+
+  python -m alexnet_jax.stats --config=configs/paper.py --config.input.pipeline=stream \
       --config.input.manual_dir=/data/ilsvrc --config.input.data_dir=/data/tfds
 
 One pass over the training split, each image through the evaluation preprocessing up to the

@@ -18,13 +18,17 @@ Then on one core: the bare PIL decode rate of the stored 256x256 JPEGs (the limi
 pipeline) and the pipeline's rate as a fraction of it; the JPEG quality trade-off (bytes per
 image, decode rate, mean |error| against the raw image) for --qualities; the on-device
 augmentation's cost on this backend (JAX on the CPU here) against numpy doing it on the host.
-Prints per-core rates and the cores needed for 10,000 and 30,000 images/s.
+Every rate is given per wall second and per CPU second (user + system time of the process's
+threads and its finished worker processes): on a shared machine the wall rate depends on the
+other jobs, while images per CPU second is the per-core rate at full use. The cores needed to
+feed 10,000 and 30,000 images/s are computed from the latter.
 """
 
 import argparse
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
 import tarfile
@@ -36,6 +40,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEED = (10_000, 30_000)  # step rates (images/s) to feed
+PHASES = ("prepare", "train", "eval")
 
 
 def tar_bytes(files: dict[str, bytes]) -> bytes:
@@ -99,37 +104,51 @@ def _config(root: str, storage: str, k: int, a: argparse.Namespace):
     return config
 
 
-def _rate(batches, steps: int, batch: int) -> float:
+def _clock() -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process's threads and its finished children)."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return time.perf_counter(), own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _rates(n: int, start: tuple[float, float]) -> tuple[float, float]:
+    """(images per wall second, images per CPU second) since `start`."""
+    wall, cpu = (b - a for a, b in zip(start, _clock(), strict=True))
+    return n / wall, n / max(cpu, 1e-9)
+
+
+def _rate(batches, steps: int, batch: int) -> tuple[float, float]:
     next(batches)  # warm-up: thread pools
-    t = time.perf_counter()
+    t = _clock()
     for _ in range(steps):
         next(batches)
-    return steps * batch / (time.perf_counter() - t)
+    return _rates(steps * batch, t)
 
 
 def measure(root: str, storage: str, k: int, a: argparse.Namespace) -> dict:
     from alexnet_jax import input_pipeline, prepare
 
     config = _config(root, storage, k, a)
-    t = time.perf_counter()
+    t = _clock()
     prepare.prepare(config.input, command="bench")
-    t_prep = time.perf_counter() - t
+    prep = _rates(a.images + a.val, t)
     d = config.input.prepared_dir
     shards = [f for f in os.listdir(d) if f.startswith("train-") and f.endswith(".shard")]
     stored = sum(os.path.getsize(os.path.join(d, f)) for f in shards)
     data = input_pipeline.create(config)
-    n_eval = data.num_eval
-    t = time.perf_counter()
+    t = _clock()
     for _ in data.eval():
         pass
-    eval_rate = n_eval / (time.perf_counter() - t)
+    ev = _rates(data.num_eval, t)
+    train = _rate(data.train(0), a.steps, a.batch)
     return {
         "storage": storage,
         "cores": k,
-        "prepare_images_per_sec": (a.images + a.val) / t_prep,
         "bytes_per_image": stored / a.images,
-        "train_images_per_sec": _rate(data.train(0), a.steps, a.batch),
-        "eval_images_per_sec": eval_rate,
+        **{f"{x}_images_per_sec": r[0] for x, r in zip(PHASES, (prep, train, ev), strict=True)},
+        **{f"{x}_images_per_cpu_sec": r[1] for x, r in zip(PHASES, (prep, train, ev), strict=True)},
     }
 
 
@@ -144,19 +163,20 @@ def _stored_jpegs(root: str, k: int) -> list[bytes]:
     return blobs
 
 
-def bare_decode(blobs: list[bytes]) -> float:
-    """One thread's PIL decode rate of stored 256x256 JPEGs (in memory), images/s."""
+def bare_decode(blobs: list[bytes]) -> tuple[float, float]:
+    """One thread's PIL decode of stored 256x256 JPEGs (in memory): (images/s, /CPU s)."""
     from PIL import Image
 
-    t = time.perf_counter()
+    t = _clock()
     for b in blobs:
         np.asarray(Image.open(io.BytesIO(b)))
-    return len(blobs) / (time.perf_counter() - t)
+    return _rates(len(blobs), t)
 
 
 def paired_fraction(root: str, a: argparse.Namespace) -> dict:
-    """On one core, alternating: the jpeg training stream's rate and the bare decode rate of the
-    same number of stored images, --rounds times; the median of the per-round ratios."""
+    """On one core, alternating: the jpeg training stream and the bare decode of the same number
+    of stored images, --rounds times; per-round ratios of images per CPU second (the machine is
+    shared: CPU time, not wall time, is what each costs), and their median."""
     from alexnet_jax import input_pipeline
 
     data = input_pipeline.create(_config(root, "jpeg", 1, a))
@@ -164,12 +184,11 @@ def paired_fraction(root: str, a: argparse.Namespace) -> dict:
     batches = data.train(0)
     rows = []
     for _ in range(a.rounds):
-        stream = _rate(batches, a.steps, a.batch)
-        bare = bare_decode(blobs)
-        rows.append({"stream": stream, "bare_decode": bare, "fraction": stream / bare})
+        stream, bare = _rate(batches, a.steps, a.batch), bare_decode(blobs)
+        rows.append({"stream": stream, "bare_decode": bare, "fraction": stream[1] / bare[1]})
     return {
         "rounds": rows,
-        "bare_decode_median": float(np.median([r["bare_decode"] for r in rows])),
+        "bare_decode_per_cpu_sec_median": float(np.median([r["bare_decode"][1] for r in rows])),
         "fraction_median": float(np.median([r["fraction"] for r in rows])),
     }
 
@@ -188,14 +207,14 @@ def qualities(root: str, qs: list[int]) -> list[dict]:
     out = []
     for q in qs:
         blobs = [prepare.encode(x, q) for x in images]
-        t = time.perf_counter()
+        t = _clock()
         back = [np.asarray(Image.open(io.BytesIO(b))) for b in blobs]
-        rate = len(blobs) / (time.perf_counter() - t)
+        rate = _rates(len(blobs), t)[1]
         err = np.mean(
             [np.abs(x.astype(float) - y).mean() for x, y in zip(images, back, strict=True)]
         )
         out.append(dict(quality=q, bytes_per_image=float(np.mean([len(b) for b in blobs])),
-                        decode_images_per_sec=rate, mean_abs_error=float(err)))  # fmt: skip
+                        decode_images_per_cpu_sec=rate, mean_abs_error=float(err)))  # fmt: skip
     return out
 
 
@@ -215,11 +234,11 @@ def augmentation_cost(batch: int, steps: int) -> dict:
     )
     b = {"image": jax.device_put(x), "index": jax.device_put(np.arange(batch, dtype=np.int32))}
     f(b)["image"].block_until_ready()
-    t = time.perf_counter()
+    t = _clock()
     for _ in range(steps):
         f(b)["image"].block_until_ready()
-    device = steps * batch / (time.perf_counter() - t)
-    t = time.perf_counter()
+    device = _rates(steps * batch, t)[1]
+    t = _clock()
     for _ in range(steps):
         tops, lefts = rng.integers(0, 30, batch), rng.integers(0, 30, batch)
         shift = rng.normal(0, 0.1, (batch, 3)) * 255 * light["eigvals"]
@@ -257,10 +276,12 @@ def main() -> None:
             for storage in ("jpeg", "raw"):
                 row = measure(root, storage, k, a)
                 record["rows"].append(row)
-                rates = [row[f"{x}_images_per_sec"] for x in ("prepare", "train", "eval")]
+                wall = [row[f"{x}_images_per_sec"] for x in PHASES]
+                cpu = [row[f"{x}_images_per_cpu_sec"] for x in PHASES]
                 print(
-                    f"{k} core(s), {storage:4}: prepare {rates[0]:7.1f}  train {rates[1]:8.1f}  "
-                    f"eval {rates[2]:8.1f} images/s; {row['bytes_per_image']:,.0f} bytes/image",
+                    f"{k} core(s), {storage:4}: prepare {wall[0]:6.0f} ({cpu[0]:6.0f}/CPU s)  "
+                    f"train {wall[1]:6.0f} ({cpu[1]:6.0f})  eval {wall[2]:6.0f} ({cpu[2]:6.0f}) "
+                    f"images/s; {row['bytes_per_image']:,.0f} bytes/image",
                     flush=True,
                 )
         os.sched_setaffinity(0, available[:1])
@@ -271,27 +292,27 @@ def main() -> None:
     one = {r["storage"]: r for r in record["rows"] if r["cores"] == 1}
     pair = record["paired_1core"]
     print(
-        f"bare PIL decode of the stored 256x256 JPEGs, 1 core: {pair['bare_decode_median']:.0f} "
-        f"images/s; the jpeg training stream is {pair['fraction_median']:.0%} of it (median of "
-        f"{a.rounds} alternating rounds)"
+        f"bare PIL decode of the stored 256x256 JPEGs: {pair['bare_decode_per_cpu_sec_median']:.0f}"
+        f" images per CPU second; the jpeg training stream runs at {pair['fraction_median']:.0%} "
+        f"of it (median of {a.rounds} alternating rounds)"
     )
-    for storage, r in one.items():
-        need = {n: n / r["train_images_per_sec"] for n in FEED}
+    for storage, r in one.items():  # per core = per CPU second at full use
+        need = {n: n / r["train_images_per_cpu_sec"] for n in FEED}
         record.setdefault("cores_needed", {})[storage] = need
         print(
             f"{storage}: cores to feed "
             + ", ".join(f"{n:,} images/s: {c:.1f}" for n, c in need.items())
         )
     for q in record["qualities"]:
-        rate, err = q["decode_images_per_sec"], q["mean_abs_error"]
+        rate, err = q["decode_images_per_cpu_sec"], q["mean_abs_error"]
         print(
             f"quality {q['quality']}: {q['bytes_per_image']:,.0f} bytes/image, decode "
             f"{rate:.0f} images/s/core, mean |error| {err:.2f}"
         )
     aug = record["augmentation_1core"]
-    dev, host = aug["device_images_per_sec"], aug["host_numpy_images_per_sec"]
+    dev, host = aug["device_images_per_cpu_sec"], aug["host_numpy_images_per_cpu_sec"]
     print(
-        f"augmentation at 227, 1 core: {dev:.0f} images/s as JAX on {aug['backend']}, "
+        f"augmentation at 227: {dev:.0f} images per CPU second as JAX on {aug['backend']}, "
         f"{host:.0f} as numpy on the host"
     )
     if a.out:
