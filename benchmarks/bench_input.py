@@ -246,11 +246,11 @@ def augmentation_cost(batch: int, steps: int) -> dict:
             v = x[i, tops[i] : tops[i] + 227, lefts[i] : lefts[i] + 227] - mean[:227, :227]
             v = v[:, ::-1] if i % 2 else v
             v + shift[i].astype(np.float32)
-    host = steps * batch / (time.perf_counter() - t)
+    host = _rates(steps * batch, t)[1]
     return {
         "backend": jax.default_backend(),
-        "device_images_per_sec": device,
-        "host_numpy_images_per_sec": host,
+        "device_images_per_cpu_sec": device,
+        "host_numpy_images_per_cpu_sec": host,
     }
 
 
