@@ -216,3 +216,22 @@ def test_cifar10_through_one_training_step(tmp_path, fast_compile):
     with open(tmp_path / "metrics.jsonl") as f:
         rows = [json.loads(line) for line in f]
     assert np.isfinite(rows[0]["train/loss"]) and rows[0]["step"] == 1
+
+
+def test_other_tfds_datasets_are_prepared_the_same_way(tmp_path):
+    """config.input.dataset="cifar10" through prepare.py (read via TFDS), then the reader."""
+    from alexnet_jax import prepare, prepared
+
+    config = load_config("cifar10")
+    c = config.input
+    c.update(prepared_dir=str(tmp_path), image_size=32, shard_size=4, prepare_workers=1)
+    c.storage = "raw"  # the mock images are noise, which JPEG cannot keep
+    with tfds.testing.mock_data(num_examples=6):
+        prepare.prepare(c, command="test")
+        want = input_pipeline.load(c, "train")
+    m = prepared.manifest(c)
+    assert m["splits"]["train"]["num_examples"] == 6 and m["dataset"] == "cifar10"
+    shards = prepared.Shards(str(tmp_path), m["splits"]["train"], m["storage"], 1)
+    got = shards.images(np.arange(6))
+    np.testing.assert_array_equal(shards.labels, want.labels)
+    np.testing.assert_array_equal(got, want.images)  # 32x32 at image_size 32: unchanged
