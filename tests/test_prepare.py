@@ -275,3 +275,17 @@ def test_train_resume_and_evaluate_from_prepared_data(ilsvrc, made, tmp_path, fa
         np.testing.assert_array_equal(x, y)
     (row,) = evaluate.run(c, [str(tmp_path / "a")], ["ten_crop"])
     assert row["n"] == 3 and 0 <= row["top1_err"] <= 1
+
+
+def test_synthetic_pipeline_is_one_uint8_batch_and_the_real_preprocessing():
+    config = load_config("paper")
+    config.input.update(pipeline="synthetic", global_batch_size=4, eval_batch_size=4)
+    data = input_pipeline.create(config)
+    it = data.train(0)
+    a, b = next(it), next(it)
+    assert a is b and a["image"].shape == (4, 256, 256, 3) and a["image"].dtype == np.uint8
+    assert a["label"].max() < 1000
+    x = jax.jit(data.train_preprocess)(a)["image"]
+    assert x.shape == (4, 227, 227, 3) and x.dtype == np.float32
+    (e,) = list(data.eval())
+    assert e["mask"].sum() == data.num_eval == 4
