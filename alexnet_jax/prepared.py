@@ -23,6 +23,8 @@ from alexnet_jax.prepare import MANIFEST
 
 def _command(c) -> str:
     parts = ["python -m alexnet_jax.prepare --config=configs/paper.py"]
+    if c.manual_dir is None and c.dataset == "imagenet2012":
+        parts.append("--config.input.manual_dir=DIR_OF_THE_ILSVRC2012_TARS")
     for field in ("dataset", "manual_dir", "prepared_dir", "storage", "image_size"):
         if c[field] is not None:
             parts.append(f"--config.input.{field}={c[field]}")
