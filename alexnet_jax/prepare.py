@@ -84,7 +84,7 @@ def _members(name: str, f, start: int, end: int) -> list[tuple[str, int, int]]:
 
 
 def imagenet_examples(manual_dir: str | None, split: str) -> list[tuple[int, tuple]]:
-    """[(label, ("tar", path, offset, size))] of an ILSVRC-2012 split in the prepared order."""
+    """[(label, ("tar", path, offset, size, member))] of an ILSVRC-2012 split, prepared order."""
     if manual_dir is None:
         raise InputError(
             "config.input.manual_dir is not set; point it at the directory holding "
@@ -104,7 +104,7 @@ def imagenet_examples(manual_dir: str | None, split: str) -> list[tuple[int, tup
             val_wnids = _lines("validation_labels.txt")
             for name, off, size in members:
                 number = int(re.findall(r"(\d+)\.", os.path.basename(name))[-1])
-                out.append((wnids[val_wnids[number - 1]], ("tar", path, off, size)))
+                out.append((wnids[val_wnids[number - 1]], ("tar", path, off, size, name)))
             return out
         for name, off, size in members:
             wnid = os.path.basename(name).split(".")[0]
@@ -112,8 +112,8 @@ def imagenet_examples(manual_dir: str | None, split: str) -> list[tuple[int, tup
                 raise InputError(
                     f"{path}: {name} is not an ILSVRC-2012 class tar; is it the right file?"
                 )
-            for _, ioff, isize in sorted(_members(f"{path}:{name}", f, off, off + size)):
-                out.append((wnids[wnid], ("tar", path, ioff, isize)))
+            for iname, ioff, isize in sorted(_members(f"{path}:{name}", f, off, off + size)):
+                out.append((wnids[wnid], ("tar", path, ioff, isize, f"{name}:{iname}")))
     return out
 
 
@@ -156,12 +156,19 @@ class Job:
     quality: int
 
 
-def _read(source: tuple):
+def _image(source: tuple, size: int) -> np.ndarray:
+    """One source image at `size`; a file PIL cannot read is a one-line error naming it."""
     if source[0] == "array":
-        return source[1]
-    _, path, off, size = source
+        return fixed_size(source[1], size)
+    _, path, off, length, member = source
     with open(path, "rb") as f:
-        return os.pread(f.fileno(), size, off)
+        data = os.pread(f.fileno(), length, off)
+    try:
+        return fixed_size(data, size)
+    except OSError as e:  # PIL: unidentified, truncated or corrupt image data
+        raise InputError(
+            f"{path}: {member} is not a readable image ({e}); download the tar again"
+        ) from None
 
 
 def _save_atomic(path: str, arrays: list[np.ndarray]) -> None:
@@ -186,7 +193,7 @@ def _save_atomic(path: str, arrays: list[np.ndarray]) -> None:
 def write_shard(job: Job) -> int:
     """Decodes, rescales, crops, stores one shard and its statistics; returns its size."""
     labels = np.array([y for y, _ in job.examples], np.int32)
-    images = np.stack([fixed_size(_read(src), job.size) for _, src in job.examples])
+    images = np.stack([_image(src, job.size) for _, src in job.examples])
     if job.storage == "jpeg":
         blobs = [encode(x, job.quality) for x in images]
         images = np.stack([decode(b) for b in blobs])  # the statistics of what is stored

@@ -13,6 +13,7 @@ import pytest
 
 from alexnet_jax import input_pipeline, prepare, prepared, stats
 from alexnet_jax.errors import InputError
+from benchmarks.bench_input import tar_bytes
 from tests import fake_ilsvrc
 from tests.conftest import load_config
 
@@ -178,6 +179,14 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
     one_line(
         "ILSVRC2012_img_train.tar.* truncated|not a readable tar",
         _config(root, manual_dir=str(cut)),
+    )
+    bad = tmp_path / "bad_jpeg"  # a tar whose image is not an image
+    bad.mkdir()
+    inner = tar_bytes({"n01440764_9.JPEG": b"\xff\xd8 not a JPEG"})
+    (bad / "ILSVRC2012_img_train.tar").write_bytes(tar_bytes({"n01440764.tar": inner}))
+    one_line(
+        "n01440764.tar:n01440764_9.JPEG is not a readable image",
+        _config(root, manual_dir=str(bad), prepared_dir=str(tmp_path / "bad_out")),
     )
     # statistics of other data next to these shards
     other = tmp_path / "other"
