@@ -254,6 +254,21 @@ def augmentation_cost(batch: int, steps: int) -> dict:
     }
 
 
+def tfds_stream(root: str, a: argparse.Namespace) -> dict:
+    """The TFDS stream (pipeline="stream": TFRecords, full-size JPEG decode and rescale every
+    epoch, TensorFlow), on one core: the path the prepared store replaces."""
+    from alexnet_jax import input_pipeline, stats
+
+    config = _config(root, "jpeg", 1, a)
+    config.input.update(pipeline="stream", data_dir=os.path.join(root, "tfds"))
+    stats.run(
+        ["--config=configs/paper.py", f"--config.input.data_dir={config.input.data_dir}",
+         f"--config.input.manual_dir={config.input.manual_dir}"]
+    )  # fmt: skip
+    wall, cpu = _rate(input_pipeline.create(config).train(0), a.steps, a.batch)
+    return {"train_images_per_sec": wall, "train_images_per_cpu_sec": cpu}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=512, help="synthetic training JPEGs")
@@ -264,6 +279,7 @@ def main() -> None:
     p.add_argument("--quality", type=int, default=90, help="the jpeg store's quality")
     p.add_argument("--qualities", default="75,85,90,95")
     p.add_argument("--rounds", type=int, default=3, help="alternating stream/decode rounds")
+    p.add_argument("--tfds", action="store_true", help="also time the TFDS stream (needs TF)")
     p.add_argument("--out", default="")
     a = p.parse_args()
     cores = [int(k) for k in a.cores.split(",")]
@@ -286,6 +302,8 @@ def main() -> None:
                 )
         os.sched_setaffinity(0, available[:1])
         record["paired_1core"] = paired_fraction(root, a)
+        if a.tfds:
+            record["tfds_stream_1core"] = tfds_stream(root, a)
         record["qualities"] = qualities(root, [int(q) for q in a.qualities.split(",")])
         record["augmentation_1core"] = augmentation_cost(min(a.batch, 64), 2)
         os.sched_setaffinity(0, available)
@@ -308,6 +326,12 @@ def main() -> None:
         print(
             f"quality {q['quality']}: {q['bytes_per_image']:,.0f} bytes/image, decode "
             f"{rate:.0f} images/s/core, mean |error| {err:.2f}"
+        )
+    if a.tfds:
+        r = record["tfds_stream_1core"]
+        print(
+            f"TFDS stream (full-size decode every epoch), 1 core: {r['train_images_per_sec']:.0f}"
+            f" images/s, {r['train_images_per_cpu_sec']:.0f} per CPU second"
         )
     aug = record["augmentation_1core"]
     dev, host = aug["device_images_per_cpu_sec"], aug["host_numpy_images_per_cpu_sec"]
