@@ -2,7 +2,8 @@ r"""Input throughput per core, at 1 and 2 cores, on synthetic ImageNet-like JPEG
 
   python -m benchmarks.bench_input                        # 512 JPEGs, batch 128
   python -m benchmarks.bench_input --images=128 --batch=32 --steps=3          # quick
-  python -m benchmarks.bench_input --tfds --out=benchmarks/results_input_prepared_cpu2.json  # + the TFDS stream
+  python -m benchmarks.bench_input --tfds --out=benchmarks/results_input_prepared_cpu2.json
+  (--tfds: also the TFDS stream, which needs TensorFlow)
 
 Writes `--images` photo-like JPEGs (sides 250..450 x 300..500 pixels, ~350x400 on average,
 quality 90) as a fake ILSVRC-2012 (a train tar of per-class tars, a val tar), then for each core
