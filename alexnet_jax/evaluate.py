@@ -162,10 +162,13 @@ def run(
     for mode in modes:
         wrong = np.zeros((len(groups), 2))
         n = 0
-        for batch in data.eval(mode):
-            real = batch["mask"].reshape(-1) > 0
-            labels = batch["label"].reshape(-1)[real]
-            probs = [np.asarray(p_probs(r, batch["image"])) for r in replicas]
+        crops = jax.jit(data.eval_preprocess(mode))  # on the device (augment.py)
+        for batch in data.eval():
+            real = batch["mask"] > 0
+            labels = batch["label"][real]
+            images = crops(batch)["image"]
+            images = images.reshape(jax.local_device_count(), -1, *images.shape[1:])  # for pmap
+            probs = [np.asarray(p_probs(r, images)) for r in replicas]
             probs = [p.reshape(-1, p.shape[-1])[real] for p in probs]
             if len(probs) > 1:
                 probs.append(np.mean(probs, axis=0))  # the ensemble: softmax averaged
@@ -198,9 +201,6 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    import tensorflow as tf
-
-    tf.config.set_visible_devices([], "GPU")  # tf.data only; the accelerator is JAX's
     try:
         rows = run(FLAGS.config, FLAGS.checkpoints, FLAGS.modes, FLAGS.which)
     except (ValueError, OSError) as e:  # bad input: one line, no traceback

@@ -1,38 +1,47 @@
-"""Datasets -> tf.data batches for the local devices: order from a seed, exact resume (Sec. 2).
+"""Datasets -> host batches of this process's rows: order from a seed, exact resume (Sec. 2).
 
-Two pipelines (`config.input.pipeline`), one entry point (`create`):
-  "memory"  small datasets (Fashion-MNIST, CIFAR-10) held whole as uint8 arrays; every epoch is
-            a seeded permutation.
-  "stream"  datasets that do not fit (ImageNet): TFDS records read in a seeded file order
-            through a seeded shuffle buffer, JPEGs decoded in parallel, the paper's preprocessing
-            (preprocess.py) with the training-set statistics of stats.py.
-In both the position in the input stream is a function of the global step alone, and every
-random crop, flip and lighting draw is a stateless function of (seed, epoch, position): a
-resumed run sees exactly the batches an uninterrupted one would. Only tf.data runs TensorFlow,
-on the CPU.
+Pipelines (`config.input.pipeline`), one entry point (`create`):
+  "memory"    small datasets (Fashion-MNIST, CIFAR-10) held whole as uint8 arrays, normalised
+              on the host (numpy).
+  "prepared"  the paper's 256x256 images written once by `python -m alexnet_jax.prepare`
+              (ImageNet): raw uint8 shards read through a memory map, or JPEG shards decoded by
+              PIL in a thread pool. No TensorFlow.
+  "stream"    TFDS records through tf.data (stream.py; the only path that imports TensorFlow).
+  "synthetic" random uint8 batches made once on the device: times the step alone.
+Epoch e of N examples is the permutation np.random.default_rng([seed, e]); the last partial
+batch is dropped; step s takes positions [s*B, (s+1)*B) of the run's global order. Process p
+of P reads and decodes only rows [p*B/P, (p+1)*B/P) of each global batch, so the position in
+the input is a function of the step alone and a resumed run sees exactly the same batches.
 
-Crops on small datasets (memory pipeline): the stored image (28x28 for Fashion-MNIST) is
-normalised, resized to model.input_size if it differs, then padded with zeros (= the mean after
-mean subtraction) by `config.input.crop_padding` pixels on every side; random crops and the ten
-crops are input_size windows of that padded image, so "center" is the unpadded image itself.
-For Fashion-MNIST crop_padding=2 gives 28-of-32 windows (227-of-256 is 89%, 28/32 is 88%).
+Batches (CONTRACTS.md): "image" [B_local, H, W, C], "label" int32 [B_local], "index" int32
+[B_local] (step * B + row: the seed of the example's crop, flip and lighting draws, made on the
+device by `augment`, exposed here as `Data.train_preprocess` / `Data.eval_preprocess(mode)`),
+and for evaluation "mask" float32 (1 = real example, 0 = padding of the last batch).
+
+Small datasets: the stored image (28x28 for Fashion-MNIST) is normalised and resized to
+model.input_size if it differs (bilinear, tf.image.resize's formula) on the host; on the device
+it is zero-padded (= the mean) by `config.input.crop_padding` pixels a side and the crops are
+input_size windows of that, so "center" is the image itself (Fashion-MNIST: 28 of 32).
 """
 
 import dataclasses
 import gzip
 import os
+import queue
+import threading
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Literal
 
 import jax
 import ml_collections
 import numpy as np
-import tensorflow as tf
 
-from alexnet_jax import preprocess, sources, stats
+from alexnet_jax import augment, stats
+from alexnet_jax.errors import InputError
 
-Batch = dict[str, np.ndarray]  # "image": [D, B/D, H, W, C] float32, "label": [D, B/D] int32
-Mode = Literal["center", "ten_crop"]  # evaluation: ten_crop images are [D, B/D, 10, H, W, C]
+Batch = dict[str, np.ndarray]
+Mode = Literal["center", "ten_crop"]  # evaluation: ten_crop images are [B, 10, H, W, C]
 
 FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -49,15 +58,20 @@ class Split:
 def read_idx(path: str) -> np.ndarray:
     """An IDX file (LeCun's MNIST format, optionally gzipped) as a numpy array."""
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise InputError(
+            f"{path} is a damaged gzip file ({e}); download or install it again"
+        ) from None
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+        raise InputError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
-        raise ValueError(f"{path} is truncated: header says {shape}, found {body.size} bytes")
+        raise InputError(f"{path} is truncated: header says {shape}, found {body.size} bytes")
     return body.reshape(shape)
 
 
@@ -72,22 +86,33 @@ def load_fashion_mnist(data_dir: str, split: str) -> Split:
                 "directory holding the *-ubyte.gz files"
             )
     images, labels = (read_idx(p) for p in paths)
-    return Split(images[..., None], labels.astype(np.int32))
+    if images.ndim == 3:
+        images = images[..., None]
+    return Split(images, labels.astype(np.int32))
 
 
-def load_tfds(c: ml_collections.ConfigDict, split: str, field: str) -> Split:
-    """Any TFDS image-classification dataset, read whole into memory (small datasets only)."""
-    if c.dataset == "imagenet2012":
-        raise ValueError(
-            "config.input.dataset='imagenet2012' does not fit in memory; use "
-            "config.input.pipeline='stream' (configs/paper.py does)"
+def check_split(split: Split, name: str, num_classes: int, channels: int) -> None:
+    """One-line errors for a split that does not fit the config: counts, labels, shapes."""
+    if split.images.ndim != 4 or split.labels.ndim != 1:
+        raise InputError(
+            f"{name}: images must be [N, H, W, C] and labels [N], got {split.images.shape} and "
+            f"{split.labels.shape}; check config.input.dataset and its files"
         )
-    b = sources.prepare(c)
-    sources.check_split(b, split, field)
-    ds = sources.records(b, split, None, shuffle_seed=None, decode=True)
-    chunks = list(ds.batch(4096).as_numpy_iterator())
-    images = np.concatenate([x["image"] for x in chunks])
-    return Split(images, np.concatenate([x["label"] for x in chunks]).astype(np.int32))
+    if len(split.images) != len(split.labels):
+        raise InputError(
+            f"{name}: {len(split.images)} images but {len(split.labels)} labels; the image and "
+            "label files do not belong together"
+        )
+    if split.images.shape[-1] != channels:
+        raise InputError(
+            f"{name}: images have {split.images.shape[-1]} channels but "
+            f"config.model.input_channels={channels}; set it to {split.images.shape[-1]}"
+        )
+    if len(split.labels) and not 0 <= split.labels.min() <= split.labels.max() < num_classes:
+        raise InputError(
+            f"{name}: labels span [{split.labels.min()}, {split.labels.max()}] but "
+            f"config.model.num_classes={num_classes}; labels must lie in [0, {num_classes})"
+        )
 
 
 def load(c: ml_collections.ConfigDict, split: str) -> Split:
@@ -95,13 +120,15 @@ def load(c: ml_collections.ConfigDict, split: str) -> Split:
     field = "config.input.eval_split" if split == c.eval_split else "the training split"
     if c.source == "idx":
         if split not in FASHION_MNIST_FILES:
-            raise ValueError(
+            raise InputError(
                 f"{field}={split!r} does not exist; use one of {[*FASHION_MNIST_FILES]}"
             )
         return load_fashion_mnist(c.data_dir, split)
     if c.source == "tfds":
-        return load_tfds(c, split, field)
-    raise ValueError(f"config.input.source={c.source!r} is unknown; use 'idx' or 'tfds'")
+        from alexnet_jax import stream  # TensorFlow: only here
+
+        return stream.load_split(c, split, field)
+    raise InputError(f"config.input.source={c.source!r} is unknown; use 'idx' or 'tfds'")
 
 
 def normalizer(c: ml_collections.ConfigDict, train: Split):
@@ -112,245 +139,147 @@ def normalizer(c: ml_collections.ConfigDict, train: Split):
     """
     x = train.images.astype(np.float64)
     if c.normalize == "mean_image":
-        mean = x.mean(0).astype(np.float32)
-        return lambda img: img - mean
+        return augment.normalizer("mean_image", mean_image=x.mean(0))
     if c.normalize == "mean_std":
-        mean = (x / 255).mean((0, 1, 2)).astype(np.float32)
-        std = (x / 255).std((0, 1, 2)).astype(np.float32)
-        return lambda img: (img / 255 - mean) / std
-    raise ValueError(
+        return augment.normalizer(
+            "mean_std", channel_mean=(x / 255).mean((0, 1, 2)), channel_std=(x / 255).std((0, 1, 2))
+        )
+    raise InputError(
         f"config.input.normalize={c.normalize!r} is unknown; use 'mean_image' or 'mean_std'"
     )
 
 
 def per_device(global_batch: int, num_devices: int) -> int:
     if global_batch % num_devices:
-        raise ValueError(
+        raise InputError(
             f"config.input.global_batch_size={global_batch} is not divisible by "
             f"{num_devices} devices; use a multiple of {num_devices}"
         )
     return global_batch // num_devices
 
 
-def _to_input(split_images: tf.Tensor, size: int, normalize) -> tf.Tensor:
-    x = tf.cast(split_images, tf.float32)
-    x = normalize(x)
+def process_rows(global_batch: int) -> slice:
+    """This process's rows of every global batch: [p*B/P, (p+1)*B/P)."""
+    p, n = jax.process_index(), jax.process_count()
+    if global_batch % n:
+        raise InputError(
+            f"batch size {global_batch} is not divisible by the {n} processes; use a multiple "
+            f"of {n}"
+        )
+    return slice(p * global_batch // n, (p + 1) * global_batch // n)
+
+
+def train_order(
+    n: int, global_batch: int, seed: int, start_step: int, rows: slice
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(example ids, "index" positions) of `rows` of each training batch from `start_step` on."""
+    steps_per_epoch = n // global_batch
+    epoch, skip = divmod(start_step, steps_per_epoch)
+    step = start_step
+    while True:
+        order = np.random.default_rng([seed, epoch]).permutation(n)
+        for s in range(skip, steps_per_epoch):
+            ids = order[s * global_batch : (s + 1) * global_batch][rows]
+            pos = step * global_batch + np.arange(global_batch)[rows]
+            yield ids, pos.astype(np.int32)
+            step += 1
+        epoch, skip = epoch + 1, 0
+
+
+def eval_order(n: int, global_batch: int, rows: slice) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(example ids, mask) of `rows` of each eval batch: the split once, in order, the last
+    global batch padded (id 0, mask 0)."""
+    for start in range(0, n, global_batch):
+        pos = np.arange(start, start + global_batch)[rows]
+        yield np.where(pos < n, pos, 0), (pos < n).astype(np.float32)
+
+
+def background(batches: Iterator[Batch], size: int = 2) -> Iterator[Batch]:
+    """`batches` made by a thread, `size` ahead of the consumer (decoding overlaps the step)."""
+    q, done = queue.Queue(size), object()
+
+    def work():
+        try:
+            for b in batches:
+                q.put(b)
+        except BaseException as e:  # noqa: BLE001 (re-raised in the consumer)
+            q.put(e)
+        q.put(done)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (b := q.get()) is not done:
+        if isinstance(b, BaseException):
+            raise b
+        yield b
+
+
+def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """[n_out, n_in] bilinear weights, half-pixel centres (tf.image.resize, antialias off)."""
+    src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    lo = np.floor(src).astype(int)
+    hi, f = np.minimum(lo + 1, n_in - 1), (src - lo).astype(np.float32)
+    m = np.zeros((n_out, n_in), np.float32)
+    np.add.at(m, (np.arange(n_out), lo), 1 - f)
+    np.add.at(m, (np.arange(n_out), hi), f)
+    return m
+
+
+def _to_input(images: np.ndarray, size: int, normalize) -> np.ndarray:
+    x = normalize(images.astype(np.float32))
     if x.shape[-2] != size:
-        x = tf.image.resize(x, (size, size), method="bilinear")
-    return x
+        mh, mw = _resize_matrix(x.shape[-3], size), _resize_matrix(x.shape[-2], size)
+        x = np.einsum("oh,bhwc,pw->bopc", mh, x, mw, optimize=True)
+    return np.asarray(x, np.float32)
 
 
 def train_batches(
-    split: Split,
-    *,
-    global_batch: int,
-    seed: int,
-    start_step: int,
-    input_size: int,
-    normalize,
-    augment: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
+    split: Split, *, global_batch: int, seed: int, start_step: int, input_size: int, normalize
 ) -> Iterator[Batch]:
-    """Training batches from global step `start_step` on, forever, epoch after epoch.
-
-    Epoch e is the permutation of np.random.default_rng([seed, e]); its last partial batch is
-    dropped. Each batch is [local devices, per-device batch, H, W, C]. `augment(image, seed)`
-    (see `augmenter`) gets the normalised image and the seed [config.seed, position], position
-    = step * global_batch + index in the batch.
-    """
-    devices = jax.local_device_count()
-    per = per_device(global_batch, devices)
-    steps_per_epoch = len(split.labels) // global_batch
-    epoch, skip = divmod(start_step, steps_per_epoch)
-
-    def make(step, idx):
-        x = _to_input(tf.gather(split.images, idx), input_size, normalize)
-        if augment is not None:
-            pos = step * global_batch + tf.range(global_batch, dtype=tf.int64)
-            seeds = tf.stack([tf.fill([global_batch], tf.constant(seed, tf.int64)), pos], 1)
-            x = tf.map_fn(lambda e: augment(e[0], e[1]), (x, seeds), fn_output_signature=tf.float32)
-        return {"image": x, "label": tf.gather(split.labels, idx)}
-
-    while True:
-        order = np.random.default_rng([seed, epoch]).permutation(len(split.labels))
-        order = order[skip * global_batch : steps_per_epoch * global_batch]
-        steps = np.arange(len(order) // global_batch, dtype=np.int64)
-        steps += epoch * steps_per_epoch + skip
-        ds = tf.data.Dataset.from_tensor_slices((steps, order.reshape(-1, global_batch)))
-        ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        for b in ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
-            yield {k: v.reshape(devices, per, *v.shape[1:]) for k, v in b.items()}
-        epoch, skip = epoch + 1, 0
-
-
-def _eval_view(x: tf.Tensor, mode: Mode, size: int) -> tf.Tensor:
-    """[..., S, S, C] -> the central size x size crop, or the ten crops [..., 10, s, s, C]."""
-    if mode == "center":
-        return preprocess.central_crop(x, size)
-    if mode == "ten_crop":
-        return preprocess.ten_crop(x, size)
-    raise ValueError(f"evaluation mode {mode!r} is unknown; use 'center' or 'ten_crop'")
-
-
-def _pad(x: tf.Tensor, p: int) -> tf.Tensor:
-    return tf.pad(x, [*[[0, 0]] * (len(x.shape) - 3), [p, p], [p, p], [0, 0]]) if p else x
-
-
-def _padded_batches(batches: Iterator[Batch], global_batch: int, n: int) -> Iterator[Batch]:
-    """Host batches of up to global_batch examples -> full batches with a "mask" of the real."""
-    devices = jax.local_device_count()
-    per = per_device(global_batch, devices)
-    for b in batches:
-        real = len(b["label"])
-        pad = global_batch - real
-        out = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in b.items()}
-        out["mask"] = np.concatenate([np.ones(real, np.float32), np.zeros(pad, np.float32)])
-        yield {k: v.reshape(devices, per, *v.shape[1:]) for k, v in out.items()}
-
-
-def eval_batches(
-    split: Split,
-    *,
-    global_batch: int,
-    input_size: int,
-    normalize,
-    mode: Mode = "center",
-    crop_padding: int = 0,
-) -> Iterator[Batch]:
-    """The whole split once, in order; the last batch is padded and "mask" marks real examples.
-
-    "center" is the (normalised, resized) stored image; "ten_crop" the ten input_size windows
-    of it padded by crop_padding (module docstring).
-    """
-    n = len(split.labels)
-
-    def host():
-        for start in range(0, n, global_batch):
-            idx = np.arange(start, min(start + global_batch, n))
-            x = _to_input(tf.constant(split.images[idx]), input_size, normalize)
-            if mode != "center":
-                x = _eval_view(_pad(x, crop_padding), mode, input_size)
-            yield {"image": x.numpy(), "label": split.labels[idx]}
-
-    return _padded_batches(host(), global_batch, n)
-
-
-def augmenter(
-    c: ml_collections.ConfigDict, size: int, st: stats.Stats | None, padding: int = 0
-) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None:
-    """`config.input.augment` -> f(normalised image [S, S, C], seed [2]) (Sec. 4.1), or None.
-
-    Random size x size crop (else the central one), horizontal flip, PCA lighting, each
-    switchable; the three draws use independent seeds split from `seed`. `padding` zero-pads
-    first (memory pipeline). Lighting needs the training-set eigens `st`.
-    """
-    a = c.augment
-    if not (a.random_crop or a.flip or a.pca_lighting):
-        return None
-    if a.pca_lighting:
-        scale = 255.0 if c.normalize == "mean_image" else 1.0 / st.channel_std
-        light = dict(
-            eigvals=tf.constant(st.eigvals),
-            eigvecs=tf.constant(st.eigvecs),
-            std=a.pca_std,
-            scale=tf.constant(scale, tf.float32),
-        )
-
-    def augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        crop_seed, flip_seed, light_seed = tf.unstack(tf.random.split(seed, 3))
-        image = _pad(image, padding)
-        if a.random_crop:
-            image = preprocess.random_crop(image, size, crop_seed)
-        else:
-            image = preprocess.central_crop(image, size)
-        if a.flip:
-            image = preprocess.flip(image, flip_seed)
-        if a.pca_lighting:
-            image = preprocess.pca_lighting(image, light_seed, **light)
-        return image
-
-    return augment
-
-
-def _stream_normalizer(c: ml_collections.ConfigDict, st: stats.Stats):
-    """float32 [S, S, C] 0..255 -> network input, from the stored statistics (Sec. 2)."""
-    if c.normalize == "mean_image":
-        if st.mean_image.shape[0] != c.image_size:
-            raise ValueError(
-                f"the mean image is {st.mean_image.shape[0]}x{st.mean_image.shape[1]} but "
-                f"config.input.image_size={c.image_size}; recompute it with `"
-                f"{stats.command_for(c)}`"
-            )
-        mean = tf.constant(st.mean_image)
-        return lambda img: img - mean
-    if c.normalize == "mean_std":
-        mean, std = tf.constant(st.channel_mean), tf.constant(st.channel_std)
-        return lambda img: (img / 255 - mean) / std
-    raise ValueError(
-        f"config.input.normalize={c.normalize!r} is unknown; use 'mean_image' or 'mean_std'"
+    """Training batches (this process's rows) from global step `start_step` on, forever."""
+    order = train_order(
+        len(split.labels), global_batch, seed, start_step, process_rows(global_batch)
     )
+    for ids, pos in order:
+        x = _to_input(split.images[ids], input_size, normalize)
+        yield {"image": x, "label": split.labels[ids], "index": pos}
 
 
-def _fixed_size(image: tf.Tensor, size: int) -> tf.Tensor:
-    """Encoded or decoded image -> float32 [size, size, C]: Sec. 2's rescale and central crop."""
-    if image.dtype == tf.string:
-        image = preprocess.decode(image)
-    return preprocess.central_crop(preprocess.resize_small(image, size), size)
+def eval_batches(split: Split, *, global_batch: int, input_size: int, normalize) -> Iterator[Batch]:
+    """The whole split once, in order; the last batch is padded and "mask" marks real examples."""
+    for ids, mask in eval_order(len(split.labels), global_batch, process_rows(global_batch)):
+        x = _to_input(split.images[ids], input_size, normalize)
+        yield {"image": x, "label": split.labels[ids], "mask": mask, "index": ids.astype(np.int32)}
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.default_rng([seed, epoch]).integers(2**31 - 1))
-
-
-def stream_train_batches(
-    b, c: ml_collections.ConfigDict, *, seed: int, start_step: int, input_size: int, normalize,
-    augment, num_examples: int,
-) -> Iterator[Batch]:  # fmt: skip
-    """Training batches streamed from TFDS records from global step `start_step` on, forever.
-
-    Epoch e reads the files in the order of seed s_e = f(seed, e), through a shuffle buffer of
-    `config.input.shuffle_buffer` examples seeded with s_e; the last partial batch is dropped.
-    Resuming at step k skips k's records before they are decoded (they are still read: fast,
-    but proportional to the position in the epoch).
-    """
-    devices = jax.local_device_count()
-    gb = c.global_batch_size
-    per = per_device(gb, devices)
-    steps_per_epoch = num_examples // gb
-    epoch, skip = divmod(start_step, steps_per_epoch)
-    view = augment or (lambda image, _: preprocess.central_crop(image, input_size))
-
-    def make(pos, ex):
-        image = normalize(_fixed_size(ex["image"], c.image_size))
-        key = tf.stack([tf.constant(seed, tf.int64), pos])
-        return {"image": view(image, key), "label": tf.cast(ex["label"], tf.int32)}
-
-    while True:
-        s = _epoch_seed(seed, epoch)
-        ds = sources.records(b, "train", c.train_limit, shuffle_seed=s, decode=False)
-        ds = ds.shuffle(c.shuffle_buffer, seed=s, reshuffle_each_iteration=False)
-        ds = ds.take(steps_per_epoch * gb).enumerate(start=epoch * steps_per_epoch * gb)
-        ds = ds.skip(skip * gb)
-        ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.batch(gb, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        for batch in ds.as_numpy_iterator():
-            yield {k: v.reshape(devices, per, *v.shape[1:]) for k, v in batch.items()}
-        epoch, skip = epoch + 1, 0
-
-
-def stream_eval_batches(
-    b, c: ml_collections.ConfigDict, *, input_size: int, normalize, mode: Mode
+def synthetic_batches(
+    *, global_batch: int, image_size: int, channels: int, num_classes: int, seed: int
 ) -> Iterator[Batch]:
-    """The eval split once, in file order, Sec. 2's preprocessing, then `mode`'s crops."""
-    n = sources.num_examples(b, c.eval_split, c.eval_limit)
+    """One random uint8 batch (this process's rows), made once and yielded forever.
 
-    def make(ex):
-        image = normalize(_fixed_size(ex["image"], c.image_size))
-        return {"image": _eval_view(image, mode, input_size), "label": ex["label"]}
+    The loop's host-to-device copy (overlapped by parallel.prefetch) is all that is left of
+    the input: the step runs alone, the augmentation included.
+    """
+    rows = process_rows(global_batch)
+    n = rows.stop - rows.start
+    rng = np.random.default_rng(seed)
+    batch = {
+        "image": rng.integers(0, 256, (n, image_size, image_size, channels), np.uint8),
+        "label": rng.integers(0, num_classes, n).astype(np.int32),
+        "index": np.arange(rows.start, rows.stop, dtype=np.int32),
+        "mask": np.ones(n, np.float32),
+    }
+    while True:
+        yield batch
 
-    ds = sources.records(b, c.eval_split, c.eval_limit, shuffle_seed=None, decode=False)
-    ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(c.eval_batch_size).prefetch(tf.data.AUTOTUNE)
-    return _padded_batches(ds.as_numpy_iterator(), c.eval_batch_size, n)
+
+SYNTHETIC_STATS = stats.Stats(  # ImageNet-like: a grey mean, ImageNet's eigenvalues (~)
+    mean_image=np.full((1, 1, 3), 115.0, np.float32),
+    channel_mean=np.full(3, 0.45, np.float32),
+    channel_std=np.full(3, 0.25, np.float32),
+    eigvals=np.array([0.2175, 0.0188, 0.0045], np.float32),
+    eigvecs=np.eye(3, dtype=np.float32),
+    num_images=0,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,62 +289,108 @@ class Data:
     num_train: int
     num_eval: int
     train: Callable[[int], Iterator[Batch]]  # start_step -> training batches, forever
-    eval: Callable[[Mode], Iterator[Batch]]  # mode -> the eval split once, padded and masked
+    eval: Callable[[], Iterator[Batch]]  # the eval split once, padded and masked
+    train_preprocess: Callable  # batch -> batch, on the device inside the step (augment.py)
+    eval_preprocess: Callable[[Mode], Callable]  # mode -> (batch -> batch), likewise
 
 
 def _limit(split: Split, n: int | None) -> Split:
     return split if n is None else Split(split.images[:n], split.labels[:n])
 
 
+def preprocessors(config, normalize, st, padding: int) -> tuple[Callable, Callable]:
+    """(train_preprocess, eval_preprocess(mode)) from config.input.augment and the stats `st`
+    (lighting's eigens, Sec. 4.1; its units: augment.py)."""
+    c, size = config.input, config.model.input_size
+    a, light = c.augment, None
+    if a.pca_lighting:
+        scale = 255.0 if c.normalize == "mean_image" else 1.0 / st.channel_std
+        light = dict(eigvals=st.eigvals, eigvecs=st.eigvecs, std=a.pca_std, scale=scale)
+    train = augment.train_preprocess(
+        seed=config.seed, size=size, normalize=normalize, padding=padding,
+        random_crop=a.random_crop, flip=a.flip, lighting=light,
+    )  # fmt: skip
+    return train, lambda mode: augment.eval_preprocess(
+        mode=mode, size=size, normalize=normalize, padding=padding
+    )
+
+
+def stats_normalizer(c: ml_collections.ConfigDict, st: stats.Stats) -> augment.Normalize:
+    """uint8 [.., S, S, C] -> network input on the device, from the stored statistics."""
+    if c.normalize == "mean_image":
+        if st.mean_image.shape[0] != c.image_size:
+            raise InputError(
+                f"the mean image is {st.mean_image.shape[0]}x{st.mean_image.shape[1]} but "
+                f"config.input.image_size={c.image_size}; recompute it with `"
+                f"{stats.command_for(c)}`"
+            )
+        return augment.normalizer("mean_image", mean_image=st.mean_image)
+    if c.normalize == "mean_std":
+        return augment.normalizer(
+            "mean_std", channel_mean=st.channel_mean, channel_std=st.channel_std
+        )
+    raise InputError(
+        f"config.input.normalize={c.normalize!r} is unknown; use 'mean_image' or 'mean_std'"
+    )
+
+
 def create(config: ml_collections.ConfigDict) -> Data:
     """`config.input` (and model.input_size, seed) -> the training and evaluation streams."""
-    c, size = config.input, config.model.input_size
-    pipeline = c.pipeline or ("stream" if c.dataset == "imagenet2012" else "memory")
+    c, m = config.input, config.model
+    pipeline = c.pipeline or ("prepared" if c.dataset == "imagenet2012" else "memory")
     if pipeline == "memory":
+        if c.dataset == "imagenet2012":
+            raise InputError(
+                "config.input.dataset='imagenet2012' does not fit in memory; use "
+                "config.input.pipeline='prepared' (configs/paper.py does)"
+            )
         train = _limit(load(c, "train"), c.train_limit)
         held = _limit(load(c, c.eval_split), c.eval_limit)
+        check_split(train, "the training split", m.num_classes, m.input_channels)
+        check_split(
+            held, f"config.input.eval_split={c.eval_split!r}", m.num_classes, m.input_channels
+        )
         normalize = normalizer(c, train)
         st = stats.from_images(train.images) if c.augment.pca_lighting else None
-        augment = augmenter(c, size, st, padding=c.crop_padding)
-        kw = dict(global_batch=c.global_batch_size, input_size=size, normalize=normalize)
+        kw = dict(input_size=m.input_size, normalize=normalize)
+        train_pre, eval_pre = preprocessors(config, None, st, c.crop_padding)
         return Data(
             len(train.labels),
             len(held.labels),
-            train=lambda step: train_batches(
-                train, seed=config.seed, start_step=step, augment=augment, **kw
-            ),
-            eval=lambda mode: eval_batches(
-                held,
-                global_batch=c.eval_batch_size,
-                input_size=size,
-                normalize=normalize,
-                mode=mode,
-                crop_padding=c.crop_padding,
-            ),
-        )
-    if pipeline == "stream":
-        b = sources.prepare(c)
-        sources.check_split(b, "train", "the training split")
-        sources.check_split(b, c.eval_split, "config.input.eval_split")
-        st = stats.load(c.stats_dir or b.data_dir, c)
-        normalize = _stream_normalizer(c, st)
-        augment = augmenter(c, size, st)
-        num_train = sources.num_examples(b, "train", c.train_limit)
-        return Data(
-            num_train,
-            sources.num_examples(b, c.eval_split, c.eval_limit),
-            train=lambda step: stream_train_batches(
-                b,
-                c,
-                seed=config.seed,
-                start_step=step,
-                input_size=size,
-                normalize=normalize,
-                augment=augment,
-                num_examples=num_train,
+            train=lambda step: background(
+                train_batches(
+                    train, global_batch=c.global_batch_size, seed=config.seed, start_step=step, **kw
+                )
             ),  # fmt: skip
-            eval=lambda mode: stream_eval_batches(
-                b, c, input_size=size, normalize=normalize, mode=mode
-            ),
+            eval=lambda: background(eval_batches(held, global_batch=c.eval_batch_size, **kw)),
+            train_preprocess=train_pre,
+            eval_preprocess=eval_pre,
         )
-    raise ValueError(f"config.input.pipeline={c.pipeline!r} is unknown; use 'memory' or 'stream'")
+    if pipeline == "synthetic":
+        kw = dict(image_size=c.image_size, channels=m.input_channels, num_classes=m.num_classes)
+        st = SYNTHETIC_STATS
+        train_pre, eval_pre = preprocessors(config, lambda x: x - st.mean_image, st, 0)
+        return Data(
+            c.train_limit or 1_281_167,  # ImageNet's training set, for the epoch count
+            c.eval_batch_size,
+            train=lambda step: synthetic_batches(
+                global_batch=c.global_batch_size, seed=config.seed, **kw
+            ),
+            eval=lambda: iter(
+                [next(synthetic_batches(global_batch=c.eval_batch_size, seed=1, **kw))]
+            ),
+            train_preprocess=train_pre,
+            eval_preprocess=eval_pre,
+        )
+    if pipeline == "prepared":
+        from alexnet_jax import prepared
+
+        return prepared.create_data(config)
+    if pipeline == "stream":
+        from alexnet_jax import stream  # TensorFlow: only here
+
+        return stream.create_data(config)
+    raise InputError(
+        f"config.input.pipeline={c.pipeline!r} is unknown; use 'memory', 'prepared', 'stream' "
+        "or 'synthetic'"
+    )

@@ -7,7 +7,6 @@ so a misspelt field is an error. Resumes from WORKDIR's latest checkpoint if the
 import sys
 
 import jax
-import tensorflow as tf
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -30,7 +29,6 @@ def main(argv: list[str]) -> None:
         jax.local_devices(),
     )
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO
-    tf.config.set_visible_devices([], "GPU")  # tf.data only; the accelerator is JAX's
     try:
         train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except (ValueError, OSError, FloatingPointError, ImportError) as e:  # one line, no traceback

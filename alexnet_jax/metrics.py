@@ -1,5 +1,9 @@
 """What a run leaves behind: config.json, provenance.json, metrics.jsonl, TensorBoard events,
-a progress line with images/s and ETA, and a final top-1/top-5 table."""
+a progress line with images/s, the input wait and ETA, and a final top-1/top-5 table.
+
+TensorBoard events are written with the `tensorboard` package's own event writer, which needs
+no TensorFlow (JAX-only GPU boxes train too); metrics.jsonl is always written.
+"""
 
 import datetime
 import json
@@ -11,7 +15,6 @@ import time
 
 import jax
 import ml_collections
-from clu import metric_writers
 
 
 def _git_commit() -> str:
@@ -48,6 +51,26 @@ def hardware() -> dict:
     }
 
 
+class _Events:
+    """TensorBoard scalars in WORKDIR/events.out.tfevents.*, without TensorFlow."""
+
+    def __init__(self, workdir: str):
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        self.event, self.summary = event_pb2.Event, summary_pb2.Summary
+        self.writer = EventFileWriter(workdir)
+
+    def __call__(self, step: int, scalars: dict[str, float]) -> None:
+        values = [self.summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()]
+        self.writer.add_event(
+            self.event(wall_time=time.time(), step=step, summary=self.summary(value=values))
+        )
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+
 class Run:
     """The files of one run in its workdir; only process 0 writes."""
 
@@ -62,7 +85,7 @@ class Run:
             raise ValueError(f"--workdir={workdir} is not writable ({e.strerror})") from None
         self.workdir, self.t0 = workdir, time.time()
         self.main = jax.process_index() == 0
-        self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.main)
+        self.events = _Events(workdir) if self.main else None
         if self.main:
             with open(os.path.join(workdir, "config.json"), "w") as f:
                 f.write(config.to_json_best_effort(indent=2))
@@ -80,7 +103,8 @@ class Run:
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         """One line of metrics.jsonl and TensorBoard scalars."""
-        self.writer.write_scalars(step, scalars)
+        if self.events is not None:
+            self.events(step, scalars)
         if self.main:
             row = {"step": step, "wall_s": round(time.time() - self.t0, 2), **scalars}
             with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
@@ -88,7 +112,8 @@ class Run:
 
     def finish(self, summary: dict) -> str:
         """Prints and writes the final table (results.md); records wall time in provenance."""
-        self.writer.flush()
+        if self.events is not None:
+            self.events.flush()
         table = "\n".join(
             [
                 "| step | epoch | eval/top1_err | eval/top5_err | eval/loss |",
@@ -115,10 +140,41 @@ def progress_line(
     elapsed: float,
     done_steps: int,
 ) -> str:
-    """step/total, epoch, loss, top-1 error, lr, images/s, ETA."""
+    """step/total, epoch, loss, top-1 error, lr, images/s, input wait, ETA.
+
+    "data_wait" (if given): the fraction of the wall time the loop waited for its next batch
+    (`Timed`); near 1 means the run is input-bound.
+    """
     eta = (total - step) * elapsed / max(done_steps, 1)
+    wait = f"data_wait {scalars['data_wait']:.0%}  " if "data_wait" in scalars else ""
     return (
         f"step {step}/{total}  epoch {epoch:.2f}  loss {scalars['train/loss']:.4f}  "
         f"top1_err {scalars['train/top1_err']:.4f}  lr {scalars['lr']:.2g}  "
-        f"{scalars['images_per_sec']:.0f} images/s  ETA {datetime.timedelta(seconds=round(eta))}"
+        f"{scalars['images_per_sec']:.0f} images/s  {wait}"
+        f"ETA {datetime.timedelta(seconds=round(eta))}"
     )
+
+
+class Timed:
+    """An iterator wrapper that adds up the seconds spent waiting in next() (the input wait).
+
+    `fraction(wall_s)` is the waited share of `wall_s` seconds of training (the loop's logging
+    window) and restarts the count: the loop logs it as "data_wait" (timm's "data time").
+    """
+
+    def __init__(self, batches):
+        self.batches, self.waited = iter(batches), 0.0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        t = time.perf_counter()
+        try:
+            return next(self.batches)
+        finally:
+            self.waited += time.perf_counter() - t
+
+    def fraction(self, wall_s: float) -> float:
+        f, self.waited = self.waited / max(wall_s, 1e-9), 0.0
+        return min(f, 1.0)

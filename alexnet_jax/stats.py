@@ -1,6 +1,9 @@
 r"""Training-set statistics: the mean image and the RGB PCA eigens (Sec. 2, Sec. 4.1).
 
-  python -m alexnet_jax.stats --config=configs/paper.py \
+`python -m alexnet_jax.prepare` computes them in its pass over the prepared images (ImageNet's
+default path); for the TFDS stream (config.input.pipeline="stream", needs TensorFlow):
+
+  python -m alexnet_jax.stats --config=configs/paper.py --config.input.pipeline=stream \
       --config.input.manual_dir=/data/ilsvrc --config.input.data_dir=/data/tfds
 
 One pass over the training split, each image through the evaluation preprocessing up to the
@@ -23,6 +26,8 @@ import sys
 import ml_collections
 import numpy as np
 
+from alexnet_jax.errors import InputError
+
 
 @dataclasses.dataclass(frozen=True)
 class Stats:
@@ -42,17 +47,21 @@ class Moments:
         self.sum_image = self.sum_pixel = self.sum_outer = None
 
     def add(self, images: np.ndarray) -> None:
-        """images: [B, S, S, C], pixel values 0..255 (any dtype)."""
-        x = np.asarray(images, np.float64)
-        p = x.reshape(-1, x.shape[-1]) / 255.0  # [B*S*S, C]
+        """images: [B, S, S, C], pixel values 0..255 (any dtype; uint8 is summed exactly)."""
+        x = np.asarray(images)
+        c = x.shape[-1]
         if self.sum_image is None:
             self.sum_image = np.zeros(x.shape[1:])
-            self.sum_pixel, self.sum_outer = np.zeros(p.shape[1]), np.zeros((p.shape[1],) * 2)
-        self.sum_image += x.sum(0)
-        self.sum_pixel += p.sum(0)
-        self.sum_outer += p.T @ p
+            self.sum_pixel, self.sum_outer = np.zeros(c), np.zeros((c, c))
+        exact = x.dtype == np.uint8 and len(x) < 2**24
+        batch_sum = x.sum(0, dtype=np.uint32) if exact else x.sum(0, dtype=np.float64)
+        self.sum_image += batch_sum
+        self.sum_pixel += batch_sum.reshape(-1, c).sum(0, dtype=np.float64) / 255.0
+        for image in x:  # one image at a time: float64 products without a [B*S*S, C] copy
+            q = np.ascontiguousarray(image.reshape(-1, c).T, dtype=np.float64)  # [C, S*S]
+            self.sum_outer += (q @ q.T) / 255.0**2
         self.num_images += x.shape[0]
-        self.num_pixels += p.shape[0]
+        self.num_pixels += x.shape[0] * x.shape[1] * x.shape[2]
 
     def finish(self) -> Stats:
         if not self.num_images:
@@ -69,6 +78,23 @@ class Moments:
             eigvecs=f32(eigvecs),
             num_images=self.num_images,
         )
+
+
+def moment_arrays(m: Moments) -> list[np.ndarray]:
+    """A Moments' running sums as arrays (prepare.py stores one set per shard)."""
+    return [np.array([m.num_images, m.num_pixels]), m.sum_image, m.sum_pixel, m.sum_outer]
+
+
+def add_moment_arrays(m: Moments, arrays: list[np.ndarray]) -> None:
+    """Adds the sums `moment_arrays` gave (of another Moments) into m."""
+    counts, sum_image, sum_pixel, sum_outer = arrays
+    if m.sum_image is None:
+        m.sum_image, m.sum_pixel, m.sum_outer = (np.zeros_like(a) for a in arrays[1:])
+    m.sum_image += sum_image
+    m.sum_pixel += sum_pixel
+    m.sum_outer += sum_outer
+    m.num_images += int(counts[0])
+    m.num_pixels += int(counts[1])
 
 
 def pca(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,8 +131,14 @@ def command_for(c: ml_collections.ConfigDict) -> str:
     return " ".join(parts)
 
 
-def save(stats: Stats, directory: str, image_size: int, command: str) -> str:
-    """Writes STEM.npz and STEM.json (command, date, image count); returns the .npz path."""
+def save(
+    stats: Stats, directory: str, image_size: int, command: str, source: str | None = None
+) -> str:
+    """Writes STEM.npz and STEM.json (command, date, image count); returns the .npz path.
+
+    `source`: what the statistics were computed from (prepare.py: the training shards'
+    fingerprint), checked by `check_source` when the data is read.
+    """
     os.makedirs(directory, exist_ok=True)
     stem = file_stem(directory, image_size)
     np.savez(stem + ".npz", **{k: v for k, v in dataclasses.asdict(stats).items()})
@@ -115,6 +147,7 @@ def save(stats: Stats, directory: str, image_size: int, command: str) -> str:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "num_images": stats.num_images,
         "image_size": image_size,
+        "source": source,
         "eigvals": stats.eigvals.tolist(),
         "channel_mean": stats.channel_mean.tolist(),
         "channel_std": stats.channel_std.tolist(),
@@ -133,6 +166,18 @@ def load(directory: str, c: ml_collections.ConfigDict) -> Stats:
         )
     with np.load(path) as f:
         return Stats(**{k: f[k] if k != "num_images" else int(f[k]) for k in f.files})
+
+
+def check_source(directory: str, image_size: int, source: str, command: str) -> None:
+    """A one-line error if the statistics in `directory` were computed from other data."""
+    path = file_stem(directory, image_size) + ".json"
+    with open(path) as f:
+        have = json.load(f).get("source")
+    if have != source:
+        raise InputError(
+            f"{path} was computed from other data (source {have}, the prepared training set is "
+            f"{source}); delete it and make it again with `{command}`"
+        )
 
 
 def compute(c: ml_collections.ConfigDict, batch_size: int = 64) -> Stats:

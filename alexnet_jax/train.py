@@ -26,7 +26,11 @@ def _errors(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]
 
 
 def train_step(
-    state: TrainState, batch: Batch, dropout_key: jax.Array, axis_name: str | None = "batch"
+    state: TrainState,
+    batch: Batch,
+    dropout_key: jax.Array,
+    axis_name: str | None = "batch",
+    preprocess=lambda b: b,
 ) -> tuple[TrainState, Metrics]:
     """One step of Sec. 5's SGD on this device's share of the global batch.
 
@@ -35,6 +39,7 @@ def train_step(
     differ per step and per device. With `axis_name=None` the step sees the whole global batch
     (jit over a mesh, parallel.Plan): no collectives here, the shardings place the work.
     """
+    batch = preprocess(batch)  # on-device augmentation (input_pipeline's train_preprocess)
     # With axis_name=None the whole batch is replica 0: one device draws the masks it drew
     # under pmap, and a mesh of any size draws those of one device (sharding-invariant bits).
     replica = 0 if axis_name is None else jax.lax.axis_index(axis_name)
@@ -60,8 +65,11 @@ def train_step(
     return state.apply_gradients(grads=grads), m
 
 
-def eval_step(state: TrainState, batch: Batch, axis_name: str | None = "batch") -> Metrics:
+def eval_step(
+    state: TrainState, batch: Batch, axis_name: str | None = "batch", preprocess=lambda b: b
+) -> Metrics:
     """Sums over the real (mask=1) examples of this batch, all devices: loss, errors, count."""
+    batch = preprocess(batch)  # on-device crops (input_pipeline's eval_preprocess)
     logits = state.apply_fn({"params": state.params}, batch["image"], train=False)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
     top1, top5 = _errors(logits, batch["label"])
@@ -158,11 +166,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         print(f"resumed from {mngr.directory} at step {step}", flush=True)
     state = plan.place(state)  # config.parallelism: "data", "model" (Sec. 3.2) or both
     p_train = plan.jit(
-        functools.partial(train_step, dropout_key=dropout_key, axis_name=None), donate=True
+        functools.partial(
+            train_step, dropout_key=dropout_key, axis_name=None, preprocess=data.train_preprocess
+        ),
+        donate=True,
     )
-    p_eval = plan.step(functools.partial(eval_step, axis_name=None), donate=False)
-    batches = data.train(step)  # from this step on: resumes exactly
-    batches = parallel.prefetch(batches, plan.batch, c.device_prefetch)  # placed on the mesh
+    center = data.eval_preprocess("center")
+    p_eval = plan.step(
+        functools.partial(eval_step, axis_name=None, preprocess=center), donate=False
+    )
+    timed = metrics.Timed(data.train(step))  # from this step on: resumes exactly
+    batches = parallel.prefetch(timed, plan.batch, c.device_prefetch)  # placed on the mesh
     s = config.schedule
     plateau_kw = dict(
         factor=s.factor,
@@ -189,6 +203,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         scalars = {k: float(np.mean([m[k] for _, m in host])) for k in host[0][1]}
         dt = time.time() - t_log
         scalars["images_per_sec"] = steps_since * c.global_batch_size / dt
+        scalars["data_wait"] = timed.fraction(dt)
         run.write(step, scalars)
         print(
             metrics.progress_line(
@@ -214,7 +229,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             epoch_end, last = step % steps_per_epoch == 0, step == total
             if epoch_end or last:  # every epoch (Sec. 5's schedule) and at the end
                 flush()
-                summary = evaluate_batches(p_eval, state, data.eval("center"), data.num_eval)
+                summary = evaluate_batches(p_eval, state, data.eval(), data.num_eval)
                 summary.update(step=step, epoch=step / steps_per_epoch)
                 run.write(step, {k: v for k, v in summary.items() if k.startswith("eval/")})
                 if epoch_end:
@@ -243,7 +258,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         stop.restore()
         mngr.close()
     if not summary:  # resumed a finished run: evaluate what was restored
-        summary = evaluate_batches(p_eval, state, data.eval("center"), data.num_eval)
+        summary = evaluate_batches(p_eval, state, data.eval(), data.num_eval)
         summary.update(step=step, epoch=step / steps_per_epoch)
     run.finish(summary)
     return summary

@@ -66,14 +66,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.input = dict(
         dataset="imagenet2012",  # ILSVRC-2012 (Sec. 2)
         source="tfds",  # "tfds" (any TFDS dataset) or "idx" (Fashion-MNIST's original files)
-        # "stream": tf.data over TFDS records, JPEGs decoded per example; "memory": the whole
-        # split held as uint8 arrays. None: "stream" for imagenet2012, else "memory".
+        # "prepared": the 256x256 images `python -m alexnet_jax.prepare` wrote once (no
+        # TensorFlow); "stream": tf.data over TFDS records, each JPEG decoded and rescaled every
+        # epoch; "memory": the whole split held as uint8 arrays; "synthetic": one random batch
+        # (times the step alone). None: "prepared" for imagenet2012, else "memory".
         pipeline=config_dict.placeholder(str),
+        # prepare.py: where the shards go, how they are stored ("jpeg" at jpeg_quality, or "raw"
+        # uint8, memory-mapped: 196,608 bytes per 256x256 image), examples per shard, processes
+        prepared_dir=config_dict.placeholder(str),
+        storage="jpeg",
+        jpeg_quality=90,  # ours: see benchmarks/RESULTS.md (bytes/image, decode rate, error)
+        shard_size=1024,
+        prepare_workers=config_dict.placeholder(int),  # None: all cores
+        decode_threads=config_dict.placeholder(int),  # "prepared" jpeg: None: all cores
+        host_prefetch=2,  # batches made ahead by the reader's background thread
         data_dir=config_dict.placeholder(str),  # None: TFDS's default data dir
         # ImageNet: the directory holding ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar
         # (TFDS builds its TFRecords from them once, into data_dir; sources.py)
         manual_dir=config_dict.placeholder(str),
-        # mean image and PCA eigens (python -m alexnet_jax.stats); None: next to the TFRecords
+        # mean image and PCA eigens (prepare.py or python -m alexnet_jax.stats); None: next to
+        # the prepared shards (or the TFRecords)
         stats_dir=config_dict.placeholder(str),
         image_size=256,  # Sec. 2: shorter side rescaled to 256, then the central 256x256
         crop_padding=0,  # memory pipeline: zero padding around the stored image for crops

@@ -1,85 +1,28 @@
-"""A tiny fake ILSVRC-2012 through TFDS's imagenet2012 builder, stats.py and the stream pipeline.
+"""A tiny fake ILSVRC-2012 (tests/fake_ilsvrc.py) through TFDS's imagenet2012 builder, stats.py
+and the TFDS stream pipeline (config.input.pipeline="stream", stream.py)."""
 
-The tars have the real layout: a train tar of per-class <wnid>.tar files and a val tar of
-ILSVRC2012_val_<8 digits>.JPEG files, with JPEGs of odd sizes, a grey one, a CMYK one and a
-PNG named .JPEG under the file names the builder fixes (Sec. 2).
-"""
-
-import io
 import json
 import os
 
 import jax
 import numpy as np
 import pytest
-import tensorflow as tf
 import tensorflow_datasets as tfds
-from PIL import Image
 
 from alexnet_jax import input_pipeline, sources, stats, train
 from benchmarks.bench_input import tar_bytes
+from tests import fake_ilsvrc
 from tests.conftest import load_config
 
-TFDS_DIR = os.path.dirname(tfds.__file__)
-
-
-def _lines(name: str) -> list[str]:
-    with open(os.path.join(TFDS_DIR, "datasets/imagenet2012", name)) as f:
-        return f.read().split()
-
-
-WNIDS = _lines("labels.txt")  # the 1000 classes, in label order
-VAL_WNIDS = _lines("validation_labels.txt")  # the class of val image i+1
-
-
-def _picture(h: int, w: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    base = rng.uniform(40, 200, 3) + 30 * np.sin(
-        x[..., None] / rng.uniform(2, 6, 3) + y[..., None] / 5
-    )
-    return np.clip(base, 0, 255).astype(np.uint8)
-
-
-def _encode(image: Image.Image, fmt: str = "JPEG") -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, fmt, quality=95)
-    return buf.getvalue()
+WNIDS, VAL_WNIDS = fake_ilsvrc.WNIDS, fake_ilsvrc.VAL_WNIDS
+_reference_fixed_size = fake_ilsvrc.reference_fixed_size
 
 
 @pytest.fixture(scope="module")
-def fake_ilsvrc(tmp_path_factory):
-    """manual/ with the two tars; returns (root, {file name: (wnid, RGB pixels PIL decodes)})."""
+def fake_ilsvrc_tars(tmp_path_factory):
+    """manual/ with the two tars; returns (root, {file name: (wnid, PIL image)}, decoded)."""
     root = tmp_path_factory.mktemp("ilsvrc")
-    pictures = {  # file name -> (class, PIL image); sizes odd and unequal on purpose
-        "n01440764_1.JPEG": ("n01440764", Image.fromarray(_picture(45, 31, 0))),
-        "n01440764_2.JPEG": ("n01440764", Image.fromarray(_picture(30, 52, 1))),
-        "n01440764_3.JPEG": ("n01440764", Image.fromarray(_picture(27, 40, 2)[..., 0], "L")),
-        "n01739381_1309.JPEG": ("n01739381", Image.fromarray(_picture(33, 41, 3)).convert("CMYK")),
-        "n01739381_7.JPEG": ("n01739381", Image.fromarray(_picture(50, 37, 4))),
-        "n02105855_2933.JPEG": ("n02105855", Image.fromarray(_picture(39, 39, 5))),  # a PNG
-        "n02105855_8.JPEG": ("n02105855", Image.fromarray(_picture(29, 44, 6))),
-    }
-    encoded = {
-        name: _encode(im, "PNG" if name == "n02105855_2933.JPEG" else "JPEG")
-        for name, (_, im) in pictures.items()
-    }
-    per_class = {}
-    for name, (wnid, _) in pictures.items():
-        per_class.setdefault(f"{wnid}.tar", {})[name] = encoded[name]
-    manual = root / "manual"
-    manual.mkdir()
-    (manual / "ILSVRC2012_img_train.tar").write_bytes(
-        tar_bytes({name: tar_bytes(files) for name, files in per_class.items()})
-    )
-    val = {f"ILSVRC2012_val_{i:08d}.JPEG": _picture(35 + i, 48 - i, 10 + i) for i in (3, 1, 2)}
-    (manual / "ILSVRC2012_img_val.tar").write_bytes(
-        tar_bytes({name: _encode(Image.fromarray(a)) for name, a in val.items()})
-    )
-    decoded = {n: np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for n, b in encoded.items()}
-    decoded.update(
-        {n: np.asarray(Image.open(io.BytesIO(_encode(Image.fromarray(a))))) for n, a in val.items()}
-    )
+    pictures, decoded = fake_ilsvrc.write(root / "manual")
     return root, pictures, decoded
 
 
@@ -93,14 +36,15 @@ def _config(root, **input_overrides):
         global_batch_size=2,
         eval_batch_size=2,
         shuffle_buffer=4,
+        pipeline="stream",
     )
     config.input.update(**input_overrides)
     return config
 
 
 @pytest.fixture(scope="module")
-def built(fake_ilsvrc):
-    root, pictures, decoded = fake_ilsvrc
+def built(fake_ilsvrc_tars):
+    root, pictures, decoded = fake_ilsvrc_tars
     config = _config(root)
     return config, sources.prepare(config.input), pictures, decoded
 
@@ -134,17 +78,7 @@ def test_builder_reads_the_tars_and_labels_come_out_right(built):
     assert val == {f"ILSVRC2012_val_{i:08d}.JPEG": WNIDS.index(VAL_WNIDS[i - 1]) for i in (1, 2, 3)}
 
 
-def _reference_fixed_size(pixels: np.ndarray, size: int) -> np.ndarray:
-    """PIL: shorter side to `size` (bilinear), the central size x size window."""
-    h, w = pixels.shape[:2]
-    scale = size / min(h, w)
-    new = (int(np.floor(w * scale + 0.5)), int(np.floor(h * scale + 0.5)))
-    x = np.asarray(Image.fromarray(pixels).resize(new, Image.BILINEAR), np.float64)
-    top, left = (x.shape[0] - size) // 2, (x.shape[1] - size) // 2
-    return x[top : top + size, left : left + size]
-
-
-def test_statistics_command_then_the_stream_pipeline(built, fake_ilsvrc):
+def test_statistics_command_then_the_stream_pipeline(built):
     config, b, pictures, decoded = built
     with pytest.raises(
         FileNotFoundError, match="make them once with `python -m alexnet_jax.stats"
@@ -170,19 +104,21 @@ def test_statistics_command_then_the_stream_pipeline(built, fake_ilsvrc):
     data = input_pipeline.create(config)
     assert (data.num_train, data.num_eval) == (7, 3)
     # evaluation, "center": Sec. 2's preprocessing minus the mean image, against PIL
-    batches = list(data.eval("center"))
+    batches = list(data.eval())
     assert [b_["mask"].sum() for b_ in batches] == [2, 1]
-    images = np.concatenate([b_["image"].reshape(-1, 32, 32, 3) for b_ in batches])[:3]
+    assert batches[0]["image"].shape == (2, 36, 36, 3) and batches[0]["image"].dtype == np.uint8
+    center = jax.jit(data.eval_preprocess("center"))  # mean image and crop, on the device
+    images = np.concatenate([center(b_)["image"] for b_ in batches])[:3]
     val_names = [f"ILSVRC2012_val_{i:08d}.JPEG" for i in (1, 2, 3)]
     # the stored val order is the builder's; match each image to its reference by label
-    labels = np.concatenate([b_["label"].reshape(-1) for b_ in batches])[:3]
+    labels = np.concatenate([b_["label"] for b_ in batches])[:3]
     for image, label in zip(images, labels, strict=True):
         name = next(n for i, n in enumerate(val_names) if WNIDS.index(VAL_WNIDS[i]) == label)
         want = (_reference_fixed_size(decoded[name], 36) - st.mean_image)[2:34, 2:34]
         assert np.abs(image - want).mean() < 1.5, name
-    ten = next(data.eval("ten_crop"))["image"]
-    assert ten.shape == (2, 1, 10, 32, 32, 3)
-    np.testing.assert_allclose(ten[:, :, 4], batches[0]["image"])  # crop 4 is the center crop
+    ten = jax.jit(data.eval_preprocess("ten_crop"))(batches[0])["image"]
+    assert ten.shape == (2, 10, 32, 32, 3)
+    np.testing.assert_allclose(ten[:, 4], images[:2])  # crop 4 is the center crop
 
 
 def test_stream_training_order_is_seeded_and_resumes_exactly(built):
@@ -190,7 +126,8 @@ def test_stream_training_order_is_seeded_and_resumes_exactly(built):
     data = input_pipeline.create(config)  # needs the stats from the test above
     it = data.train(0)
     first = [next(it) for _ in range(6)]  # two epochs of 3 steps (7 images, batch 2)
-    assert first[0]["image"].shape == (2, 1, 32, 32, 3)
+    assert first[0]["image"].shape == (2, 36, 36, 3)  # uint8; crops are made on the device
+    assert [b_["index"].tolist() for b_ in first[:2]] == [[0, 1], [2, 3]]
     resumed = data.train(4)
     for want in first[4:]:
         got = next(resumed)
@@ -203,32 +140,6 @@ def test_stream_training_order_is_seeded_and_resumes_exactly(built):
     assert not np.array_equal(epoch0, epoch1)  # a new order and new crops each epoch
 
 
-def test_augmentation_is_switchable_and_each_switch_changes_the_image():
-    """config.input.augment: each of Sec. 4.1's three augmentations on its own (ablations)."""
-    c = load_config("paper").input
-    rng = np.random.default_rng(0)
-    image = tf.constant(rng.normal(0, 50, (36, 36, 3)), tf.float32)
-    st = stats.from_images(rng.integers(0, 256, (4, 8, 8, 3)))
-    off = dict(random_crop=False, flip=False, pca_lighting=False, pca_std=0.1)
-    c.augment.update(off)
-    assert input_pipeline.augmenter(c, 32, st) is None  # all off: the central crop
-    center = image[2:34, 2:34].numpy()
-    seeds = [tf.constant([0, i], tf.int64) for i in range(8)]
-    for switch in ("random_crop", "flip", "pca_lighting"):
-        c.augment.update({**off, switch: True})
-        f = input_pipeline.augmenter(c, 32, st)
-        outs = [f(image, seed).numpy() for seed in seeds]
-        assert all(o.shape == (32, 32, 3) for o in outs)
-        assert any(not np.allclose(o, center) for o in outs), switch
-        if switch == "pca_lighting":  # one constant per channel over the whole image
-            shift = outs[0] - center
-            np.testing.assert_allclose(shift, np.broadcast_to(shift[0, 0], shift.shape), atol=1e-3)
-        if switch == "flip":
-            assert all(
-                np.array_equal(o, center) or np.array_equal(o, center[:, ::-1]) for o in outs
-            )
-
-
 def test_mean_std_normalisation_is_torchvision_style():
     """config.input.normalize="mean_std": (x / 255 - mean_c) / std_c from the stored stats."""
     c = load_config("paper").input
@@ -236,22 +147,22 @@ def test_mean_std_normalisation_is_torchvision_style():
     rng = np.random.default_rng(0)
     st = stats.from_images(rng.integers(0, 256, (5, 8, 8, 3)))
     x = rng.uniform(0, 255, (8, 8, 3)).astype(np.float32)
-    got = input_pipeline._stream_normalizer(c, st)(tf.constant(x)).numpy()
+    got = input_pipeline.stats_normalizer(c, st)(x)
     want = (x / 255.0 - st.channel_mean) / st.channel_std
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     c.normalize = "mean_image"
-    got = input_pipeline._stream_normalizer(c, st)(tf.constant(x)).numpy()
+    got = input_pipeline.stats_normalizer(c, st)(x)
     np.testing.assert_allclose(got, x - st.mean_image, rtol=1e-6)
     c.image_size = 16
     with pytest.raises(ValueError, match="the mean image is 8x8 but config.input.image_size=16"):
-        input_pipeline._stream_normalizer(c, st)
+        input_pipeline.stats_normalizer(c, st)
     c.normalize = "zca"
     with pytest.raises(ValueError, match="config.input.normalize='zca' is unknown"):
-        input_pipeline._stream_normalizer(c, st)
+        input_pipeline.stats_normalizer(c, st)
 
 
-def test_bad_inputs_are_one_line(fake_ilsvrc, tmp_path):
-    root = fake_ilsvrc[0]
+def test_bad_inputs_are_one_line(fake_ilsvrc_tars, tmp_path):
+    root = fake_ilsvrc_tars[0]
     fresh = dict(data_dir=str(tmp_path / "tfds"))
     cases = [
         (dict(manual_dir=None), ValueError, "config.input.manual_dir is not set"),
@@ -305,3 +216,22 @@ def test_cifar10_through_one_training_step(tmp_path, fast_compile):
     with open(tmp_path / "metrics.jsonl") as f:
         rows = [json.loads(line) for line in f]
     assert np.isfinite(rows[0]["train/loss"]) and rows[0]["step"] == 1
+
+
+def test_other_tfds_datasets_are_prepared_the_same_way(tmp_path):
+    """config.input.dataset="cifar10" through prepare.py (read via TFDS), then the reader."""
+    from alexnet_jax import prepare, prepared
+
+    config = load_config("cifar10")
+    c = config.input
+    c.update(prepared_dir=str(tmp_path), image_size=32, shard_size=4, prepare_workers=1)
+    c.storage = "raw"  # the mock images are noise, which JPEG cannot keep
+    with tfds.testing.mock_data(num_examples=6):
+        prepare.prepare(c, command="test")
+        want = input_pipeline.load(c, "train")
+    m = prepared.manifest(c)
+    assert m["splits"]["train"]["num_examples"] == 6 and m["dataset"] == "cifar10"
+    shards = prepared.Shards(str(tmp_path), m["splits"]["train"], m["storage"], 1)
+    got = shards.images(np.arange(6))
+    np.testing.assert_array_equal(shards.labels, want.labels)
+    np.testing.assert_array_equal(got, want.images)  # 32x32 at image_size 32: unchanged

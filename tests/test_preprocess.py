@@ -1,11 +1,13 @@
-"""preprocess.py and stats.py against PIL, numpy slicing and known covariances (Sec. 2, 4.1)."""
+"""preprocess.py, augment.py and stats.py against PIL, numpy and known covariances (Sec. 2, 4.1)."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from alexnet_jax import preprocess, stats
+from alexnet_jax import augment, preprocess, stats
 
 
 def _smooth_image(h: int, w: int, seed: int) -> np.ndarray:
@@ -44,7 +46,7 @@ def test_central_crop_is_the_floor_centred_window(h, w, size):
 
 def test_ten_crop_returns_exactly_the_ten_patches():
     image = np.arange(7 * 9 * 3).reshape(7, 9, 3)  # every pixel distinct
-    got = preprocess.ten_crop(tf.constant(image), 5).numpy()
+    got = np.asarray(augment.ten_crop(jnp.asarray(image[None]), 5))[0]
     mirror = image[:, ::-1]
     want = [
         image[0:5, 0:5],  # top-left
@@ -59,59 +61,98 @@ def test_ten_crop_returns_exactly_the_ten_patches():
         mirror[1:6, 2:7],
     ]
     np.testing.assert_array_equal(got, np.stack(want))
-    batched = preprocess.ten_crop(tf.constant(np.stack([image, image + 1000])), 5).numpy()
+    batched = np.asarray(augment.ten_crop(jnp.asarray(np.stack([image, image + 1000])), 5))
     np.testing.assert_array_equal(batched[1], np.stack(want) + 1000)  # [B, 10, ...]
     # the reflected five are the reflections of the five, up to corner order
     np.testing.assert_array_equal(got[6], got[0][:, ::-1])
     np.testing.assert_array_equal(got[9], got[4][:, ::-1])
+    center = augment.eval_preprocess(mode="center", size=5, normalize=None)
+    np.testing.assert_array_equal(center({"image": image[None]})["image"][0], want[4])
 
 
-def test_random_crop_and_flip_are_uniform_windows_fixed_by_the_seed():
+def _train_fn(**kw):
+    base = dict(seed=7, size=8, normalize=None, random_crop=False, flip=False, lighting=None)
+    return jax.jit(augment.train_preprocess(**{**base, **kw}))
+
+
+def test_random_crop_and_flip_are_uniform_windows_fixed_by_the_index():
+    """On the device, per example: image[top:top+8, left:left+8] at a uniform offset, reflected
+    with p = 1/2; both functions of (seed, index) alone, so any batch layout draws the same."""
+    n = 200
     image = np.arange(12 * 12).reshape(12, 12, 1).astype(np.float32)
-    offsets, flips = [], []
-    for i in range(100):
-        seed = tf.constant([7, i], tf.int64)
-        crop = preprocess.random_crop(tf.constant(image), 8, seed).numpy()
-        top, left = divmod(int(crop[0, 0, 0]), 12)
-        np.testing.assert_array_equal(crop, image[top : top + 8, left : left + 8])
-        offsets.append((top, left))
-        again = preprocess.random_crop(tf.constant(image), 8, seed).numpy()
-        np.testing.assert_array_equal(crop, again)  # stateless: same seed, same crop
-        flipped = preprocess.flip(tf.constant(image), seed).numpy()
-        assert np.array_equal(flipped, image) or np.array_equal(flipped, image[:, ::-1])
-        flips.append(not np.array_equal(flipped, image))
-    tops, lefts = zip(*offsets, strict=True)
+    batch = {"image": np.broadcast_to(image, (n, 12, 12, 1)), "index": np.arange(n, dtype=np.int32)}
+    f = _train_fn(random_crop=True, flip=True)
+    crops = np.asarray(f(batch)["image"])
+
+    @jax.jit
+    def draws(index):
+        k_crop, k_flip, _ = augment.example_keys(7, index)
+        return augment.crop_offsets(k_crop, 4), augment.flips(k_flip)
+
+    offsets, flips = (np.asarray(a) for a in draws(jnp.arange(n)))
+    for crop, (top, left), flip in zip(crops, offsets, flips, strict=True):
+        window = image[top : top + 8, left : left + 8]
+        np.testing.assert_array_equal(crop, window[:, ::-1] if flip else window)
+    tops, lefts = offsets.T
     assert set(tops) == set(range(5)) and set(lefts) == set(range(5))  # every offset 0..4
-    assert 30 < sum(flips) < 70  # p = 1/2
+    assert np.bincount(tops).min() > 20 and np.bincount(lefts).min() > 20  # ~40 each
+    assert 70 < flips.sum() < 130  # p = 1/2
+    # the rows in another order (another device or process layout): the same draws per index
+    perm = np.random.default_rng(0).permutation(n)
+    shuffled = f({k: v[perm] for k, v in batch.items()})["image"]
+    np.testing.assert_array_equal(shuffled, crops[perm])
 
 
 def test_pca_lighting_noise_has_the_eigen_covariance():
-    """Cov(shift) = std^2 P diag(l)^2 P^T (times scale^2): the a_i are N(0, std), independent."""
+    """Cov(shift) = std^2 P diag(l)^2 P^T (times scale^2): the a_i are N(0, std), independent;
+    one constant per channel over the whole image (Sec. 4.1)."""
     rng = np.random.default_rng(0)
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
     eigvals = np.array([0.2, 0.02, 0.005], np.float32)
-    image = tf.zeros([2, 2, 3])
-    kw = dict(eigvals=tf.constant(eigvals), eigvecs=tf.constant(q, tf.float32), std=0.1)
-    scale = tf.constant([255.0, 255.0, 255.0])
-
-    @tf.function
-    def shifts(seeds):
-        return tf.map_fn(
-            lambda s: preprocess.pca_lighting(image, s, scale=scale, **kw)[0, 0], seeds,
-            fn_output_signature=tf.float32,
-        )  # fmt: skip
-
+    light = dict(eigvals=eigvals, eigvecs=q.astype(np.float32), std=0.1, scale=255.0)
     n = 20000
-    seeds = tf.stack([tf.fill([n], tf.constant(3, tf.int64)), tf.range(n, dtype=tf.int64)], 1)
-    s = shifts(seeds).numpy().astype(np.float64)
+    batch = {"image": np.zeros((n, 2, 2, 3), np.float32), "index": np.arange(n, dtype=np.int32)}
+    out = np.asarray(_train_fn(size=2, lighting=light)(batch)["image"], np.float64)
+    np.testing.assert_allclose(out, np.broadcast_to(out[:, :1, :1], out.shape), atol=1e-4)
+    s = out[:, 0, 0]
     want = 255.0**2 * 0.1**2 * q @ np.diag(eigvals.astype(np.float64) ** 2) @ q.T
     np.testing.assert_allclose(np.cov(s.T), want, atol=0.04 * np.trace(want))
     np.testing.assert_allclose(s.mean(0), 0, atol=0.05 * np.sqrt(np.trace(want)))
     # in the eigenbasis the components are uncorrelated with std 255 * 0.1 * l_i
     np.testing.assert_allclose((s @ q).std(0), 255 * 0.1 * eigvals, rtol=0.03)
-    # every pixel of an image gets the same shift
-    img = preprocess.pca_lighting(image, tf.constant([3, 0], tf.int64), scale=scale, **kw).numpy()
-    np.testing.assert_allclose(img, np.broadcast_to(s[0], img.shape), rtol=1e-5)
+
+
+def test_train_preprocess_is_the_host_formula():
+    """mean subtraction, crop at the drawn offset, flip, lighting: numpy from the same draws."""
+    rng = np.random.default_rng(2)
+    n, size = 6, 5
+    images = rng.integers(0, 256, (n, 9, 9, 3), np.uint8)
+    mean = rng.uniform(0, 255, (9, 9, 3)).astype(np.float32)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    light = dict(eigvals=np.array([0.2, 0.02, 0.005]), eigvecs=q, std=0.1, scale=255.0)
+    index = np.arange(100, 100 + n, dtype=np.int32)
+    f = _train_fn(
+        size=size, normalize=lambda x: x - mean, random_crop=True, flip=True, lighting=light
+    )
+    got = np.asarray(f({"image": images, "index": index})["image"])
+
+    @jax.jit
+    def draws(index):
+        k_crop, k_flip, k_light = augment.example_keys(7, index)
+        return (
+            augment.crop_offsets(k_crop, 9 - size),
+            augment.flips(k_flip),
+            augment.lighting_alphas(k_light, 3, 0.1),
+        )
+
+    offsets, flips, alphas = (np.asarray(a) for a in draws(jnp.asarray(index)))
+    for i in range(n):
+        x = images[i].astype(np.float64) - mean
+        t, s = offsets[i]
+        x = x[t : t + size, s : s + size]
+        x = x[:, ::-1] if flips[i] else x
+        x = x + 255.0 * q @ (alphas[i].astype(np.float64) * light["eigvals"])
+        np.testing.assert_allclose(got[i], x, rtol=1e-5, atol=1e-3)
 
 
 def test_stats_recover_a_known_covariance_and_the_mean_image():

@@ -70,7 +70,7 @@ def test_training_batches_are_a_seeded_permutation_and_resume_exactly(tiny_fashi
         split, global_batch=8, seed=3, start_step=0, input_size=28, normalize=ident
     )
     first = [next(it) for _ in range(8)]  # two epochs of 4 steps
-    assert first[0]["image"].shape == (2, 4, 28, 28, 1)  # [devices, per device, H, W, C]
+    assert first[0]["image"].shape == (8, 28, 28, 1)  # this process's rows [B, H, W, C]
     epoch0 = np.concatenate([b["label"].reshape(-1) for b in first[:4]])
     assert sorted(epoch0.tolist()) == sorted(split.labels.tolist())  # each example once
     epoch1 = np.concatenate([b["label"].reshape(-1) for b in first[4:]])
@@ -84,13 +84,13 @@ def test_training_batches_are_a_seeded_permutation_and_resume_exactly(tiny_fashi
 
 
 def test_evaluation_counts_every_example_once(tiny_fashion):
-    """21 test images in batches of 8 on 2 devices: padded, masked, equal to numpy top-k."""
+    """21 test images in batches of 8: padded, masked, equal to numpy top-k."""
     c = _config(tiny_fashion)
     state = train.create_state(c, jax.random.key(0))
     split = input_pipeline.load(c.input, "test")
     normalize = input_pipeline.normalizer(c.input, input_pipeline.load(c.input, "train"))
-    p_eval = jax.pmap(train.eval_step, axis_name="batch")
-    got = train.evaluate(p_eval, parallel.replicate(state), split, c, normalize)
+    p_eval = jax.jit(functools.partial(train.eval_step, axis_name=None))  # [B, ...] batches
+    got = train.evaluate(p_eval, state, split, c, normalize)
     x = normalize(split.images.astype(np.float32))
     logits = np.asarray(state.apply_fn({"params": state.params}, x, train=False), np.float64)
     order = np.argsort(-logits, axis=1)

@@ -1,0 +1,321 @@
+r"""Prepare once (Sec. 2): ILSVRC-2012's tars -> the paper's 256x256 images, in shards.
+
+  python -m alexnet_jax.prepare --config=configs/paper.py \
+      --config.input.manual_dir=/data/ilsvrc --config.input.prepared_dir=/data/ilsvrc256
+
+Each image is decoded (PIL: CMYK, grey and the PNG named .JPEG become RGB), its shorter side
+rescaled to config.input.image_size (bilinear, antialiased; round-half-up long side) and the
+central image_size x image_size window kept (floor offsets): preprocess.py's formula, the
+paper's "down-sampled the images to a fixed resolution of 256x256" (Sec. 2). Stored as
+  storage="jpeg"  JPEG at config.input.jpeg_quality (4:2:0), decoded by PIL when read;
+  storage="raw"   uint8 [N, S, S, 3], memory-mapped when read: no decoder, 196,608 B/image.
+Shard k of a split holds examples [k*shard_size, (k+1)*shard_size) in a fixed order (train:
+sorted by class, then file name; validation: by file name), as a sequence of .npy arrays
+(labels, then offsets and bytes, or the images). The same pass adds up the training set's
+statistics over the stored pixels (stats.py's mean image and PCA eigens: alexnet_stats_S.npz).
+
+Parallel over config.input.prepare_workers processes (None: all cores), one shard at a time
+each, with a progress line and an ETA. Resumable: a shard (and its statistics) is written under
+a temporary name and renamed when complete, so a killed run continues with the missing shards
+and rerunning gives byte-identical files; `prepared.json`, written last, marks the directory
+complete, and the reader (prepared.py) refuses a directory without it.
+Other TFDS datasets (config.input.dataset="cifar10", ...) are read through TFDS and prepared
+the same way.
+"""
+
+import dataclasses
+import datetime
+import errno
+import hashlib
+import importlib.util
+import io
+import json
+import multiprocessing
+import os
+import re
+import sys
+import tarfile
+import time
+
+import numpy as np
+from PIL import Image
+
+from alexnet_jax import stats
+from alexnet_jax.errors import InputError
+
+TARS = {"train": "ILSVRC2012_img_train.tar", "validation": "ILSVRC2012_img_val.tar"}
+MANIFEST = "prepared.json"
+
+
+def _tfds_file(name: str) -> str:
+    """A file shipped in tensorflow_datasets' imagenet2012 folder (found without importing TF)."""
+    spec = importlib.util.find_spec("tensorflow_datasets")
+    if spec is None:
+        raise InputError(
+            "ImageNet's class list comes from tensorflow_datasets' imagenet2012 label files; "
+            "pip install tensorflow-datasets (TensorFlow itself is not needed)"
+        )
+    return os.path.join(spec.submodule_search_locations[0], "datasets", "imagenet2012", name)
+
+
+def _lines(name: str) -> list[str]:
+    with open(_tfds_file(name)) as f:
+        return f.read().split()
+
+
+def _members(name: str, f, start: int, end: int) -> list[tuple[str, int, int]]:
+    """(name, data offset in f, size) of the files of the tar at [start, end) of f; reads only
+    the headers. One-line errors if it is damaged."""
+    f.seek(start)
+    try:
+        with tarfile.open(fileobj=f, mode="r:") as t:
+            out = [(m.name, m.offset_data, m.size) for m in t if m.isfile()]
+    except (tarfile.TarError, EOFError) as e:
+        raise InputError(
+            f"{name} is not a readable tar ({e}): a truncated or corrupt download? download it "
+            "again from image-net.org"
+        ) from None
+    if not out or any(off + size > end for _, off, size in out):
+        raise InputError(
+            f"{name} is truncated or empty (its files run past its end); download it again "
+            "from image-net.org"
+        )
+    return out
+
+
+def imagenet_examples(manual_dir: str | None, split: str) -> list[tuple[int, tuple]]:
+    """[(label, ("tar", path, offset, size, member))] of an ILSVRC-2012 split, prepared order."""
+    if manual_dir is None:
+        raise InputError(
+            "config.input.manual_dir is not set; point it at the directory holding "
+            "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (from image-net.org)"
+        )
+    path = os.path.join(manual_dir, TARS[split])
+    if not os.path.exists(path):
+        raise InputError(
+            f"{path} is missing; put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar "
+            "(from image-net.org) in config.input.manual_dir"
+        )
+    wnids = {w: i for i, w in enumerate(_lines("labels.txt"))}
+    out = []
+    with open(path, "rb") as f:
+        members = sorted(_members(path, f, 0, os.path.getsize(path)))
+        if split == "validation":
+            val_wnids = _lines("validation_labels.txt")
+            for name, off, size in members:
+                number = int(re.findall(r"(\d+)\.", os.path.basename(name))[-1])
+                out.append((wnids[val_wnids[number - 1]], ("tar", path, off, size, name)))
+            return out
+        for name, off, size in members:
+            wnid = os.path.basename(name).split(".")[0]
+            if wnid not in wnids:
+                raise InputError(
+                    f"{path}: {name} is not an ILSVRC-2012 class tar; is it the right file?"
+                )
+            for iname, ioff, isize in sorted(_members(f"{path}:{name}", f, off, off + size)):
+                out.append((wnids[wnid], ("tar", path, ioff, isize, f"{name}:{iname}")))
+    return out
+
+
+def tfds_examples(c, split: str) -> list[tuple[int, tuple]]:
+    """Another TFDS dataset, read whole through TFDS (TensorFlow), as decoded arrays."""
+    from alexnet_jax import stream
+
+    s = stream.load_split(c, split, f"split {split!r}")
+    return [(int(y), ("array", x)) for x, y in zip(s.images, s.labels, strict=True)]
+
+
+def fixed_size(data: bytes | np.ndarray, size: int) -> np.ndarray:
+    """Encoded image (or array) -> uint8 [size, size, 3]: Sec. 2's rescale and central crop."""
+    im = Image.fromarray(data) if isinstance(data, np.ndarray) else Image.open(io.BytesIO(data))
+    im = im.convert("RGB")
+    w, h = im.size
+    scale = size / min(h, w)
+    new_w, new_h = int(np.floor(w * scale + 0.5)), int(np.floor(h * scale + 0.5))
+    im = im.resize((new_w, new_h), Image.BILINEAR)  # antialiased when shrinking
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return np.asarray(im.crop((left, top, left + size, top + size)))
+
+
+def encode(image: np.ndarray, quality: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def decode(data) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    path: str  # the shard's final name
+    examples: list  # [(label, source)]
+    size: int
+    storage: str
+    quality: int
+
+
+def _image(source: tuple, size: int) -> np.ndarray:
+    """One source image at `size`; a file PIL cannot read is a one-line error naming it."""
+    if source[0] == "array":
+        return fixed_size(source[1], size)
+    _, path, off, length, member = source
+    with open(path, "rb") as f:
+        data = os.pread(f.fileno(), length, off)
+    try:
+        return fixed_size(data, size)
+    except OSError as e:  # PIL: unidentified, truncated or corrupt image data
+        raise InputError(
+            f"{path}: {member} is not a readable image ({e}); download the tar again"
+        ) from None
+
+
+def _save_atomic(path: str, arrays: list[np.ndarray]) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            for a in arrays:
+                np.save(f, a, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if e.errno == errno.ENOSPC:
+            raise InputError(
+                f"no space left on the device of {os.path.dirname(path)} while writing "
+                f"{os.path.basename(path)}; free space (finished shards are kept, nothing "
+                "half-written is read) and rerun the same command"
+            ) from None
+        raise
+
+
+def write_shard(job: Job) -> int:
+    """Decodes, rescales, crops, stores one shard and its statistics; returns its size."""
+    labels = np.array([y for y, _ in job.examples], np.int32)
+    images = np.stack([_image(src, job.size) for _, src in job.examples])
+    if job.storage == "jpeg":
+        blobs = [encode(x, job.quality) for x in images]
+        images = np.stack([decode(b) for b in blobs])  # the statistics of what is stored
+        offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
+        data = [labels, offsets, np.frombuffer(b"".join(blobs), np.uint8)]
+    else:
+        data = [labels, images]
+    m = stats.Moments()
+    for start in range(0, len(images), 64):
+        m.add(images[start : start + 64])
+    _save_atomic(job.path + ".stats", stats.moment_arrays(m))
+    _save_atomic(job.path, data)
+    return len(labels)
+
+
+def fingerprint(files: list[str]) -> str:
+    """A short hash of the shards' names and pixel sums (what the statistics were made from)."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(os.path.basename(f).encode())
+        with open(f + ".stats", "rb") as g:
+            h.update(g.read())
+    return h.hexdigest()[:16]
+
+
+def _progress(split: str, done: int, total: int, images: int, t0: float) -> str:
+    rate = images / max(time.time() - t0, 1e-9)
+    eta = (total - done) * (time.time() - t0) / max(done, 1)
+    return (
+        f"prepare {split}: {done}/{total} shards, {images} images, {rate:.0f} images/s, "
+        f"ETA {datetime.timedelta(seconds=round(eta))}"
+    )
+
+
+def prepare(c, workers: int | None = None, command: str = "") -> str:
+    """Writes (or finishes) config.input.prepared_dir; returns its manifest's path."""
+    if c.prepared_dir is None:
+        raise InputError(
+            "config.input.prepared_dir is not set; give a directory for the prepared 256x256 "
+            "shards (e.g. --config.input.prepared_dir=/data/ilsvrc256)"
+        )
+    if c.storage not in ("jpeg", "raw"):
+        raise InputError(f"config.input.storage={c.storage!r} is unknown; use 'jpeg' or 'raw'")
+    out = c.prepared_dir
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(out):  # a killed run's half-written files
+        if ".tmp" in name:
+            os.remove(os.path.join(out, name))
+    workers = workers or c.prepare_workers or os.cpu_count()
+    manifest = {"image_size": c.image_size, "storage": c.storage, "dataset": c.dataset}
+    manifest.update(jpeg_quality=c.jpeg_quality if c.storage == "jpeg" else None, splits={})
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        for split in ("train", c.eval_split):
+            run = pool.imap_unordered if pool else map
+            manifest["splits"][split] = _prepare_split(c, split, run)
+    finally:
+        if pool:
+            pool.terminate()
+            pool.join()
+    train = [os.path.join(out, f) for f in manifest["splits"]["train"]["shards"]]
+    m = stats.Moments()
+    for f in train:
+        stats.add_moment_arrays(m, list(_arrays(f + ".stats")))
+    source = manifest["splits"]["train"]["fingerprint"]
+    stats.save(m.finish(), out, c.image_size, command, source=source)
+    manifest["command"] = command
+    path = os.path.join(out, MANIFEST)
+    with open(path + ".tmp", "w") as f:
+        json.dump(manifest, f, indent=2)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def _prepare_split(c, split: str, run) -> dict:
+    """Writes the split's missing shards (`run` maps write_shard over them); its manifest entry."""
+    if c.dataset == "imagenet2012":
+        examples = imagenet_examples(c.manual_dir, split)
+    else:
+        examples = tfds_examples(c, split)
+    n, k = len(examples), c.shard_size
+    name = lambda i: f"{split}-{i // k:05d}-of-{(n + k - 1) // k:05d}.shard"  # noqa: E731
+    jobs = [
+        Job(os.path.join(c.prepared_dir, name(i)), examples[i : i + k], c.image_size, c.storage,
+            c.jpeg_quality)
+        for i in range(0, n, k)
+    ]  # fmt: skip
+    todo = [j for j in jobs if not (os.path.exists(j.path) and os.path.exists(j.path + ".stats"))]
+    print(f"prepare {split}: {n} images, {len(jobs) - len(todo)} of {len(jobs)} shards done")
+    t0 = shown = time.time()
+    images = 0
+    for i, count in enumerate(run(write_shard, todo), 1):
+        images += count
+        if time.time() - shown > 5 or i == len(todo):
+            print(_progress(split, i, len(todo), images, t0), flush=True)
+            shown = time.time()
+    files = [j.path for j in jobs]
+    return {
+        "num_examples": n,
+        "shards": [os.path.basename(f) for f in files],
+        "fingerprint": fingerprint(files),
+    }
+
+
+def _arrays(path: str):
+    end = os.path.getsize(path)
+    with open(path, "rb") as f:
+        while f.tell() < end:
+            yield np.load(f, allow_pickle=False)
+
+
+def main(argv: list[str]) -> None:
+    from alexnet_jax import stats as _stats
+
+    config = _stats.config_from_command(argv)
+    command = " ".join(["python -m alexnet_jax.prepare", *argv])
+    path = prepare(config.input, command=command)
+    print(f"wrote {path}", flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except InputError as e:  # bad input: one line, no traceback
+        sys.exit(f"error: {e}")

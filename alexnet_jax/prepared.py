@@ -1,0 +1,169 @@
+"""Reading what `python -m alexnet_jax.prepare` wrote: the 256x256 shards, without TensorFlow.
+
+config.input.pipeline="prepared" (ImageNet's default). Each process reads only its rows of every
+batch (input_pipeline.train_order): "raw" shards through a memory map (a copy per image, no
+decoder), "jpeg" shards decoded by PIL in a pool of config.input.decode_threads threads (None:
+all cores; PIL releases the GIL while decoding), a background thread making the next batches.
+Batches are uint8 [B_local, S, S, 3]; the mean image, crops, flips and lighting run on the device
+(augment.py, `Data.train_preprocess` / `eval_preprocess`).
+"""
+
+import concurrent.futures
+import io
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from alexnet_jax import input_pipeline, stats
+from alexnet_jax.errors import InputError
+from alexnet_jax.prepare import MANIFEST
+
+
+def _command(c) -> str:
+    parts = ["python -m alexnet_jax.prepare --config=configs/paper.py"]
+    if c.manual_dir is None and c.dataset == "imagenet2012":
+        parts.append("--config.input.manual_dir=DIR_OF_THE_ILSVRC2012_TARS")
+    for field in ("dataset", "manual_dir", "prepared_dir", "storage", "image_size"):
+        if c[field] is not None:
+            parts.append(f"--config.input.{field}={c[field]}")
+    return " ".join(parts)
+
+
+def _npy_arrays(path: str) -> list[np.ndarray]:
+    """The .npy arrays stored one after another in `path`, memory-mapped."""
+    out, end = [], os.path.getsize(path)
+    with open(path, "rb") as f:
+        while f.tell() < end:
+            try:
+                version = np.lib.format.read_magic(f)
+                read = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+                    version, np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read(f)
+            except ValueError:
+                raise InputError(
+                    f"{path} is damaged; delete it and rerun `python -m alexnet_jax.prepare` "
+                    "with the same config (it rewrites the missing shards)"
+                ) from None
+            offset = f.tell()
+            nbytes = int(np.prod(shape)) * dtype.itemsize
+            if offset + nbytes > end:
+                raise InputError(f"{path} is truncated; delete it and rerun the prepare command")
+            out.append(
+                np.memmap(path, dtype, "r", offset, shape) if nbytes else np.zeros(shape, dtype)
+            )
+            f.seek(offset + nbytes)
+    return out
+
+
+def manifest(c) -> dict:
+    """The prepared directory's manifest; one-line errors for a missing or half-done one."""
+    d = c.prepared_dir
+    if d is None:
+        raise InputError(
+            f"config.input.prepared_dir is not set; prepare the data once with `{_command(c)}` "
+            "and pass the same --config.input.prepared_dir"
+        )
+    path = os.path.join(d, MANIFEST)
+    if not os.path.exists(path):
+        shards = [n for n in os.listdir(d) if n.endswith(".shard")] if os.path.isdir(d) else []
+        state = (
+            f"is half-prepared ({len(shards)} shards, no {MANIFEST})"
+            if shards
+            else "holds no prepared data"
+        )
+        raise InputError(f"{d} {state}; run (or rerun, it resumes) `{_command(c)}`")
+    with open(path) as f:
+        m = json.load(f)
+    if m["image_size"] != c.image_size:
+        raise InputError(
+            f"{d} holds {m['image_size']}x{m['image_size']} images but config.input.image_size="
+            f"{c.image_size}; prepare again into another prepared_dir or set image_size"
+        )
+    return m
+
+
+class Shards:
+    """One prepared split: labels in memory, images read (or decoded) by example id."""
+
+    def __init__(self, directory: str, split: dict, storage: str, threads: int | None):
+        arrays = [_npy_arrays(os.path.join(directory, n)) for n in split["shards"]]
+        self.labels = np.concatenate([np.asarray(a[0]) for a in arrays])
+        if len(self.labels) != split["num_examples"]:
+            raise InputError(f"{directory}: the shards hold {len(self.labels)} examples, not "
+                             f"{split['num_examples']}; prepare it again")  # fmt: skip
+        self.starts = np.cumsum([0] + [len(a[0]) for a in arrays])
+        self.storage, self.arrays = storage, arrays
+        self.pool = concurrent.futures.ThreadPoolExecutor(threads or os.cpu_count())
+        self.size = self._one(0, 0).shape[0]
+
+    def _one(self, k: int, j: int) -> np.ndarray:
+        """Example j of shard k, uint8 [S, S, 3]."""
+        if self.storage == "raw":
+            return self.arrays[k][1][j]
+        offsets, data = self.arrays[k][1], self.arrays[k][2]
+        return np.asarray(Image.open(io.BytesIO(data[offsets[j] : offsets[j + 1]])))
+
+    def images(self, ids: np.ndarray) -> np.ndarray:
+        """uint8 [len(ids), S, S, 3] of the examples `ids`."""
+        ks = np.searchsorted(self.starts, ids, side="right") - 1
+        js = ids - self.starts[ks]
+        out = np.empty((len(ids), self.size, self.size, 3), np.uint8)
+
+        def put(r):
+            out[r] = self._one(ks[r], js[r])
+
+        if self.storage == "raw":  # a copy out of the page cache: threads would not help
+            for r in range(len(ids)):
+                put(r)
+        else:
+            list(self.pool.map(put, range(len(ids))))
+        return out
+
+
+def create_data(config) -> input_pipeline.Data:
+    c = config.input
+    m = manifest(c)
+    d = c.prepared_dir
+    for split in ("train", c.eval_split):
+        if split not in m["splits"]:
+            raise InputError(f"{d} has no split {split!r}; it has {sorted(m['splits'])}")
+    directory = c.stats_dir or d
+    if not os.path.exists(stats.file_stem(directory, c.image_size) + ".npz"):
+        raise InputError(
+            f"{stats.file_stem(directory, c.image_size)}.npz is missing; `{_command(c)}` writes it"
+        )
+    st = stats.load(directory, c)
+    stats.check_source(directory, c.image_size, m["splits"]["train"]["fingerprint"], _command(c))
+    train = Shards(d, m["splits"]["train"], m["storage"], c.decode_threads)
+    held = Shards(d, m["splits"][c.eval_split], m["storage"], c.decode_threads)
+    n_train = len(train.labels) if c.train_limit is None else min(c.train_limit, len(train.labels))
+    n_eval = len(held.labels) if c.eval_limit is None else min(c.eval_limit, len(held.labels))
+    normalize = input_pipeline.stats_normalizer(c, st)
+    train_pre, eval_pre = input_pipeline.preprocessors(config, normalize, st, 0)
+    gb, eb = c.global_batch_size, c.eval_batch_size
+
+    def train_batches(step):
+        rows = input_pipeline.process_rows(gb)
+        for ids, pos in input_pipeline.train_order(n_train, gb, config.seed, step, rows):
+            yield {"image": train.images(ids), "label": train.labels[ids], "index": pos}
+
+    def eval_batches():
+        for ids, mask in input_pipeline.eval_order(n_eval, eb, input_pipeline.process_rows(eb)):
+            yield {
+                "image": held.images(ids),
+                "label": held.labels[ids],
+                "mask": mask,
+                "index": ids.astype(np.int32),
+            }
+
+    return input_pipeline.Data(
+        n_train,
+        n_eval,
+        train=lambda step: input_pipeline.background(train_batches(step), c.host_prefetch),
+        eval=lambda: input_pipeline.background(eval_batches(), c.host_prefetch),
+        train_preprocess=train_pre,
+        eval_preprocess=eval_pre,
+    )

@@ -1,0 +1,300 @@
+"""prepare.py and the "prepared" pipeline on a tiny fake ILSVRC (tests/fake_ilsvrc.py), no TF.
+
+Images are 36x36 here (image_size), crops 32: the formulas are the paper's 256 and 227.
+"""
+
+import errno
+import filecmp
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from alexnet_jax import input_pipeline, prepare, prepared, stats
+from alexnet_jax.errors import InputError
+from benchmarks.bench_input import tar_bytes
+from tests import fake_ilsvrc
+from tests.conftest import load_config
+
+S = 36  # config.input.image_size
+JPEG_TOLERANCE = 3.0  # mean |stored - PIL reference| in levels at quality 90, 36x36 images
+
+
+def _config(root, **overrides):
+    config = load_config("paper")
+    config.model.input_size = 32
+    config.input.update(
+        manual_dir=str(root / "manual"),
+        prepared_dir=str(root / "prepared"),
+        image_size=S,
+        shard_size=3,  # 7 training images: shards of 3, 3, 1
+        global_batch_size=2,
+        eval_batch_size=2,
+        prepare_workers=1,
+        decode_threads=2,
+    )
+    config.input.update(**overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def ilsvrc(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ilsvrc")
+    pictures, decoded = fake_ilsvrc.write(root / "manual")
+    return root, pictures, decoded
+
+
+@pytest.fixture(scope="module", params=["raw", "jpeg"])
+def made(request, ilsvrc, tmp_path_factory):
+    root, pictures, decoded = ilsvrc
+    out = tmp_path_factory.mktemp(request.param)
+    config = _config(root, prepared_dir=str(out), storage=request.param)
+    prepare.prepare(config.input, command="test")
+    return config, pictures, decoded
+
+
+def _all(config, split):
+    m = prepared.manifest(config.input)
+    shards = prepared.Shards(config.input.prepared_dir, m["splits"][split], m["storage"], 2)
+    return shards.images(np.arange(len(shards.labels))), shards.labels
+
+
+def test_prepared_images_are_the_pil_reference_and_labels_right(made):
+    config, pictures, decoded = made
+    images, labels = _all(config, "train")
+    names = sorted(pictures)  # the prepared order: by class tar, then file name
+    assert images.shape == (7, S, S, 3) and images.dtype == np.uint8
+    assert labels.tolist() == [fake_ilsvrc.WNIDS.index(pictures[n][0]) for n in names]
+    for image, name in zip(images, names, strict=True):
+        want = fake_ilsvrc.reference_fixed_size(decoded[name], S)
+        diff = np.abs(image - want)
+        if config.input.storage == "raw":  # PIL's own bilinear: the same bytes
+            assert diff.max() == 0, name
+        else:
+            assert diff.mean() < JPEG_TOLERANCE, (name, diff.mean())
+    _, val_labels = _all(config, "validation")
+    vw = fake_ilsvrc.VAL_WNIDS
+    assert val_labels.tolist() == [fake_ilsvrc.WNIDS.index(vw[i - 1]) for i in (1, 2, 3)]
+
+
+def test_statistics_are_numpy_over_the_prepared_set(made):
+    config, _, _ = made
+    images, _ = _all(config, "train")
+    st = stats.load(config.input.prepared_dir, config.input)
+    x = images.astype(np.float64)
+    np.testing.assert_allclose(st.mean_image, x.mean(0), rtol=1e-6, atol=1e-4)
+    p = x.reshape(-1, 3) / 255
+    np.testing.assert_allclose(st.channel_mean, p.mean(0), rtol=1e-6)
+    cov = np.cov(p.T, bias=True)
+    np.testing.assert_allclose(st.eigvecs @ np.diag(st.eigvals) @ st.eigvecs.T, cov, atol=1e-7)
+    assert st.num_images == 7
+
+
+def test_pipeline_batches_resume_exactly_and_processes_split_the_rows(made, monkeypatch):
+    config, _, _ = made
+    config.input.global_batch_size = 4
+    data = input_pipeline.create(config)
+    assert (data.num_train, data.num_eval) == (7, 3)
+    first = [next(it) for it in [data.train(0)] for _ in range(4)]  # 4 epochs of 1 step
+    b = first[0]
+    assert b["image"].shape == (4, S, S, 3) and b["image"].dtype == np.uint8
+    assert b["index"].tolist() == [0, 1, 2, 3] and first[3]["index"].tolist() == [12, 13, 14, 15]
+    resumed = data.train(2)
+    for want in first[2:]:
+        got = next(resumed)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k])
+    # two processes: each reads its half of every global batch; together the one-process batch
+    halves = []
+    for p in range(2):
+        monkeypatch.setattr(jax, "process_index", lambda p=p: p)
+        monkeypatch.setattr(jax, "process_count", lambda: 2)
+        it = input_pipeline.create(config).train(1)
+        halves.append([next(it) for _ in range(3)])
+    for step, want in enumerate(first[1:]):
+        for k in want:
+            union = np.concatenate([halves[0][step][k], halves[1][step][k]])
+            np.testing.assert_array_equal(union, want[k])
+    monkeypatch.undo()
+    # the on-device preprocessing gives the network's input
+    x = jax.jit(data.train_preprocess)(b)["image"]
+    assert x.shape == (4, 32, 32, 3) and x.dtype == np.float32
+    e = list(data.eval())
+    assert [v["mask"].tolist() for v in e] == [[1, 1], [1, 0]]
+    ten = jax.jit(data.eval_preprocess("ten_crop"))(e[0])["image"]
+    center = jax.jit(data.eval_preprocess("center"))(e[0])["image"]
+    assert ten.shape == (2, 10, 32, 32, 3)
+    np.testing.assert_array_equal(ten[:, 4], center)
+
+
+def test_killed_prepare_resumes_to_byte_identical_shards(ilsvrc, made, tmp_path, monkeypatch):
+    config, _, _ = made
+    root = ilsvrc[0]
+    c = _config(root, prepared_dir=str(tmp_path / "p"), storage=config.input.storage).input
+    real, calls = prepare.write_shard, []
+
+    def dies_on_the_second(job):
+        calls.append(job)
+        if len(calls) == 2:
+            with open(job.path + ".tmp999", "wb") as f:  # a half-written shard left behind
+                f.write(b"\x93NUMPY half")
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(prepare, "write_shard", dies_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        prepare.prepare(c, command="test")
+    with pytest.raises(InputError, match=r"is half-prepared \(1 shards, no prepared.json\); run"):
+        input_pipeline.create(_config(root, prepared_dir=c.prepared_dir))
+    monkeypatch.setattr(prepare, "write_shard", real)
+    prepare.prepare(c, command="test")  # continues with the missing shards
+    got, want = sorted(os.listdir(c.prepared_dir)), sorted(os.listdir(config.input.prepared_dir))
+    assert got == want
+    for name in got:
+        if name.endswith(".shard") or name.endswith(".stats") or name.endswith(".npz"):
+            assert filecmp.cmp(
+                os.path.join(c.prepared_dir, name),
+                os.path.join(config.input.prepared_dir, name),
+                shallow=False,
+            ), name
+
+
+def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
+    root = ilsvrc[0]
+    config, _, _ = made
+
+    def one_line(match, c):
+        with pytest.raises(InputError, match=match) as e:
+            prepare.prepare(c.input, command="test")
+        assert "\n" not in str(e.value)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_line("ILSVRC2012_img_train.tar is missing", _config(root, manual_dir=str(empty)))
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    train = (root / "manual" / "ILSVRC2012_img_train.tar").read_bytes()
+    (cut / "ILSVRC2012_img_train.tar").write_bytes(train[: len(train) // 2])
+    one_line(
+        "ILSVRC2012_img_train.tar.* truncated|not a readable tar",
+        _config(root, manual_dir=str(cut)),
+    )
+    bad = tmp_path / "bad_jpeg"  # a tar whose image is not an image
+    bad.mkdir()
+    inner = tar_bytes({"n01440764_9.JPEG": b"\xff\xd8 not a JPEG"})
+    (bad / "ILSVRC2012_img_train.tar").write_bytes(tar_bytes({"n01440764.tar": inner}))
+    one_line(
+        "n01440764.tar:n01440764_9.JPEG is not a readable image",
+        _config(root, manual_dir=str(bad), prepared_dir=str(tmp_path / "bad_out")),
+    )
+    # statistics of other data next to these shards
+    other = tmp_path / "other"
+    prepare.prepare(_config(root, prepared_dir=str(other), shard_size=2).input, command="test")
+    for suffix in (".npz", ".json"):
+        src = stats.file_stem(str(other), S) + suffix
+        dst = stats.file_stem(config.input.prepared_dir, S) + suffix
+        os.replace(dst, dst + ".keep")
+        with open(src, "rb") as f, open(dst, "wb") as g:
+            g.write(f.read())
+    try:
+        with pytest.raises(InputError, match="was computed from other data"):
+            input_pipeline.create(config)
+    finally:
+        for suffix in (".npz", ".json"):
+            dst = stats.file_stem(config.input.prepared_dir, S) + suffix
+            os.replace(dst + ".keep", dst)
+    # no space left: one line, and nothing half-written remains to be read
+    full = _config(root, prepared_dir=str(tmp_path / "full"))
+
+    def no_space(f, a, allow_pickle=False):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", no_space)
+    one_line("no space left on the device of .*full while writing train-00000", full)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path / "full") == []
+    with pytest.raises(InputError, match="holds no prepared data; run"):
+        input_pipeline.create(full)
+
+
+def test_in_memory_data_is_validated_in_one_line(tmp_path):
+    from tests import tiny
+
+    tiny.fake_fashion(tmp_path, n_train=6, n_test=4)
+    split = input_pipeline.load_fashion_mnist(str(tmp_path), "train")
+    ok = dict(name="the training split", num_classes=10, channels=1)
+    input_pipeline.check_split(split, **ok)
+    cases = [
+        (input_pipeline.Split(split.images, split.labels + 10), ok, r"labels span \[1\d, 1\d\]"),
+        (input_pipeline.Split(split.images[:5], split.labels), ok, "5 images but 6 labels"),
+        (split, {**ok, "channels": 3}, "images have 1 channels but config.model.input_channels=3"),
+        (input_pipeline.Split(split.images[..., 0], split.labels), ok, r"must be \[N, H, W, C\]"),
+    ]
+    for s, kw, match in cases:
+        with pytest.raises(InputError, match=match) as e:
+            input_pipeline.check_split(s, **kw)
+        assert "\n" not in str(e.value)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-20])  # a truncated download
+    with pytest.raises(InputError, match="is a damaged gzip file"):
+        input_pipeline.read_idx(str(path))
+
+
+@pytest.fixture
+def fast_compile():
+    """XLA skips most optimizations (flax's train_test.py does the same): compiling dominates."""
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", False)
+
+
+@pytest.mark.slow  # ~60 s on 2 shared cores: three short runs and evaluate.py compile a net each
+def test_train_resume_and_evaluate_from_prepared_data(ilsvrc, made, tmp_path, fast_compile):
+    """Prepared fake ILSVRC -> training with crops, flips and lighting on the device -> resume
+    bit-exact -> evaluate.py's ten-crop row (training evaluates the center crop)."""
+    from alexnet_jax import checkpoint, evaluate, optim, train
+
+    config, _, _ = made
+    if config.input.storage == "raw":
+        pytest.skip("the same batches as jpeg's after reading (tested above); one run is enough")
+    c = load_config("cifar10", "smoke")  # Fashion-MNIST's small two-tower net, 3 x 32 x 32
+    c.model.update(num_classes=1000, conv=dict(features=(8, 16, 16, 16, 16)), fc_features=(16, 16))
+    c.input = config.input
+    c.input.update(pipeline="prepared", train_limit=None, eval_limit=None, global_batch_size=2)
+    c.input.augment.update(random_crop=True, flip=True, pca_lighting=True)
+    c.update(max_steps=2, log_every_steps=1)
+    c.checkpoint.every_steps = 1
+
+    def params(workdir):
+        mngr = checkpoint.create(workdir, c.checkpoint)
+        state = train.create_state(c, jax.random.key(0))
+        state, _ = checkpoint.restore_latest(mngr, state, optim.Plateau(lr=0.0))
+        mngr.close()
+        return int(state.step), jax.device_get(state.params)
+
+    train.train_and_evaluate(c, str(tmp_path / "a"))
+    c.max_steps = 1
+    train.train_and_evaluate(c, str(tmp_path / "b"))
+    c.max_steps = 2
+    train.train_and_evaluate(c, str(tmp_path / "b"))  # resumes at step 1
+    (step_a, a), (step_b, b) = params(str(tmp_path / "a")), params(str(tmp_path / "b"))
+    assert step_a == step_b == 2
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    (row,) = evaluate.run(c, [str(tmp_path / "a")], ["ten_crop"])
+    assert row["n"] == 3 and 0 <= row["top1_err"] <= 1
+
+
+def test_synthetic_pipeline_is_one_uint8_batch_and_the_real_preprocessing():
+    config = load_config("paper")
+    config.input.update(pipeline="synthetic", global_batch_size=4, eval_batch_size=4)
+    data = input_pipeline.create(config)
+    it = data.train(0)
+    a, b = next(it), next(it)
+    assert a is b and a["image"].shape == (4, 256, 256, 3) and a["image"].dtype == np.uint8
+    assert a["label"].max() < 1000
+    x = jax.jit(data.train_preprocess)(a)["image"]
+    assert x.shape == (4, 227, 227, 3) and x.dtype == np.float32
+    (e,) = list(data.eval())
+    assert e["mask"].sum() == data.num_eval == 4
