@@ -1,12 +1,22 @@
 """Process-wide test settings: 2 host devices (before jax is imported), TF on CPU, fixtures."""
 
 import os
+import tempfile
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
 ).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tf.data and torch oracles stay on the CPU
+# One XLA compilation cache for the whole run, shared by pytest-xdist's workers and by the
+# programs the tests start (they inherit the environment): the same small steps are compiled
+# by many tests. New for every run, so no test ever sees an executable from older code. The
+# size bound makes JAX lock the directory (filelock), so concurrent writers are safe.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="alexnet_jax_xla_cache_")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(8 << 30)
 
 import importlib  # noqa: E402
 

@@ -13,6 +13,8 @@ from alexnet_jax import checkpoint, evaluate, input_pipeline, models, optim, tra
 from tests import tiny
 from tests.conftest import load_config
 
+pytestmark = pytest.mark.xdist_group("evaluate")  # module-scoped fixtures: one worker
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -18,6 +18,8 @@ from experiments import figures, tables
 from experiments import sweep as sweep_lib
 from tests import tiny
 
+pytestmark = pytest.mark.xdist_group("experiments")  # module-scoped fixtures: one worker
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -14,6 +14,8 @@ from benchmarks.bench_input import tar_bytes
 from tests import fake_ilsvrc
 from tests.conftest import load_config
 
+pytestmark = pytest.mark.xdist_group("imagenet")  # module-scoped fixtures: one worker
+
 WNIDS, VAL_WNIDS = fake_ilsvrc.WNIDS, fake_ilsvrc.VAL_WNIDS
 _reference_fixed_size = fake_ilsvrc.reference_fixed_size
 

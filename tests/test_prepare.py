@@ -17,6 +17,8 @@ from benchmarks.bench_input import tar_bytes
 from tests import fake_ilsvrc
 from tests.conftest import load_config
 
+pytestmark = pytest.mark.xdist_group("prepare")  # module-scoped fixtures: one worker
+
 S = 36  # config.input.image_size
 JPEG_TOLERANCE = 3.0  # mean |stored - PIL reference| in levels at quality 90, 36x36 images
 
