@@ -31,6 +31,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from alexnet_jax import checkpoint, input_pipeline, models, parallel, train
+from alexnet_jax.errors import InputError, MissingFileError
 
 Which = Literal["latest", "best"]
 
@@ -51,13 +52,13 @@ def best_step(workdir: str, steps: list[int]) -> int:
     """The step among `steps` with the lowest eval/top1_err in WORKDIR/metrics.jsonl."""
     path = os.path.join(workdir, "metrics.jsonl")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} is missing, so there is no best step; use --which=latest")
+        raise MissingFileError(f"{path} is missing, so there is no best step; use --which=latest")
     with open(path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     scored = [(r[checkpoint.BEST_METRIC], r["step"]) for r in rows if checkpoint.BEST_METRIC in r]
     scored = [(err, step) for err, step in scored if step in steps]
     if not scored:
-        raise ValueError(
+        raise InputError(
             f"no checkpoint in {workdir} has an {checkpoint.BEST_METRIC} in metrics.jsonl; "
             "use --which=latest"
         )
@@ -72,18 +73,18 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict, which: Which
     """
     directory = os.path.join(workdir, "checkpoints")
     if not os.path.isdir(directory):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{directory} does not exist; pass the --workdir of a training run "
             "(python -m alexnet_jax.main --config=... --workdir=DIR)"
         )
     if which not in ("latest", "best"):
-        raise ValueError(f"--which={which!r} is unknown; use 'latest' or 'best'")
+        raise InputError(f"--which={which!r} is unknown; use 'latest' or 'best'")
     template = template if template is not None else restore_template(config)
     mngr = checkpoint.create(workdir, config.checkpoint)
     try:
         steps = mngr.all_steps()
         if not steps:
-            raise FileNotFoundError(f"{directory} holds no checkpoint; train first")
+            raise MissingFileError(f"{directory} holds no checkpoint; train first")
         step = max(steps) if which == "latest" else best_step(workdir, steps)
         try:
             restored = mngr.restore(
@@ -91,7 +92,7 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict, which: Which
             )
         except (ValueError, KeyError, TypeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(
+            raise InputError(
                 f"checkpoint {directory}/{step} does not fit --config ({first}); pass the "
                 "config it was trained with"
             ) from None
@@ -105,7 +106,7 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict, which: Which
     }
     for name in sorted(got.keys() | want.keys()):
         if got.get(name) != want.get(name):
-            raise ValueError(
+            raise InputError(
                 f"checkpoint {directory}/{step} does not fit --config: params{name} is "
                 f"{got.get(name)} there and {want.get(name)} in the config; pass the config "
                 "it was trained with"
@@ -146,11 +147,11 @@ def run(
     """Rows {"checkpoints", "mode", "top1_err", "top5_err", "n", "steps"} for each checkpoint
     (and their ensemble if there are several) and mode."""
     if not workdirs:
-        raise ValueError("--checkpoints is empty; pass one or more training workdirs")
+        raise InputError("--checkpoints is empty; pass one or more training workdirs")
     modes = list(modes or config.input.eval_modes)
     for mode in modes:
         if mode not in ("center", "ten_crop"):
-            raise ValueError(f"--modes: {mode!r} is unknown; use center and/or ten_crop")
+            raise InputError(f"--modes: {mode!r} is unknown; use center and/or ten_crop")
     model = models.create_model(config)
     template = restore_template(config)
     restored = [restore_params(w, config, which, template) for w in workdirs]

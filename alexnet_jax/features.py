@@ -32,6 +32,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from alexnet_jax import input_pipeline, models, weights
+from alexnet_jax.errors import InputError, MissingFileError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 PREPROCESS = ("caffe", "torchvision", "config")
@@ -58,7 +59,7 @@ def _define_flags() -> None:
 def list_images(directory: str) -> list[str]:
     """Image paths under `directory`, relative to it, sorted."""
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"image directory {directory} does not exist")
+        raise MissingFileError(f"image directory {directory} does not exist")
     found = [
         os.path.relpath(os.path.join(root, f), directory)
         for root, _, files in os.walk(directory)
@@ -66,7 +67,7 @@ def list_images(directory: str) -> list[str]:
         if f.lower().endswith(IMAGE_SUFFIXES)
     ]
     if not found:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {directory}")
+        raise MissingFileError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {directory}")
     return sorted(found)
 
 
@@ -75,14 +76,14 @@ def read_image(path: str, channels: int) -> tf.Tensor:
     try:
         img = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
     except tf.errors.OpError as e:
-        raise ValueError(f"cannot decode image {path}: {e.message.splitlines()[0]}") from None
+        raise InputError(f"cannot decode image {path}: {e.message.splitlines()[0]}") from None
     return tf.cast(img, tf.float32)
 
 
 def centre_crop(img: tf.Tensor, resize: int, size: int) -> tf.Tensor:
     """Shorter side to `resize` (bilinear, antialiased), then the central size x size square."""
     if resize < size:
-        raise ValueError(f"--resize={resize} is smaller than the model's input_size={size}")
+        raise InputError(f"--resize={resize} is smaller than the model's input_size={size}")
     h, w = img.shape[0], img.shape[1]
     scale = resize / min(h, w)
     new = (max(size, round(h * scale)), max(size, round(w * scale)))
@@ -96,7 +97,7 @@ def make_input_fn(config: ml_collections.ConfigDict, preprocess: str, resize: in
     m = config.model
     if preprocess in ("caffe", "torchvision"):
         if m.input_channels != 3:
-            raise ValueError(
+            raise InputError(
                 f"--preprocess={preprocess} needs a 3-channel model; config.model.input_channels"
                 f"={m.input_channels}: use --preprocess=config"
             )
@@ -114,7 +115,7 @@ def make_input_fn(config: ml_collections.ConfigDict, preprocess: str, resize: in
             return img.numpy()  # the order of input_pipeline: normalize, then resize
 
         return fn
-    raise ValueError(f"--preprocess={preprocess!r} is unknown; use one of {PREPROCESS}")
+    raise InputError(f"--preprocess={preprocess!r} is unknown; use one of {PREPROCESS}")
 
 
 def load_params(config: ml_collections.ConfigDict, path: str, **read_kw) -> dict:
@@ -144,9 +145,9 @@ def extract(
     if layer not in shapes:
         order = [n for n, _ in models.layer_shapes(config.model)]  # the network's order
         known = order + sorted(set(shapes) - set(order), key=lambda n: (n == "logits", n))
-        raise ValueError(f"--layer={layer!r} is unknown; use one of {known}")
+        raise InputError(f"--layer={layer!r} is unknown; use one of {known}")
     if batch < 1:
-        raise ValueError(f"--batch={batch} must be positive")
+        raise InputError(f"--batch={batch} must be positive")
     names = list_images(images_dir)
     input_fn = make_input_fn(config, preprocess, resize)
     forward = jax.jit(lambda p, x: models.activations(model, p, x)[layer])

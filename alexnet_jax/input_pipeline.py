@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet_jax import preprocess, sources, stats
+from alexnet_jax.errors import InputError, MissingFileError
 
 Batch = dict[str, np.ndarray]  # "image": [D, B/D, H, W, C] float32, "label": [D, B/D] int32
 Mode = Literal["center", "ten_crop"]  # evaluation: ten_crop images are [D, B/D, 10, H, W, C]
@@ -52,12 +53,12 @@ def read_idx(path: str) -> np.ndarray:
     with opener(path, "rb") as f:
         data = f.read()
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+        raise InputError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
-        raise ValueError(f"{path} is truncated: header says {shape}, found {body.size} bytes")
+        raise InputError(f"{path} is truncated: header says {shape}, found {body.size} bytes")
     return body.reshape(shape)
 
 
@@ -66,7 +67,7 @@ def load_fashion_mnist(data_dir: str, split: str) -> Split:
     paths = [os.path.join(data_dir, name) for name in FASHION_MNIST_FILES[split]]
     for path in paths:
         if not os.path.exists(path):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"Fashion-MNIST file {path} is missing; install it with "
                 "`apt-get install dataset-fashion-mnist` or point config.input.data_dir at the "
                 "directory holding the *-ubyte.gz files"
@@ -78,7 +79,7 @@ def load_fashion_mnist(data_dir: str, split: str) -> Split:
 def load_tfds(c: ml_collections.ConfigDict, split: str, field: str) -> Split:
     """Any TFDS image-classification dataset, read whole into memory (small datasets only)."""
     if c.dataset == "imagenet2012":
-        raise ValueError(
+        raise InputError(
             "config.input.dataset='imagenet2012' does not fit in memory; use "
             "config.input.pipeline='stream' (configs/paper.py does)"
         )
@@ -95,13 +96,13 @@ def load(c: ml_collections.ConfigDict, split: str) -> Split:
     field = "config.input.eval_split" if split == c.eval_split else "the training split"
     if c.source == "idx":
         if split not in FASHION_MNIST_FILES:
-            raise ValueError(
+            raise InputError(
                 f"{field}={split!r} does not exist; use one of {[*FASHION_MNIST_FILES]}"
             )
         return load_fashion_mnist(c.data_dir, split)
     if c.source == "tfds":
         return load_tfds(c, split, field)
-    raise ValueError(f"config.input.source={c.source!r} is unknown; use 'idx' or 'tfds'")
+    raise InputError(f"config.input.source={c.source!r} is unknown; use 'idx' or 'tfds'")
 
 
 def normalizer(c: ml_collections.ConfigDict, train: Split):
@@ -118,14 +119,14 @@ def normalizer(c: ml_collections.ConfigDict, train: Split):
         mean = (x / 255).mean((0, 1, 2)).astype(np.float32)
         std = (x / 255).std((0, 1, 2)).astype(np.float32)
         return lambda img: (img / 255 - mean) / std
-    raise ValueError(
+    raise InputError(
         f"config.input.normalize={c.normalize!r} is unknown; use 'mean_image' or 'mean_std'"
     )
 
 
 def per_device(global_batch: int, num_devices: int) -> int:
     if global_batch % num_devices:
-        raise ValueError(
+        raise InputError(
             f"config.input.global_batch_size={global_batch} is not divisible by "
             f"{num_devices} devices; use a multiple of {num_devices}"
         )
@@ -188,7 +189,7 @@ def _eval_view(x: tf.Tensor, mode: Mode, size: int) -> tf.Tensor:
         return preprocess.central_crop(x, size)
     if mode == "ten_crop":
         return preprocess.ten_crop(x, size)
-    raise ValueError(f"evaluation mode {mode!r} is unknown; use 'center' or 'ten_crop'")
+    raise InputError(f"evaluation mode {mode!r} is unknown; use 'center' or 'ten_crop'")
 
 
 def _pad(x: tf.Tensor, p: int) -> tf.Tensor:
@@ -275,7 +276,7 @@ def _stream_normalizer(c: ml_collections.ConfigDict, st: stats.Stats):
     """float32 [S, S, C] 0..255 -> network input, from the stored statistics (Sec. 2)."""
     if c.normalize == "mean_image":
         if st.mean_image.shape[0] != c.image_size:
-            raise ValueError(
+            raise InputError(
                 f"the mean image is {st.mean_image.shape[0]}x{st.mean_image.shape[1]} but "
                 f"config.input.image_size={c.image_size}; recompute it with `"
                 f"{stats.command_for(c)}`"
@@ -285,7 +286,7 @@ def _stream_normalizer(c: ml_collections.ConfigDict, st: stats.Stats):
     if c.normalize == "mean_std":
         mean, std = tf.constant(st.channel_mean), tf.constant(st.channel_std)
         return lambda img: (img / 255 - mean) / std
-    raise ValueError(
+    raise InputError(
         f"config.input.normalize={c.normalize!r} is unknown; use 'mean_image' or 'mean_std'"
     )
 
@@ -418,4 +419,4 @@ def create(config: ml_collections.ConfigDict) -> Data:
                 b, c, input_size=size, normalize=normalize, mode=mode
             ),
         )
-    raise ValueError(f"config.input.pipeline={c.pipeline!r} is unknown; use 'memory' or 'stream'")
+    raise InputError(f"config.input.pipeline={c.pipeline!r} is unknown; use 'memory' or 'stream'")

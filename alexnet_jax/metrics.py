@@ -13,6 +13,8 @@ import jax
 import ml_collections
 from clu import metric_writers
 
+from alexnet_jax.errors import InputError
+
 
 def _git_commit() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
@@ -59,7 +61,7 @@ class Run:
                 pass
             os.remove(probe)
         except OSError as e:
-            raise ValueError(f"--workdir={workdir} is not writable ({e.strerror})") from None
+            raise InputError(f"--workdir={workdir} is not writable ({e.strerror})") from None
         self.workdir, self.t0 = workdir, time.time()
         self.main = jax.process_index() == 0
         self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.main)

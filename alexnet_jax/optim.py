@@ -12,6 +12,8 @@ import jax
 import ml_collections
 import optax
 
+from alexnet_jax.errors import InputError
+
 Rule = Literal["paper", "optax", "decoupled"]
 RULES: tuple[str, ...] = ("paper", "optax", "decoupled")
 
@@ -59,17 +61,17 @@ def sgd(
             optax.trace(decay=momentum), decay, optax.scale_by_learning_rate(learning_rate)
         )
     else:
-        raise ValueError(f"config.optim.rule={rule!r} is unknown; use one of {RULES}")
+        raise InputError(f"config.optim.rule={rule!r} is unknown; use one of {RULES}")
     if not frozen_layers and not low_lr_layers:
         return tx
     both = sorted(set(frozen_layers) & set(low_lr_layers))
     if both:
-        raise ValueError(f"config.optim: {both} are in both frozen_layers and low_lr_layers")
+        raise InputError(f"config.optim: {both} are in both frozen_layers and low_lr_layers")
 
     def labels(params):
         missing = sorted((set(frozen_layers) | set(low_lr_layers)) - set(params))
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"config.optim.frozen_layers/low_lr_layers name {missing}, which the model "
                 f"lacks; it has {sorted(params)}"
             )
@@ -96,7 +98,7 @@ def sgd(
 def build(c: ml_collections.ConfigDict) -> optax.GradientTransformation:
     """`config.optim` -> the transformation, with the learning rate injected as state."""
     if c.rule not in RULES:
-        raise ValueError(f"config.optim.rule={c.rule!r} is unknown; use one of {RULES}")
+        raise InputError(f"config.optim.rule={c.rule!r} is unknown; use one of {RULES}")
     static = ("rule", "decay_biases", "frozen_layers", "low_lr_layers", "low_lr_factor")
     return optax.inject_hyperparams(sgd, static_args=static)(
         learning_rate=c.base_lr,

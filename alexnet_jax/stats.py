@@ -23,6 +23,8 @@ import sys
 import ml_collections
 import numpy as np
 
+from alexnet_jax.errors import InputError, MissingFileError
+
 
 @dataclasses.dataclass(frozen=True)
 class Stats:
@@ -56,7 +58,7 @@ class Moments:
 
     def finish(self) -> Stats:
         if not self.num_images:
-            raise ValueError("no images to compute statistics over; the training split is empty")
+            raise InputError("no images to compute statistics over; the training split is empty")
         mean = self.sum_pixel / self.num_pixels
         cov = self.sum_outer / self.num_pixels - np.outer(mean, mean)
         eigvals, eigvecs = pca(cov)
@@ -128,7 +130,7 @@ def load(directory: str, c: ml_collections.ConfigDict) -> Stats:
     """The statistics for `config.input`; a missing file is a one-line error with the command."""
     path = file_stem(directory, c.image_size) + ".npz"
     if not os.path.exists(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"dataset statistics {path} are missing; make them once with `{command_for(c)}`"
         )
     with np.load(path) as f:
@@ -176,7 +178,7 @@ def config_from_command(args: list[str]) -> ml_collections.ConfigDict:
     )
     fv(argv)
     if fv.config is None:
-        raise ValueError("--config is required, e.g. --config=configs/paper.py")
+        raise InputError("--config is required, e.g. --config=configs/paper.py")
     return fv.config
 
 

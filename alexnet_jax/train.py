@@ -12,6 +12,7 @@ import optax
 from flax.training import train_state
 
 from alexnet_jax import checkpoint, input_pipeline, metrics, models, optim, parallel, weights
+from alexnet_jax.errors import InputError
 
 Batch = dict[str, jax.Array]  # "image": [B, H, W, C] float32, "label": [B] int32, "mask": [B]
 Metrics = dict[str, jax.Array]
@@ -134,7 +135,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     input_pipeline.per_device(c.global_batch_size, jax.local_device_count())
     steps_per_epoch = data.num_train // c.global_batch_size
     if steps_per_epoch == 0:
-        raise ValueError(
+        raise InputError(
             f"config.input.global_batch_size={c.global_batch_size} is larger than the "
             f"{data.num_train} training examples; use a smaller batch"
         )

@@ -26,6 +26,8 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from alexnet_jax.errors import InputError, MissingFileError
+
 DPI = 100
 
 
@@ -36,7 +38,7 @@ def read_metrics(run_dir: str) -> tuple[list[dict], float]:
     with open(os.path.join(run_dir, "provenance.json")) as f:
         final = json.load(f).get("final")
     if not final:
-        raise ValueError(f"{run_dir} has not finished (no final result in provenance.json)")
+        raise InputError(f"{run_dir} has not finished (no final result in provenance.json)")
     return rows, final["step"] / final["epoch"]
 
 
@@ -119,7 +121,7 @@ def tower_split(kernels: np.ndarray, towers: int) -> list[np.ndarray]:
     """conv1's [kh, kw, C, K] kernels per tower: tower t has output maps t*K/T .. (t+1)*K/T."""
     k = kernels.shape[3]
     if k % towers:
-        raise ValueError(f"conv1 has {k} kernels, not divisible by config.model.towers={towers}")
+        raise InputError(f"conv1 has {k} kernels, not divisible by config.model.towers={towers}")
     return np.split(kernels, towers, axis=3)
 
 
@@ -207,7 +209,7 @@ def load_run(run_dir: str):
     state = train.create_state(config, jax.random.key(0))
     mngr = checkpoint.create(run_dir, config.checkpoint)
     if mngr.latest_step() is None:
-        raise FileNotFoundError(f"{run_dir}/checkpoints holds no checkpoint")
+        raise MissingFileError(f"{run_dir}/checkpoints holds no checkpoint")
     state, _ = checkpoint.restore_latest(mngr, state, optim.Plateau(lr=0.0))
     mngr.close()
     return config, models.create_model(config), state.params
@@ -239,7 +241,7 @@ def figures_for_run(run_dir: str, out: str, name: str, queries: int = 6, k: int 
     test = input_pipeline.load(c, c.eval_split)
     normalize = input_pipeline.normalizer(c, train)
     if train.images.shape[1] != config.model.input_size:
-        raise ValueError("Fig. 4 here needs images stored at config.model.input_size")
+        raise InputError("Fig. 4 here needs images stored at config.model.input_size")
     prep = lambda x: np.asarray(normalize(x.astype(np.float32)))  # noqa: E731
     pick = np.random.default_rng(0).choice(len(test.labels), queries, replace=False)
     train_f = fc7_features(model, params, prep(train.images))

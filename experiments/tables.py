@@ -23,6 +23,7 @@ import sys
 
 from absl import app, flags
 
+from alexnet_jax.errors import InputError, MissingFileError
 from experiments import sweep as sweep_lib
 
 RUN_COPIES = "run_files"  # not "runs": .gitignore ignores every runs/ directory
@@ -41,14 +42,14 @@ def read_run(run_dir: str) -> dict:
     evals = [r for r in rows if "eval/top1_err" in r]
     trains = [r for r in rows if "train/loss" in r]
     if not evals:
-        raise ValueError(f"{run_dir}/metrics.jsonl has no eval row; the run did not finish")
+        raise InputError(f"{run_dir}/metrics.jsonl has no eval row; the run did not finish")
     with open(os.path.join(run_dir, "provenance.json")) as f:
         prov = json.load(f)
     last = evals[-1]
     final = prov.get("final", {})
     for key in ("eval/top1_err", "eval/top5_err"):
         if final.get(key) != last[key]:
-            raise ValueError(
+            raise InputError(
                 f"{run_dir}: provenance.json final {key}={final.get(key)} differs from "
                 f"metrics.jsonl's last eval row ({last[key]}); rerun the run"
             )
@@ -194,7 +195,7 @@ def ablation_table(workdir: str, out: str, table_command: str) -> list[dict]:
     """WORKDIR/sweep.json's runs -> OUT/ablations.{md,csv}, OUT/runs.csv, OUT/run_files/."""
     path = os.path.join(workdir, sweep_lib.MANIFEST)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{path} does not exist; run python -m experiments.sweep --workdir={workdir} first"
         )
     with open(path) as f:
@@ -236,7 +237,7 @@ def table2_rows(entries: list[dict]) -> list[dict]:
     for e in entries:
         for key in ("checkpoints", "mode", "top1_err", "top5_err", "n"):
             if key not in e:
-                raise ValueError(
+                raise InputError(
                     f"eval.json entry {e} lacks {key!r}; write it with alexnet_jax.evaluate"
                 )
         by.setdefault((len(e["checkpoints"]), e["mode"]), []).append(e)
@@ -284,7 +285,7 @@ def table2_markdown(rows: list[dict]) -> str:
 def table2(eval_json: str, out: str, command: str, eval_command: str = "") -> list[dict]:
     """eval.json (alexnet_jax.evaluate) -> OUT/table2.{md,csv}; `eval_command` made eval.json."""
     if not os.path.isfile(eval_json):
-        raise FileNotFoundError(f"--eval_json={eval_json} does not exist; run alexnet_jax.evaluate")
+        raise MissingFileError(f"--eval_json={eval_json} does not exist; run alexnet_jax.evaluate")
     with open(eval_json) as f:
         entries = json.load(f)
     rows = table2_rows(entries)
