@@ -20,7 +20,6 @@ training workdir. Images: every .jpg/.jpeg/.png/.bmp/.gif under DIR (recursively
 """
 
 import os
-import sys
 import time
 
 import jax
@@ -28,32 +27,41 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
-from alexnet_jax import input_pipeline, models, weights
+from alexnet_jax import cli, input_pipeline, models, weights
 from alexnet_jax.errors import InputError, MissingFileError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 PREPROCESS = ("caffe", "torchvision", "config")
 
-FLAGS = flags.FLAGS
 
-
-def _define_flags() -> None:
-    """Command-line flags, defined only when run as a program (other CLIs define --config too)."""
-    config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
-    flags.DEFINE_string("checkpoint", None, "Weights file or training workdir (weights.FORMATS).")
-    flags.DEFINE_string("images", None, "Directory of images (searched recursively).")
-    flags.DEFINE_string("out", None, "Output .npy file of features, one row per image.")
-    flags.DEFINE_string("layer", "fc7", "Layer whose output to save (models.activations names).")
-    flags.DEFINE_integer("batch", 64, "Images per forward pass.")
-    flags.DEFINE_integer("resize", 256, "caffe/torchvision: shorter side before the central crop.")
-    flags.DEFINE_enum("preprocess", None, PREPROCESS, "Input preprocessing (module docstring).")
-    flags.DEFINE_enum("format", None, weights.FORMATS, "Weights format; default: from the suffix.")
-    flags.DEFINE_bool("allow_pickle", False, "Allow a pickled bvlc_npy file (trusted files only).")
-    flags.DEFINE_enum("fc6_rows", "hwc", weights.FC6_ROWS, "bvlc_npy fc6 row order.")
-    flags.mark_flags_as_required(["config", "checkpoint", "images", "out"])
+def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
+    cli.define_config(fv, argv)
+    d = dict(flag_values=fv)
+    flags.DEFINE_string(
+        "checkpoint", None, "Weights file or training workdir (weights.FORMATS).", **d
+    )
+    flags.DEFINE_string("images", None, "Directory of images (searched recursively).", **d)
+    flags.DEFINE_string("out", None, "Output .npy file of features, one row per image.", **d)
+    flags.DEFINE_string(
+        "layer", "fc7", "Layer whose output to save (models.activations names).", **d
+    )
+    flags.DEFINE_integer("batch", 64, "Images per forward pass.", **d)
+    flags.DEFINE_integer(
+        "resize", 256, "caffe/torchvision: shorter side before the central crop.", **d
+    )
+    flags.DEFINE_enum(
+        "preprocess", None, PREPROCESS, "Input preprocessing (module docstring).", **d
+    )
+    flags.DEFINE_enum(
+        "format", None, weights.FORMATS, "Weights format; default: from the suffix.", **d
+    )
+    flags.DEFINE_bool(
+        "allow_pickle", False, "Allow a pickled bvlc_npy file (trusted files only).", **d
+    )
+    flags.DEFINE_enum("fc6_rows", "hwc", weights.FC6_ROWS, "bvlc_npy fc6 row order.", **d)
+    flags.mark_flags_as_required(["config", "checkpoint", "images", "out"], **d)
 
 
 def list_images(directory: str) -> list[str]:
@@ -172,35 +180,25 @@ def extract(
     return np.asarray(feats)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    tf.config.set_visible_devices([], "GPU")
-    try:
-        fmt = FLAGS.format or weights.infer_format(FLAGS.checkpoint)
-        default = {"bvlc_npy": "caffe", "torchvision": "torchvision"}.get(fmt, "config")
-        params = load_params(
-            FLAGS.config,
-            FLAGS.checkpoint,
-            format=fmt,
-            allow_pickle=FLAGS.allow_pickle,
-            fc6_rows=FLAGS.fc6_rows,
-        )
-        feats = extract(
-            FLAGS.config,
-            params,
-            FLAGS.images,
-            FLAGS.out,
-            layer=FLAGS.layer,
-            batch=FLAGS.batch,
-            preprocess=FLAGS.preprocess or default,
-            resize=FLAGS.resize,
-        )
-    except (ValueError, OSError, ImportError) as e:  # bad input: one line, no traceback
-        sys.exit(f"error: {e}")
-    print(f"wrote {FLAGS.out}: {feats.shape} float32", flush=True)
+def main(fv: flags.FlagValues) -> np.ndarray:
+    fmt = fv.format or weights.infer_format(fv.checkpoint)
+    default = {"bvlc_npy": "caffe", "torchvision": "torchvision"}.get(fmt, "config")
+    params = load_params(
+        fv.config, fv.checkpoint, format=fmt, allow_pickle=fv.allow_pickle, fc6_rows=fv.fc6_rows
+    )
+    feats = extract(
+        fv.config,
+        params,
+        fv.images,
+        fv.out,
+        layer=fv.layer,
+        batch=fv.batch,
+        preprocess=fv.preprocess or default,
+        resize=fv.resize,
+    )
+    print(f"wrote {fv.out}: {feats.shape} float32", flush=True)
+    return feats
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    cli.run(define_flags, main)

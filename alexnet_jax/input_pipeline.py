@@ -21,6 +21,7 @@ For Fashion-MNIST crop_padding=2 gives 28-of-32 windows (227-of-256 is 89%, 28/3
 import dataclasses
 import gzip
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Literal
 
@@ -29,8 +30,10 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from alexnet_jax import preprocess, sources, stats
+from alexnet_jax import datacheck, preprocess, sources, stats
 from alexnet_jax.errors import InputError, MissingFileError
+
+tf.config.set_visible_devices([], "GPU")  # tf.data only; the accelerator is JAX's
 
 Batch = dict[str, np.ndarray]  # "image": [D, B/D, H, W, C] float32, "label": [D, B/D] int32
 Mode = Literal["center", "ten_crop"]  # evaluation: ten_crop images are [D, B/D, 10, H, W, C]
@@ -50,8 +53,11 @@ class Split:
 def read_idx(path: str) -> np.ndarray:
     """An IDX file (LeCun's MNIST format, optionally gzipped) as a numpy array."""
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # a cut or corrupt download
+        raise InputError(f"{path} is truncated or corrupt ({e}); download it again") from None
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise InputError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = data[3]
@@ -373,8 +379,12 @@ def create(config: ml_collections.ConfigDict) -> Data:
     c, size = config.input, config.model.input_size
     pipeline = c.pipeline or ("stream" if c.dataset == "imagenet2012" else "memory")
     if pipeline == "memory":
-        train = _limit(load(c, "train"), c.train_limit)
-        held = _limit(load(c, c.eval_split), c.eval_limit)
+        where = c.data_dir or c.dataset
+        train = _limit(
+            datacheck.split(load(c, "train"), config.model, where, "train"), c.train_limit
+        )
+        held = datacheck.split(load(c, c.eval_split), config.model, where, c.eval_split)
+        held = _limit(held, c.eval_limit)
         normalize = normalizer(c, train)
         st = stats.from_images(train.images) if c.augment.pca_lighting else None
         augment = augmenter(c, size, st, padding=c.crop_padding)

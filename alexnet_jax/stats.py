@@ -166,36 +166,34 @@ def compute(c: ml_collections.ConfigDict, batch_size: int = 64) -> Stats:
     return m.finish()
 
 
-def config_from_command(args: list[str]) -> ml_collections.ConfigDict:
-    """The config of `python -m alexnet_jax.stats ARGS` (--config=FILE, --config.x=y overrides)."""
+def define_flags(fv, argv: list[str]) -> None:
     from absl import flags
-    from ml_collections import config_flags
 
-    argv = ["alexnet_jax.stats", *args]
-    fv = flags.FlagValues()
-    config_flags.DEFINE_config_file(
-        "config", None, "Config file (configs/*.py).", flag_values=fv, sys_argv=argv
-    )
-    fv(argv)
-    if fv.config is None:
-        raise InputError("--config is required, e.g. --config=configs/paper.py")
-    return fv.config
+    from alexnet_jax import cli
+
+    cli.define_config(fv, argv)
+    flags.mark_flags_as_required(["config"], flag_values=fv)
 
 
-def run(args: list[str]) -> str:
+def main(fv, command: str = "python -m alexnet_jax.stats") -> str:
     """The command: computes the statistics of the config's dataset and writes them."""
     from alexnet_jax import sources
 
-    c = config_from_command(args).input
+    c = fv.config.input
     directory = c.stats_dir or sources.builder(c).data_dir
     st = compute(c)
-    path = save(st, directory, c.image_size, " ".join(["python -m alexnet_jax.stats", *args]))
+    path = save(st, directory, c.image_size, command)
     print(f"{st.num_images} images; eigenvalues {st.eigvals}; wrote {path}", flush=True)
     return path
 
 
+def run(args: list[str]) -> str:
+    """`python -m alexnet_jax.stats ARGS` in this process (--config=FILE, --config.x=y)."""
+    from alexnet_jax import cli
+
+    command = " ".join(["python -m alexnet_jax.stats", *args])
+    return cli.run(define_flags, lambda fv: main(fv, command), ["alexnet_jax.stats", *args])
+
+
 if __name__ == "__main__":
-    try:
-        run(sys.argv[1:])
-    except (ValueError, OSError) as e:  # bad input: one line, no traceback
-        sys.exit(f"error: {e}")
+    run(sys.argv[1:])

@@ -36,7 +36,6 @@ identity). A file for another variant fails in one line naming the layer and bot
 
 import os
 import pickle
-import re
 import warnings
 import zipfile
 
@@ -231,21 +230,9 @@ def _torch():
 
 
 def _orbax_params(path: str) -> Params:
-    import orbax.checkpoint as ocp
+    from alexnet_jax import checkpoint  # Orbax only there
 
-    path = os.path.abspath(path)
-    if os.path.isdir(os.path.join(path, "checkpoints")):
-        path = os.path.join(path, "checkpoints")
-    if not os.path.isdir(os.path.join(path, "state")):
-        steps = [d for d in os.listdir(path) if re.fullmatch(r"\d+", d)]
-        if not steps:
-            raise MissingFileError(
-                f"{path} holds no Orbax checkpoint (no STEP/state directory); pass a training "
-                f"--workdir, its checkpoints/ directory or checkpoints/STEP"
-            )
-        path = os.path.join(path, max(steps, key=int))
-    tree = ocp.StandardCheckpointer().restore(os.path.join(path, "state"))
-    return _float32(jax.device_get(tree["params"]), path)
+    return _float32(checkpoint.read_params(path), path)
 
 
 def read(
@@ -421,35 +408,35 @@ def convert(config: ml_collections.ConfigDict, src: str, dst: str, **read_kw) ->
     return params
 
 
-def main(argv: list[str]) -> None:
+def define_flags(fv, argv: list[str]) -> None:
     """python -m alexnet_jax.weights --config=C --in=SRC --out=DST [--format=F --allow_pickle]."""
-    import sys
-
     from absl import flags
 
-    f = flags.FLAGS
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments: {argv[1:]}")
-    try:
-        params = convert(
-            f.config, f["in"].value, f.out, format=f.format, allow_pickle=f.allow_pickle,
-            fc6_rows=f.fc6_rows,
-        )  # fmt: skip
-    except (ValueError, OSError, ImportError) as e:
-        sys.exit(f"error: {e}")
+    from alexnet_jax import cli
+
+    cli.define_config(fv, argv, "Config whose model the weights are for.")
+    d = dict(flag_values=fv)
+    flags.DEFINE_string(
+        "in", None, "Weights to read (weights.FORMATS, or a training workdir).", **d
+    )
+    flags.DEFINE_string("out", None, "File to write; the format follows its suffix.", **d)
+    flags.DEFINE_enum("format", None, FORMATS, "Format of --in; default: from its suffix.", **d)
+    flags.DEFINE_bool("allow_pickle", False, "Allow a pickled bvlc_npy --in (trusted files).", **d)
+    flags.DEFINE_enum("fc6_rows", "hwc", FC6_ROWS, "fc6 row order of a bvlc_npy --in.", **d)
+    flags.mark_flags_as_required(["config", "in", "out"], **d)
+
+
+def main(fv) -> dict:
+    params = convert(
+        fv.config, fv["in"].value, fv.out, format=fv.format, allow_pickle=fv.allow_pickle,
+        fc6_rows=fv.fc6_rows,
+    )  # fmt: skip
     n = sum(v.size for p in params.values() for v in p.values())
-    print(f"wrote {f.out}: {sorted(params)}, {n:,} parameters, checked against the config")
+    print(f"wrote {fv.out}: {sorted(params)}, {n:,} parameters, checked against the config")
+    return params
 
 
 if __name__ == "__main__":
-    from absl import app, flags
-    from ml_collections import config_flags
+    from alexnet_jax import cli
 
-    config_flags.DEFINE_config_file("config", None, "Config whose model the weights are for.")
-    flags.DEFINE_string("in", None, "Weights to read (weights.FORMATS, or a training workdir).")
-    flags.DEFINE_string("out", None, "File to write; the format follows its suffix.")
-    flags.DEFINE_enum("format", None, FORMATS, "Format of --in; default: from its suffix.")
-    flags.DEFINE_bool("allow_pickle", False, "Allow a pickled bvlc_npy --in (trusted files).")
-    flags.DEFINE_enum("fc6_rows", "hwc", FC6_ROWS, "fc6 row order of a bvlc_npy --in.")
-    flags.mark_flags_as_required(["config", "in", "out"])
-    app.run(main)
+    cli.run(define_flags, main)

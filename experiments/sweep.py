@@ -26,7 +26,7 @@ import sys
 import time
 
 import ml_collections
-from absl import app, flags
+from absl import flags
 
 from alexnet_jax.errors import InputError, MissingFileError
 
@@ -223,25 +223,19 @@ def run_sweep(
     return outcome
 
 
-FLAGS = flags.FLAGS
-
-
-def define_flags() -> None:
+def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     """The command-line flags (defined only when run as a program, so modules import cleanly)."""
-    flags.DEFINE_string("sweep", None, "Sweep definition (experiments/sweeps/*.py).")
-    flags.DEFINE_string("workdir", None, "Directory holding one subdirectory per run.")
-    flags.DEFINE_integer("parallel", 1, "Training processes at a time.")
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("sweep", None, "Sweep definition (experiments/sweeps/*.py).", **d)
+    flags.DEFINE_string("workdir", None, "Directory holding one subdirectory per run.", **d)
+    flags.DEFINE_integer("parallel", 1, "Training processes at a time.", **d)
+    flags.mark_flags_as_required(["sweep", "workdir"], **d)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def main(fv: flags.FlagValues) -> None:
     t0 = time.time()
-    try:
-        command = " ".join(["python -m experiments.sweep", *sys.argv[1:]])
-        outcome = run_sweep(FLAGS.sweep, FLAGS.workdir, FLAGS.parallel, command=command)
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    command = " ".join(["python -m experiments.sweep", *sys.argv[1:]])
+    outcome = run_sweep(fv.sweep, fv.workdir, fv.parallel, command=command)
     failed = [d for d, o in outcome.items() if o.startswith("failed")]
     print(f"sweep finished in {time.time() - t0:.0f} s; {len(failed)} failed", flush=True)
     if failed:
@@ -249,6 +243,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    define_flags()
-    flags.mark_flags_as_required(["sweep", "workdir"])
-    app.run(main)
+    from alexnet_jax import cli
+
+    cli.run(define_flags, main)

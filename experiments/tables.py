@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from alexnet_jax.errors import InputError, MissingFileError
 from experiments import sweep as sweep_lib
@@ -301,36 +301,31 @@ def table2(eval_json: str, out: str, command: str, eval_command: str = "") -> li
     return rows
 
 
-FLAGS = flags.FLAGS
-
-
-def define_flags() -> None:
+def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     """The command-line flags (defined only when run as a program, so modules import cleanly)."""
-    flags.DEFINE_string("workdir", None, "A sweep's workdir (holds sweep.json).")
-    flags.DEFINE_string("eval_json", None, "alexnet_jax.evaluate's output, for the Table 2 table.")
-    flags.DEFINE_string("eval_command", "", "The alexnet_jax.evaluate command (provenance).")
-    flags.DEFINE_string("out", None, "Directory for the tables (e.g. experiments/results/NAME).")
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("workdir", None, "A sweep's workdir (holds sweep.json).", **d)
+    flags.DEFINE_string("eval_json", None, "alexnet_jax.evaluate's output, for Table 2.", **d)
+    flags.DEFINE_string("eval_command", "", "The alexnet_jax.evaluate command (provenance).", **d)
+    flags.DEFINE_string("out", None, "Directory for the tables (experiments/results/NAME).", **d)
+    flags.mark_flags_as_required(["out"], **d)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS.out or not (FLAGS.workdir or FLAGS.eval_json):
-        sys.exit("error: give --out and --workdir (ablations) and/or --eval_json (Table 2)")
+def main(fv: flags.FlagValues) -> None:
+    if not (fv.workdir or fv.eval_json):
+        raise InputError("give --workdir (ablations) and/or --eval_json (Table 2)")
     command = " ".join(["python -m experiments.tables", *sys.argv[1:]])
-    try:
-        if FLAGS.workdir:
-            ablation_table(FLAGS.workdir, FLAGS.out, command)
-            with open(os.path.join(FLAGS.out, "ablations.md")) as f:
-                print(f.read())
-        if FLAGS.eval_json:
-            table2(FLAGS.eval_json, FLAGS.out, command, FLAGS.eval_command)
-            with open(os.path.join(FLAGS.out, "table2.md")) as f:
-                print(f.read())
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    if fv.workdir:
+        ablation_table(fv.workdir, fv.out, command)
+        with open(os.path.join(fv.out, "ablations.md")) as f:
+            print(f.read())
+    if fv.eval_json:
+        table2(fv.eval_json, fv.out, command, fv.eval_command)
+        with open(os.path.join(fv.out, "table2.md")) as f:
+            print(f.read())
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    from alexnet_jax import cli
+
+    cli.run(define_flags, main)
