@@ -37,7 +37,12 @@ LOCK_FILE = "run.lock"
 
 # Mid-epoch checkpoints have no evaluation: Orbax's warning about that would print at every one;
 # reading metadata without a handler registry warns per item (we read only the state's).
-_QUIET = ("did not provide metrics", "could not be restored", "Metadata file does not exist")
+_QUIET = (
+    "did not provide metrics",
+    "could not be restored",
+    "Metadata file does not exist",
+    "Failed to get item metadata",
+)
 logging.getLogger("absl").addFilter(lambda r: not any(q in r.getMessage() for q in _QUIET))
 
 # What Orbax/tensorstore raise for a step whose files are truncated, corrupt or missing
@@ -126,6 +131,8 @@ def _param_shapes(tree) -> dict[str, tuple]:
 
 def _saved_param_shapes(step_dir: str) -> dict[str, tuple]:
     meta = ocp.StandardCheckpointer().metadata(os.path.join(step_dir, "state")).item_metadata
+    if meta is None or "params" not in meta.tree:
+        raise KeyError(f"{step_dir}/state has no readable array metadata")
     leaves = jax.tree_util.tree_leaves_with_path(meta.tree["params"])
     return {jax.tree_util.keystr(k): tuple(v.shape) for k, v in leaves}
 

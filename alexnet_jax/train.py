@@ -129,9 +129,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     Returns the last evaluation's metrics with the step and epoch.
     """
-    run = metrics.Run(workdir, config)
     c = config.input
     data = input_pipeline.create(config)  # "memory" or "stream" (ImageNet), config.input
+    run = metrics.Run(workdir, config)  # after the data checks: a bad rerun overwrites nothing
     input_pipeline.per_device(c.global_batch_size, jax.local_device_count())
     steps_per_epoch = data.num_train // c.global_batch_size
     if steps_per_epoch == 0:

@@ -26,13 +26,15 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
-from alexnet_jax.errors import InputError
+from alexnet_jax.errors import InputError, MissingFileError
 
 DPI = 100
 
 
 def read_metrics(run_dir: str) -> tuple[list[dict], float]:
     """metrics.jsonl rows and the run's steps per epoch (from provenance.json's final step)."""
+    if not os.path.isfile(os.path.join(run_dir, "metrics.jsonl")):
+        raise MissingFileError(f"{run_dir} has no metrics.jsonl; pass a training --workdir")
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     with open(os.path.join(run_dir, "provenance.json")) as f:
