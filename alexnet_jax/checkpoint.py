@@ -288,12 +288,12 @@ def lock_workdir(workdir: str):
     if jax.process_index() != 0:  # multi-host: the processes share one run
         yield
         return
+    path = os.path.join(workdir, LOCK_FILE)
     try:
         os.makedirs(workdir, exist_ok=True)
+        f = open(path, "a+")  # noqa: SIM115 (held for the run)
     except OSError as e:
         raise InputError(f"--workdir={workdir} is not writable ({e.strerror})") from None
-    path = os.path.join(workdir, LOCK_FILE)
-    f = open(path, "a+")  # noqa: SIM115 (held for the run)
     try:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -129,7 +129,7 @@ def _flag_error(fv: flags.FlagValues, e: flags.Error, config) -> str:
         value = config
         for part in message[len("--config.") :].split("=", 1)[0].split("."):
             value = value[part]
-        message += f"; config.{message[len('--config.') :].split('=', 1)[0]} is a "
+        message += f"; config.{message[len('--config.') :].split('=', 1)[0]} must be a "
         message += f"{type(value).__name__} (now {value!r})"
     return message
 

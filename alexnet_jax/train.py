@@ -131,7 +131,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """
     c = config.input
     data = input_pipeline.create(config)  # "memory" or "stream" (ImageNet), config.input
-    run = metrics.Run(workdir, config)  # after the data checks: a bad rerun overwrites nothing
     input_pipeline.per_device(c.global_batch_size, jax.local_device_count())
     steps_per_epoch = data.num_train // c.global_batch_size
     if steps_per_epoch == 0:
@@ -154,6 +153,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     )
     plateau = optim.Plateau(lr=config.optim.base_lr)
     state, plateau = checkpoint.restore_latest(mngr, state, plateau)
+    run = metrics.Run(workdir, config)  # after the data and checkpoint checks: a bad rerun
+    # overwrites none of the run's files
     step = int(state.step)
     if step:
         print(f"resumed from {mngr.directory} at step {step}", flush=True)

@@ -83,7 +83,7 @@ MAIN_CASES = [
     ([SMOKE, "--config.optim.learning_rat=1"], "config.optim has no field 'learning_rat'"),
     ([SMOKE, "--config.optm.base_lr=1"], "did you mean config.optim?"),
     ([SMOKE, "--config.model.lrnn=1"], "did you mean config.model.lrn?"),
-    ([SMOKE, "--config.optim.base_lr=fast"], "config.optim.base_lr is a float"),
+    ([SMOKE, "--config.optim.base_lr=fast"], "config.optim.base_lr must be a float"),
     ([SMOKE, "--config.optim.base_lr=-1"], "config.optim.base_lr=-1.0 must be a positive"),
     ([SMOKE, "--config.optim.base_lr=nan"], "config.optim.base_lr=nan must be a positive"),
     ([SMOKE, "--config.optim.momentum=1.5"], "config.optim.momentum=1.5 must be in [0, 1)"),
