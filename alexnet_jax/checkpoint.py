@@ -149,11 +149,21 @@ def check_fits(step_dir: str, saved: dict, want: dict) -> None:
 
 
 def _first_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
+    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    text = " ".join(text.split()) or type(e).__name__
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+def _quiet_closed_loop(unraisable, default=sys.unraisablehook) -> None:
+    """After a failed read, tensorstore's late callbacks hit the event loop Orbax has closed:
+    each printed a RuntimeError traceback. Those alone are dropped; everything else is not."""
+    e = unraisable.exc_value
+    if not (isinstance(e, RuntimeError) and str(e) == "Event loop is closed"):
+        default(unraisable)
+
+
 def _move_aside(mngr: ocp.CheckpointManager, step: int, e: BaseException) -> str:
+    sys.unraisablehook = _quiet_closed_loop
     step_dir = os.path.join(str(mngr.directory), str(step))
     aside = f"{step_dir}.damaged"
     if jax.process_index() == 0:
