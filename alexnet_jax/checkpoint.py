@@ -36,14 +36,27 @@ BEST_METRIC = "eval/top1_err"
 LOCK_FILE = "run.lock"
 
 # Mid-epoch checkpoints have no evaluation: Orbax's warning about that would print at every one;
-# reading metadata without a handler registry warns per item (we read only the state's).
+# reading metadata without a handler registry warns per item (we read only the state's); a
+# full disk is logged with a traceback by each of Orbax's writer threads (save() says it once).
 _QUIET = (
     "did not provide metrics",
     "could not be restored",
     "Metadata file does not exist",
     "Failed to get item metadata",
+    "No space left on device",
 )
 logging.getLogger("absl").addFilter(lambda r: not any(q in r.getMessage() for q in _QUIET))
+
+
+def _quiet_closed_loop(unraisable, default=sys.unraisablehook) -> None:
+    """After a failed read or write, tensorstore's late callbacks hit the event loop Orbax has
+    closed, each printing a RuntimeError traceback. Those alone are dropped."""
+    e = unraisable.exc_value
+    if not (isinstance(e, RuntimeError) and str(e) == "Event loop is closed"):
+        default(unraisable)
+
+
+sys.unraisablehook = _quiet_closed_loop
 
 # What Orbax/tensorstore raise for a step whose files are truncated, corrupt or missing
 # (observed: ValueError "OUT_OF_RANGE/NOT_FOUND/DATA_LOSS: Error reading ...", KeyError
@@ -94,8 +107,9 @@ def save(
 ) -> None:
     """Saves `state` (host copy) and the schedule at `state.step`; blocks.
 
-    A full disk is one line (the directory, the last good step); the half-written step is
-    removed and every earlier checkpoint is left as it was.
+    A full disk is one line (the directory, the last good step); every earlier checkpoint is
+    left as it was, and Orbax's half-written STEP.orbax-checkpoint-tmp is removed (if a writer
+    thread recreates it, restore ignores it and the next save of that step replaces it).
     """
     step = int(state.step)
     try:
@@ -142,9 +156,9 @@ def check_fits(step_dir: str, saved: dict, want: dict) -> None:
     for name in sorted(saved.keys() | want.keys()):
         if saved.get(name) != want.get(name):
             raise InputError(
-                f"checkpoint {step_dir} was written by another model: params{name} is "
-                f"{saved.get(name)} there and {want.get(name)} in this config; use a new "
-                "--workdir (or the config it was trained with)"
+                f"checkpoint {step_dir} does not fit --config (another model wrote it): "
+                f"params{name} is {saved.get(name)} there and {want.get(name)} in the config; "
+                "use the config it was trained with, or a new --workdir to train this one"
             )
 
 
@@ -154,16 +168,7 @@ def _first_line(e: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _quiet_closed_loop(unraisable, default=sys.unraisablehook) -> None:
-    """After a failed read, tensorstore's late callbacks hit the event loop Orbax has closed:
-    each printed a RuntimeError traceback. Those alone are dropped; everything else is not."""
-    e = unraisable.exc_value
-    if not (isinstance(e, RuntimeError) and str(e) == "Event loop is closed"):
-        default(unraisable)
-
-
 def _move_aside(mngr: ocp.CheckpointManager, step: int, e: BaseException) -> str:
-    sys.unraisablehook = _quiet_closed_loop
     step_dir = os.path.join(str(mngr.directory), str(step))
     aside = f"{step_dir}.damaged"
     if jax.process_index() == 0:

@@ -165,9 +165,9 @@ def test_kills_sigterms_and_a_damaged_checkpoint_resume_to_the_same_end(
     assert e.value.code == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line == (
-        f"error: checkpoint {run}/checkpoints/8 was written by another model: "
-        "params['fc6']['bias'] is (32,) there and (64,) in this config; use a new --workdir "
-        "(or the config it was trained with)"
+        f"error: checkpoint {run}/checkpoints/8 does not fit --config (another model wrote "
+        "it): params['fc6']['bias'] is (32,) there and (64,) in the config; use the config it "
+        "was trained with, or a new --workdir to train this one"
     )
 
 
