@@ -1,27 +1,67 @@
-"""Orbax checkpoints of the whole run: keep the last k and the best, written atomically.
+"""Orbax checkpoints of the whole run, and the only code here that touches Orbax.
 
 A checkpoint holds the train state (params, optimizer state with its learning rate, step) and a
 JSON part (the plateau schedule's state). Data order and dropout keys are functions of the
 config's seed and the step, so nothing else is needed to resume a run exactly. Orbax writes each
 step into a temporary directory and renames it when complete: a crash or kill -9 mid-save
 leaves the previous checkpoint as the latest restorable one.
+
+Faults, each one line: a damaged newest checkpoint (truncated, corrupt, pieces missing) is
+moved aside to STEP.damaged and the newest one that restores is used; a checkpoint of another
+model names the first differing layer; a full disk during a save names the directory and the
+last good step. `lock_workdir` allows one live run per workdir.
 """
 
+import contextlib
 import dataclasses
+import errno
+import fcntl
 import logging
 import os
+import re
+import shutil
+import socket
+import sys
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from alexnet_jax import optim
+from alexnet_jax.errors import InputError, MissingFileError
 
 BEST_METRIC = "eval/top1_err"
+LOCK_FILE = "run.lock"
 
-# Mid-epoch checkpoints have no evaluation: Orbax's warning about that would print at every one.
-logging.getLogger("absl").addFilter(lambda r: "did not provide metrics" not in r.getMessage())
+# Mid-epoch checkpoints have no evaluation: Orbax's warning about that would print at every one;
+# reading metadata without a handler registry warns per item (we read only the state's); a
+# full disk is logged with a traceback by each of Orbax's writer threads (save() says it once).
+_QUIET = (
+    "did not provide metrics",
+    "could not be restored",
+    "Metadata file does not exist",
+    "Failed to get item metadata",
+    "No space left on device",
+)
+logging.getLogger("absl").addFilter(lambda r: not any(q in r.getMessage() for q in _QUIET))
+
+
+def _quiet_closed_loop(unraisable, default=sys.unraisablehook) -> None:
+    """After a failed read or write, tensorstore's late callbacks hit the event loop Orbax has
+    closed, each printing a RuntimeError traceback. Those alone are dropped."""
+    e = unraisable.exc_value
+    if not (isinstance(e, RuntimeError) and str(e) == "Event loop is closed"):
+        default(unraisable)
+
+
+sys.unraisablehook = _quiet_closed_loop
+
+# What Orbax/tensorstore raise for a step whose files are truncated, corrupt or missing
+# (observed: ValueError "OUT_OF_RANGE/NOT_FOUND/DATA_LOSS: Error reading ...", KeyError
+# 'Item "state" was not found', UnicodeDecodeError/JSONDecodeError, FileNotFoundError).
+_DAMAGE = (ValueError, KeyError, OSError)
 
 
 def create(workdir: str, c: ml_collections.ConfigDict) -> ocp.CheckpointManager:
@@ -51,37 +91,238 @@ def create(workdir: str, c: ml_collections.ConfigDict) -> ocp.CheckpointManager:
     )
 
 
+def _tree(state) -> dict:
+    return {"params": state.params, "opt_state": state.opt_state, "step": state.step}
+
+
+def _no_space(e: BaseException) -> bool:
+    if isinstance(e, OSError):
+        return e.errno == errno.ENOSPC
+    text = str(e)  # tensorstore: ValueError "RESOURCE_EXHAUSTED: ... [os_error_code='28']"
+    return "RESOURCE_EXHAUSTED" in text or f"os_error_code='{errno.ENOSPC}'" in text
+
+
 def save(
     mngr: ocp.CheckpointManager, state, plateau: optim.Plateau, metrics: dict | None = None
 ) -> None:
-    """Saves `state` (host copy, not replicated) and the schedule at `state.step`; blocks."""
+    """Saves `state` (host copy) and the schedule at `state.step`; blocks.
+
+    A full disk is one line (the directory, the last good step); every earlier checkpoint is
+    left as it was, and Orbax's half-written STEP.orbax-checkpoint-tmp is removed (if a writer
+    thread recreates it, restore ignores it and the next save of that step replaces it).
+    """
     step = int(state.step)
-    tree = {"params": state.params, "opt_state": state.opt_state, "step": state.step}
-    mngr.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(jax.device_get(tree)),
-            schedule=ocp.args.JsonSave(dataclasses.asdict(plateau)),
-        ),
-        metrics=metrics,
-        force=True,
-    )
-    mngr.wait_until_finished()
+    try:
+        mngr.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(jax.device_get(_tree(state))),
+                schedule=ocp.args.JsonSave(dataclasses.asdict(plateau)),
+            ),
+            metrics=metrics,
+            force=True,
+        )
+        mngr.wait_until_finished()
+    except (ValueError, OSError) as e:
+        if not _no_space(e):
+            raise
+        directory = str(mngr.directory)
+        for name in os.listdir(directory):  # Orbax's STEP.orbax-checkpoint-tmp*, never renamed
+            if re.fullmatch(rf"{step}\.orbax-checkpoint-tmp.*", name):
+                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+        mngr.reload()
+        last = mngr.latest_step()
+        raise InputError(
+            f"no space left in {directory} while saving step {step}; the last good checkpoint "
+            f"is step {last}; free space and rerun with the same --workdir to resume"
+        ) from None
 
 
-def restore_latest(mngr: ocp.CheckpointManager, state, plateau: optim.Plateau):
-    """(state, plateau) from the latest checkpoint, or the arguments unchanged if there is none."""
-    step = mngr.latest_step()
-    if step is None:
-        return state, plateau
-    tree = {"params": state.params, "opt_state": state.opt_state, "step": state.step}
-    restored = mngr.restore(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(jax.device_get(tree)),
-            schedule=ocp.args.JsonRestore(),
-        ),
+def _param_shapes(tree) -> dict[str, tuple]:
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    return {jax.tree_util.keystr(k): tuple(np.shape(v)) for k, v in leaves}
+
+
+def _saved_param_shapes(step_dir: str) -> dict[str, tuple]:
+    meta = ocp.StandardCheckpointer().metadata(os.path.join(step_dir, "state")).item_metadata
+    if meta is None or "params" not in meta.tree:
+        raise KeyError(f"{step_dir}/state has no readable array metadata")
+    leaves = jax.tree_util.tree_leaves_with_path(meta.tree["params"])
+    return {jax.tree_util.keystr(k): tuple(v.shape) for k, v in leaves}
+
+
+def check_fits(step_dir: str, saved: dict, want: dict) -> None:
+    """A checkpoint of another model (layers or shapes differ): one line naming the first."""
+    for name in sorted(saved.keys() | want.keys()):
+        if saved.get(name) != want.get(name):
+            raise InputError(
+                f"checkpoint {step_dir} does not fit --config (another model wrote it): "
+                f"params{name} is {saved.get(name)} there and {want.get(name)} in the config; "
+                "use the config it was trained with, or a new --workdir to train this one"
+            )
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    text = " ".join(text.split()) or type(e).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _move_aside(mngr: ocp.CheckpointManager, step: int, e: BaseException) -> str:
+    step_dir = os.path.join(str(mngr.directory), str(step))
+    aside = f"{step_dir}.damaged"
+    if jax.process_index() == 0:
+        n = 1
+        while os.path.exists(aside):
+            aside, n = f"{step_dir}.damaged{n}", n + 1
+        os.rename(step_dir, aside)
+    print(
+        f"warning: checkpoint {step_dir} does not restore ({_first_line(e)}); moved it to "
+        f"{aside}; trying the one before",
+        file=sys.stderr,
+        flush=True,
     )
-    t = restored["state"]
-    state = state.replace(params=t["params"], opt_state=t["opt_state"], step=t["step"])
-    return state, optim.Plateau(**restored["schedule"])
+    mngr.reload()
+    return aside
+
+
+def restore(mngr: ocp.CheckpointManager, state, plateau: optim.Plateau):
+    """(state, plateau) from the newest checkpoint that restores, or the arguments unchanged
+    if there is none. Damaged ones are moved aside (STEP.damaged) and named, one line each."""
+    template = jax.device_get(_tree(state))
+    want = _param_shapes(template["params"])
+    tried = []
+    while (step := mngr.latest_step()) is not None:
+        step_dir = os.path.join(str(mngr.directory), str(step))
+        try:
+            saved = _saved_param_shapes(step_dir)
+        except _DAMAGE as e:
+            tried.append(_move_aside(mngr, step, e))
+            continue
+        check_fits(step_dir, saved, want)
+        try:
+            restored = mngr.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(template),
+                    schedule=ocp.args.JsonRestore(),
+                ),
+            )
+            schedule = optim.Plateau(**restored["schedule"])
+        except (*_DAMAGE, TypeError) as e:  # TypeError: a schedule JSON that is not ours
+            tried.append(_move_aside(mngr, step, e))
+            continue
+        t = restored["state"]
+        state = state.replace(params=t["params"], opt_state=t["opt_state"], step=t["step"])
+        return state, schedule
+    if tried:
+        raise InputError(
+            f"no checkpoint in {mngr.directory} restores: tried and moved aside {tried}; "
+            "rerun to start from step 0, or use a new --workdir"
+        )
+    return state, plateau
+
+
+restore_latest = restore  # the old name, until train.py calls `restore`
+
+
+def find_step(path: str, which: str | int = "latest") -> tuple[str, int]:
+    """(checkpoints directory, step) for a workdir, its checkpoints/ or checkpoints/STEP."""
+    path = os.path.abspath(path)
+    if re.fullmatch(r"\d+", os.path.basename(path)) and os.path.isdir(path):
+        return os.path.dirname(path), int(os.path.basename(path))
+    directory = path if os.path.basename(path) == "checkpoints" else f"{path}/checkpoints"
+    if not os.path.isdir(directory):
+        raise MissingFileError(
+            f"{directory} does not exist; pass the --workdir of a training run "
+            "(python -m alexnet_jax.main --config=... --workdir=DIR)"
+        )
+    steps = sorted(int(d) for d in os.listdir(directory) if re.fullmatch(r"\d+", d))
+    if not steps:
+        raise MissingFileError(
+            f"{directory} holds no checkpoint (no STEP directory); train first, or pass a "
+            "training --workdir, its checkpoints/ directory or checkpoints/STEP"
+        )
+    if which == "latest":
+        return directory, steps[-1]
+    if which == "best":
+        return directory, best_step(os.path.dirname(directory), steps)
+    if isinstance(which, int) and not isinstance(which, bool) and which in steps:
+        return directory, which
+    raise InputError(f"which={which!r}: {directory} has steps {steps}; or use 'latest', 'best'")
+
+
+def best_step(workdir: str, steps: list[int]) -> int:
+    """The step among `steps` with the lowest eval/top1_err in WORKDIR/metrics.jsonl."""
+    import json
+
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        raise MissingFileError(f"{path} is missing, so there is no best step; use --which=latest")
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    scored = [(r[BEST_METRIC], r["step"]) for r in rows if BEST_METRIC in r and r["step"] in steps]
+    if not scored:
+        raise InputError(
+            f"no checkpoint in {workdir} has an {BEST_METRIC} in metrics.jsonl; use --which=latest"
+        )
+    return min(scored)[1]
+
+
+def read_params(path: str, which: str | int = "latest", template=None) -> dict:
+    """The params of a checkpoint (host numpy): PATH is a workdir, its checkpoints/ or
+    checkpoints/STEP; `which` is "latest", "best" or a step. With `template` (a params tree
+    or shapes), a checkpoint of another model is one line naming the first differing layer.
+    """
+    return read(path, which, template)[0]
+
+
+def read(path: str, which: str | int = "latest", template=None) -> tuple[dict, int]:
+    """(params, step): `read_params` with the step it read."""
+    directory, step = find_step(path, which)
+    step_dir = os.path.join(directory, str(step))
+    try:
+        saved = _saved_param_shapes(step_dir)
+        if template is not None:
+            check_fits(step_dir, saved, _param_shapes(template))
+        tree = ocp.StandardCheckpointer().restore(os.path.join(step_dir, "state"))
+    except _DAMAGE as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(
+            f"checkpoint {step_dir} does not restore ({_first_line(e)}); pick another step "
+            "(which=STEP), or rerun training, which falls back past it"
+        ) from None
+    return jax.device_get(tree["params"]), step
+
+
+@contextlib.contextmanager
+def lock_workdir(workdir: str):
+    """One live run per workdir: an flock on WORKDIR/run.lock, released by the kernel when the
+    process ends (kill -9 included), so it is never stale. A second run fails in one line."""
+    if jax.process_index() != 0:  # multi-host: the processes share one run
+        yield
+        return
+    path = os.path.join(workdir, LOCK_FILE)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        f = open(path, "a+")  # noqa: SIM115 (held for the run)
+    except OSError as e:
+        raise InputError(f"--workdir={workdir} is not writable ({e.strerror})") from None
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise InputError(
+                f"--workdir={workdir} is in use by {holder}; wait for it, stop it, or use "
+                "another --workdir"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)}")
+        f.flush()
+        yield
+    finally:
+        f.close()  # releases the lock

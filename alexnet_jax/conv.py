@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from alexnet_jax.errors import InputError
+
 Lowering = Literal["native", "split", "im2col", "hybrid"]
 LOWERINGS: tuple[str, ...] = ("auto", "native", "split", "im2col", "hybrid")
 
@@ -26,7 +28,7 @@ def resolve_lowering(lowering: str, backend: str | None = None, stride: int = 1)
     measured by us yet: no accelerator was lent).
     """
     if lowering not in LOWERINGS:
-        raise ValueError(f"unknown grouped-conv lowering {lowering!r}; use one of {LOWERINGS}")
+        raise InputError(f"unknown grouped-conv lowering {lowering!r}; use one of {LOWERINGS}")
     if lowering != "auto":
         return lowering  # type: ignore[return-value]
     if (backend or jax.default_backend()) == "cpu":

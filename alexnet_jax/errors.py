@@ -1,8 +1,8 @@
 """The project's one error type for bad input, and nothing else.
 
 Bad input (a config field, a file, a batch size, a damaged checkpoint, a busy workdir) raises
-`InputError` with a message that names the problem and the fix; the entry points print it as
-one line and exit non-zero. Every other exception is a bug and keeps its traceback.
+`InputError` with a message that names the problem and the fix; the entry points (cli.py) print
+it as one line and exit 2. Every other exception is a bug and keeps its traceback.
 """
 
 
@@ -11,3 +11,11 @@ class InputError(ValueError):
 
     A `ValueError`, so code and tests that catch `ValueError` keep working.
     """
+
+
+class MissingFileError(InputError, FileNotFoundError):
+    """A file or directory the user named (or must provide) is missing; also FileNotFoundError."""
+
+
+class MissingPackageError(InputError, ImportError):
+    """An optional package a chosen format needs is not installed; also an ImportError."""

@@ -18,99 +18,45 @@ Small datasets: see input_pipeline.py's docstring for how the crops map (config.
 
 import functools
 import json
-import os
-import sys
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging
 
-from alexnet_jax import checkpoint, input_pipeline, models, parallel, train
+from alexnet_jax import checkpoint, cli, input_pipeline, models, parallel, train
+from alexnet_jax.errors import InputError
 
 Which = Literal["latest", "best"]
 
-FLAGS = flags.FLAGS
 
-
-def _define_flags() -> None:
-    """Command-line flags, defined only when run as a program (other CLIs define --config too)."""
-    config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
-    flags.DEFINE_list("checkpoints", None, "Workdirs of trained runs (each holds checkpoints/).")
-    flags.DEFINE_list("modes", None, "center, ten_crop; default: config.input.eval_modes.")
-    flags.DEFINE_enum("which", "latest", ["latest", "best"], "Checkpoint of each workdir.")
-    flags.DEFINE_string("out", None, "Write the rows as JSON here.")
-    flags.mark_flags_as_required(["config", "checkpoints"])
-
-
-def best_step(workdir: str, steps: list[int]) -> int:
-    """The step among `steps` with the lowest eval/top1_err in WORKDIR/metrics.jsonl."""
-    path = os.path.join(workdir, "metrics.jsonl")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} is missing, so there is no best step; use --which=latest")
-    with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    scored = [(r[checkpoint.BEST_METRIC], r["step"]) for r in rows if checkpoint.BEST_METRIC in r]
-    scored = [(err, step) for err, step in scored if step in steps]
-    if not scored:
-        raise ValueError(
-            f"no checkpoint in {workdir} has an {checkpoint.BEST_METRIC} in metrics.jsonl; "
-            "use --which=latest"
-        )
-    return min(scored)[1]
+def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
+    cli.define_config(fv, argv)
+    flags.DEFINE_list(
+        "checkpoints", None, "Workdirs of trained runs (each holds checkpoints/).", flag_values=fv
+    )
+    flags.DEFINE_list(
+        "modes", None, "center, ten_crop; default: config.input.eval_modes.", flag_values=fv
+    )
+    flags.DEFINE_enum(
+        "which", "latest", ["latest", "best"], "Checkpoint of each workdir.", flag_values=fv
+    )
+    flags.DEFINE_string("out", None, "Write the rows as JSON here.", flag_values=fv)
+    flags.mark_flags_as_required(["config", "checkpoints"], flag_values=fv)
 
 
 def restore_params(workdir: str, config: ml_collections.ConfigDict, which: Which, template=None):
-    """(params, step) of `workdir`'s latest or best checkpoint, on the host.
+    """(params, step) of `workdir`'s latest or best checkpoint, on the host (checkpoint.read).
 
-    `template`: the {"params", "opt_state", "step"} tree to restore into (numpy zeros of the
-    config's shapes if None).
+    `template`: the {"params", ...} tree whose shapes the checkpoint must have (the config's
+    if None); another model's checkpoint is one line naming the first differing layer.
     """
-    directory = os.path.join(workdir, "checkpoints")
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(
-            f"{directory} does not exist; pass the --workdir of a training run "
-            "(python -m alexnet_jax.main --config=... --workdir=DIR)"
-        )
     if which not in ("latest", "best"):
-        raise ValueError(f"--which={which!r} is unknown; use 'latest' or 'best'")
+        raise InputError(f"--which={which!r} is unknown; use 'latest' or 'best'")
     template = template if template is not None else restore_template(config)
-    mngr = checkpoint.create(workdir, config.checkpoint)
-    try:
-        steps = mngr.all_steps()
-        if not steps:
-            raise FileNotFoundError(f"{directory} holds no checkpoint; train first")
-        step = max(steps) if which == "latest" else best_step(workdir, steps)
-        try:
-            restored = mngr.restore(
-                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template))
-            )
-        except (ValueError, KeyError, TypeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(
-                f"checkpoint {directory}/{step} does not fit --config ({first}); pass the "
-                "config it was trained with"
-            ) from None
-    finally:
-        mngr.close()
-    params = restored["state"]["params"]
-    got = {jax.tree_util.keystr(k): np.shape(v) for k, v in jax.tree.leaves_with_path(params)}
-    want = {
-        jax.tree_util.keystr(k): np.shape(v)
-        for k, v in jax.tree.leaves_with_path(template["params"])
-    }
-    for name in sorted(got.keys() | want.keys()):
-        if got.get(name) != want.get(name):
-            raise ValueError(
-                f"checkpoint {directory}/{step} does not fit --config: params{name} is "
-                f"{got.get(name)} there and {want.get(name)} in the config; pass the config "
-                "it was trained with"
-            )
-    return params, step
+    return checkpoint.read(workdir, which, template["params"])
 
 
 def restore_template(config: ml_collections.ConfigDict) -> dict:
@@ -146,11 +92,11 @@ def run(
     """Rows {"checkpoints", "mode", "top1_err", "top5_err", "n", "steps"} for each checkpoint
     (and their ensemble if there are several) and mode."""
     if not workdirs:
-        raise ValueError("--checkpoints is empty; pass one or more training workdirs")
+        raise InputError("--checkpoints is empty; pass one or more training workdirs")
     modes = list(modes or config.input.eval_modes)
     for mode in modes:
         if mode not in ("center", "ten_crop"):
-            raise ValueError(f"--modes: {mode!r} is unknown; use center and/or ten_crop")
+            raise InputError(f"--modes: {mode!r} is unknown; use center and/or ten_crop")
     model = models.create_model(config)
     template = restore_template(config)
     restored = [restore_params(w, config, which, template) for w in workdirs]
@@ -197,20 +143,15 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def main(fv: flags.FlagValues) -> list[dict]:
     logging.set_verbosity(logging.WARNING)
-    try:
-        rows = run(FLAGS.config, FLAGS.checkpoints, FLAGS.modes, FLAGS.which)
-    except (ValueError, OSError) as e:  # bad input: one line, no traceback
-        sys.exit(f"error: {e}")
+    rows = run(fv.config, fv.checkpoints, fv.modes, fv.which)
     print(table(rows), flush=True)
-    if FLAGS.out:
-        with open(FLAGS.out, "w") as f:
+    if fv.out:
+        with open(fv.out, "w") as f:
             json.dump(rows, f, indent=2)
+    return rows
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    cli.run(define_flags, main)

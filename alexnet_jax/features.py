@@ -20,7 +20,6 @@ training workdir. Images: every .jpg/.jpeg/.png/.bmp/.gif under DIR (recursively
 """
 
 import os
-import sys
 import time
 
 import jax
@@ -28,37 +27,47 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
-from alexnet_jax import input_pipeline, models, weights
+from alexnet_jax import cli, input_pipeline, models, weights
+from alexnet_jax.errors import InputError, MissingFileError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 PREPROCESS = ("caffe", "torchvision", "config")
 
-FLAGS = flags.FLAGS
 
-
-def _define_flags() -> None:
-    """Command-line flags, defined only when run as a program (other CLIs define --config too)."""
-    config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
-    flags.DEFINE_string("checkpoint", None, "Weights file or training workdir (weights.FORMATS).")
-    flags.DEFINE_string("images", None, "Directory of images (searched recursively).")
-    flags.DEFINE_string("out", None, "Output .npy file of features, one row per image.")
-    flags.DEFINE_string("layer", "fc7", "Layer whose output to save (models.activations names).")
-    flags.DEFINE_integer("batch", 64, "Images per forward pass.")
-    flags.DEFINE_integer("resize", 256, "caffe/torchvision: shorter side before the central crop.")
-    flags.DEFINE_enum("preprocess", None, PREPROCESS, "Input preprocessing (module docstring).")
-    flags.DEFINE_enum("format", None, weights.FORMATS, "Weights format; default: from the suffix.")
-    flags.DEFINE_bool("allow_pickle", False, "Allow a pickled bvlc_npy file (trusted files only).")
-    flags.DEFINE_enum("fc6_rows", "hwc", weights.FC6_ROWS, "bvlc_npy fc6 row order.")
-    flags.mark_flags_as_required(["config", "checkpoint", "images", "out"])
+def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
+    cli.define_config(fv, argv)
+    d = dict(flag_values=fv)
+    flags.DEFINE_string(
+        "checkpoint", None, "Weights file or training workdir (weights.FORMATS).", **d
+    )
+    flags.DEFINE_string("images", None, "Directory of images (searched recursively).", **d)
+    flags.DEFINE_string("out", None, "Output .npy file of features, one row per image.", **d)
+    flags.DEFINE_string(
+        "layer", "fc7", "Layer whose output to save (models.activations names).", **d
+    )
+    flags.DEFINE_integer("batch", 64, "Images per forward pass.", **d)
+    flags.DEFINE_integer(
+        "resize", 256, "caffe/torchvision: shorter side before the central crop.", **d
+    )
+    flags.DEFINE_enum(
+        "preprocess", None, PREPROCESS, "Input preprocessing (module docstring).", **d
+    )
+    flags.DEFINE_enum(
+        "format", None, weights.FORMATS, "Weights format; default: from the suffix.", **d
+    )
+    flags.DEFINE_bool(
+        "allow_pickle", False, "Allow a pickled bvlc_npy file (trusted files only).", **d
+    )
+    flags.DEFINE_enum("fc6_rows", "hwc", weights.FC6_ROWS, "bvlc_npy fc6 row order.", **d)
+    flags.mark_flags_as_required(["config", "checkpoint", "images", "out"], **d)
 
 
 def list_images(directory: str) -> list[str]:
     """Image paths under `directory`, relative to it, sorted."""
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"image directory {directory} does not exist")
+        raise MissingFileError(f"image directory {directory} does not exist")
     found = [
         os.path.relpath(os.path.join(root, f), directory)
         for root, _, files in os.walk(directory)
@@ -66,7 +75,7 @@ def list_images(directory: str) -> list[str]:
         if f.lower().endswith(IMAGE_SUFFIXES)
     ]
     if not found:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {directory}")
+        raise MissingFileError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {directory}")
     return sorted(found)
 
 
@@ -75,14 +84,14 @@ def read_image(path: str, channels: int) -> tf.Tensor:
     try:
         img = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
     except tf.errors.OpError as e:
-        raise ValueError(f"cannot decode image {path}: {e.message.splitlines()[0]}") from None
+        raise InputError(f"cannot decode image {path}: {e.message.splitlines()[0]}") from None
     return tf.cast(img, tf.float32)
 
 
 def centre_crop(img: tf.Tensor, resize: int, size: int) -> tf.Tensor:
     """Shorter side to `resize` (bilinear, antialiased), then the central size x size square."""
     if resize < size:
-        raise ValueError(f"--resize={resize} is smaller than the model's input_size={size}")
+        raise InputError(f"--resize={resize} is smaller than the model's input_size={size}")
     h, w = img.shape[0], img.shape[1]
     scale = resize / min(h, w)
     new = (max(size, round(h * scale)), max(size, round(w * scale)))
@@ -96,7 +105,7 @@ def make_input_fn(config: ml_collections.ConfigDict, preprocess: str, resize: in
     m = config.model
     if preprocess in ("caffe", "torchvision"):
         if m.input_channels != 3:
-            raise ValueError(
+            raise InputError(
                 f"--preprocess={preprocess} needs a 3-channel model; config.model.input_channels"
                 f"={m.input_channels}: use --preprocess=config"
             )
@@ -114,7 +123,7 @@ def make_input_fn(config: ml_collections.ConfigDict, preprocess: str, resize: in
             return img.numpy()  # the order of input_pipeline: normalize, then resize
 
         return fn
-    raise ValueError(f"--preprocess={preprocess!r} is unknown; use one of {PREPROCESS}")
+    raise InputError(f"--preprocess={preprocess!r} is unknown; use one of {PREPROCESS}")
 
 
 def load_params(config: ml_collections.ConfigDict, path: str, **read_kw) -> dict:
@@ -144,9 +153,9 @@ def extract(
     if layer not in shapes:
         order = [n for n, _ in models.layer_shapes(config.model)]  # the network's order
         known = order + sorted(set(shapes) - set(order), key=lambda n: (n == "logits", n))
-        raise ValueError(f"--layer={layer!r} is unknown; use one of {known}")
+        raise InputError(f"--layer={layer!r} is unknown; use one of {known}")
     if batch < 1:
-        raise ValueError(f"--batch={batch} must be positive")
+        raise InputError(f"--batch={batch} must be positive")
     names = list_images(images_dir)
     input_fn = make_input_fn(config, preprocess, resize)
     forward = jax.jit(lambda p, x: models.activations(model, p, x)[layer])
@@ -171,35 +180,25 @@ def extract(
     return np.asarray(feats)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    tf.config.set_visible_devices([], "GPU")
-    try:
-        fmt = FLAGS.format or weights.infer_format(FLAGS.checkpoint)
-        default = {"bvlc_npy": "caffe", "torchvision": "torchvision"}.get(fmt, "config")
-        params = load_params(
-            FLAGS.config,
-            FLAGS.checkpoint,
-            format=fmt,
-            allow_pickle=FLAGS.allow_pickle,
-            fc6_rows=FLAGS.fc6_rows,
-        )
-        feats = extract(
-            FLAGS.config,
-            params,
-            FLAGS.images,
-            FLAGS.out,
-            layer=FLAGS.layer,
-            batch=FLAGS.batch,
-            preprocess=FLAGS.preprocess or default,
-            resize=FLAGS.resize,
-        )
-    except (ValueError, OSError, ImportError) as e:  # bad input: one line, no traceback
-        sys.exit(f"error: {e}")
-    print(f"wrote {FLAGS.out}: {feats.shape} float32", flush=True)
+def main(fv: flags.FlagValues) -> np.ndarray:
+    fmt = fv.format or weights.infer_format(fv.checkpoint)
+    default = {"bvlc_npy": "caffe", "torchvision": "torchvision"}.get(fmt, "config")
+    params = load_params(
+        fv.config, fv.checkpoint, format=fmt, allow_pickle=fv.allow_pickle, fc6_rows=fv.fc6_rows
+    )
+    feats = extract(
+        fv.config,
+        params,
+        fv.images,
+        fv.out,
+        layer=fv.layer,
+        batch=fv.batch,
+        preprocess=fv.preprocess or default,
+        resize=fv.resize,
+    )
+    print(f"wrote {fv.out}: {feats.shape} float32", flush=True)
+    return feats
 
 
 if __name__ == "__main__":
-    _define_flags()
-    app.run(main)
+    cli.run(define_flags, main)

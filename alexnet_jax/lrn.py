@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from alexnet_jax.errors import InputError
+
 Convention = Literal["paper", "caffe", "tensorflow"]
 CONVENTIONS: tuple[str, ...] = ("paper", "caffe", "tensorflow")
 
@@ -45,12 +47,12 @@ def local_response_norm(
       Array of x's shape and dtype.
     """
     if convention not in CONVENTIONS:
-        raise ValueError(f"unknown LRN convention {convention!r}; use one of {CONVENTIONS}")
+        raise InputError(f"unknown LRN convention {convention!r}; use one of {CONVENTIONS}")
     if size < 1 or size % 2 == 0:
-        raise ValueError(f"LRN size={size} must be a positive odd number of channels")
+        raise InputError(f"LRN size={size} must be a positive odd number of channels")
     channels = x.shape[-1]
     if channels % groups:
-        raise ValueError(f"LRN groups={groups} does not divide the {channels} channels")
+        raise InputError(f"LRN groups={groups} does not divide the {channels} channels")
     a = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     sq = (a * a).reshape(*a.shape[:-1], groups, channels // groups)
     r = size // 2

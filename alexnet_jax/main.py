@@ -1,27 +1,29 @@
 r"""Entry point: `python -m alexnet_jax.main --config=configs/paper.py --workdir=DIR`.
 
 Any config field can be overridden: `--config.model.lrn.enabled=False`. The config is locked,
-so a misspelt field is an error. Resumes from WORKDIR's latest checkpoint if there is one.
+so a misspelt field is an error. Resumes from WORKDIR's latest checkpoint that restores.
+Bad input (config, data, workdir, checkpoints) is one line and exit 2 (cli.py); the config is
+checked (validate.py) before any data loads or any step compiles.
 """
 
-import sys
-
 import jax
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging
 
-from alexnet_jax import parallel, train
-
-FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
-flags.DEFINE_string("workdir", None, "Directory for this run's outputs.")
-flags.mark_flags_as_required(["config", "workdir"])
+from alexnet_jax import cli, parallel, validate
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    parallel.initialize_distributed(FLAGS.config.distributed)  # before JAX meets a device
+def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
+    cli.define_config(fv, argv)
+    flags.DEFINE_string("workdir", None, "Directory for this run's outputs.", flag_values=fv)
+    flags.mark_flags_as_required(["config", "workdir"], flag_values=fv)
+
+
+def main(fv: flags.FlagValues) -> dict:
+    config = fv.config
+    validate.config(config)  # one line per bad field, before JAX meets a device
+    parallel.initialize_distributed(config.distributed)  # before JAX meets a device
+    mesh = parallel.make_mesh(config.parallelism, config.model.towers)  # devices vs layout
+    validate.batches(config, mesh.shape["batch"])
     logging.info(
         "JAX process %d/%d, local devices %s",
         jax.process_index(),
@@ -29,20 +31,11 @@ def main(argv: list[str]) -> None:
         jax.local_devices(),
     )
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO
-    try:
-        train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    except (ValueError, OSError, FloatingPointError, ImportError) as e:  # one line, no traceback
-        sys.exit(f"error: {e}")
+    from alexnet_jax import checkpoint, train  # after the checks: imports the input pipeline
 
-
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, with a bad --config override (misspelt field, wrong type) in one line."""
-    try:
-        return FLAGS(argv)
-    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
-        message = " ".join(str(e).replace("\\n", " ").replace("\\'", "").split()).strip("'")
-        sys.exit(f"error: bad command line: {message}")
+    with checkpoint.lock_workdir(fv.workdir):  # one live run per workdir
+        return train.train_and_evaluate(config, fv.workdir)
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    cli.run(define_flags, main)

@@ -16,6 +16,8 @@ import time
 import jax
 import ml_collections
 
+from alexnet_jax.errors import InputError
+
 
 def _git_commit() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
@@ -82,7 +84,7 @@ class Run:
                 pass
             os.remove(probe)
         except OSError as e:
-            raise ValueError(f"--workdir={workdir} is not writable ({e.strerror})") from None
+            raise InputError(f"--workdir={workdir} is not writable ({e.strerror})") from None
         self.workdir, self.t0 = workdir, time.time()
         self.main = jax.process_index() == 0
         self.events = _Events(workdir) if self.main else None

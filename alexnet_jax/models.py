@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from alexnet_jax import conv, lrn, pool
+from alexnet_jax.errors import InputError
 
 INIT_SCHEMES: tuple[str, ...] = ("gaussian", "pytorch")
 DTYPES: dict[str, jnp.dtype] = {
@@ -188,56 +189,56 @@ def _check(m: ml_collections.ConfigDict) -> None:
     n_conv = len(m.conv.features)
     for field in ("kernel_size", "stride", "padding", "groups"):
         if len(m.conv[field]) != n_conv:
-            raise ValueError(
+            raise InputError(
                 f"config.model.conv.{field} has {len(m.conv[field])} entries but "
                 f"config.model.conv.features has {n_conv}; give one per conv layer"
             )
     channels = [m.input_channels, *m.conv.features]
     for i, g in enumerate(m.conv.groups):
         if g < 1 or channels[i] % g or channels[i + 1] % g:
-            raise ValueError(
+            raise InputError(
                 f"config.model.conv.groups[{i}]={g} must divide conv{i + 1}'s input channels "
                 f"({channels[i]}) and config.model.conv.features[{i}]={channels[i + 1]}"
             )
     if m.lrn.enabled and m.lrn.convention not in lrn.CONVENTIONS:
-        raise ValueError(
+        raise InputError(
             f"config.model.lrn.convention={m.lrn.convention!r} is unknown; use one of "
             f"{lrn.CONVENTIONS}"
         )
     if m.lrn.enabled and (m.lrn.size < 1 or m.lrn.size % 2 == 0):
-        raise ValueError(f"config.model.lrn.size={m.lrn.size} must be a positive odd number")
+        raise InputError(f"config.model.lrn.size={m.lrn.size} must be a positive odd number")
     if m.lrn.enabled and m.lrn.within_towers:
         for n in m.lrn.after:
             if m.conv.features[n - 1] % m.towers:
-                raise ValueError(
+                raise InputError(
                     f"config.model.towers={m.towers} does not divide conv{n}'s "
                     f"{m.conv.features[n - 1]} channels, needed by config.model.lrn.within_towers"
                 )
     for field, after in (("lrn.after", m.lrn.after), ("pool.after", m.pool.after)):
         if any(not 1 <= n <= n_conv for n in after):
-            raise ValueError(
+            raise InputError(
                 f"config.model.{field}={tuple(after)} must hold conv indices 1..{n_conv}"
             )
     n_layers = n_conv + len(m.fc_features) + 1
     if m.init.scheme not in INIT_SCHEMES:
-        raise ValueError(
+        raise InputError(
             f"config.model.init.scheme={m.init.scheme!r} is unknown; use one of {INIT_SCHEMES}"
         )
     for field in ("weight_std", "bias"):
         if len(m.init[field]) != n_layers:
-            raise ValueError(
+            raise InputError(
                 f"config.model.init.{field} has {len(m.init[field])} entries; give one per "
                 f"learned layer ({n_layers}: conv1..conv{n_conv}, then the fc layers)"
             )
     if m.dtype not in DTYPES:
-        raise ValueError(f"config.model.dtype={m.dtype!r} is unknown; use one of {tuple(DTYPES)}")
+        raise InputError(f"config.model.dtype={m.dtype!r} is unknown; use one of {tuple(DTYPES)}")
     if m.dtype == "float64" and not jax.config.jax_enable_x64:
-        raise ValueError(
+        raise InputError(
             "config.model.dtype='float64' is for numerical checks under jax.enable_x64 only; "
             "use 'float32' or 'bfloat16'"
         )
     if not 0.0 <= m.dropout.rate < 1.0:
-        raise ValueError(f"config.model.dropout.rate={m.dropout.rate} must be in [0, 1)")
+        raise InputError(f"config.model.dropout.rate={m.dropout.rate} must be in [0, 1)")
     conv.resolve_lowering(m.conv.lowering)
     pool.resolve_lowering(m.pool.get("lowering", "auto"))  # runs saved before the field: auto
     shapes = layer_shapes(m)
@@ -245,7 +246,7 @@ def _check(m: ml_collections.ConfigDict) -> None:
     if bad is not None:
         fits = lambda s: min(h for _, (h, _, _) in layer_shapes(_with_input_size(m, s))) >= 1  # noqa: E731
         smallest = next(s for s in range(m.input_size + 1, 100_000) if fits(s))
-        raise ValueError(
+        raise InputError(
             f"config.model.input_size={m.input_size} is too small: {bad} would have no output "
             f"pixels; use input_size >= {smallest}"
         )

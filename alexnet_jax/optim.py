@@ -6,11 +6,14 @@ error rate stopped improving", which no `schedule(step)` can express.
 """
 
 import dataclasses
+import math
 from typing import Literal
 
 import jax
 import ml_collections
 import optax
+
+from alexnet_jax.errors import InputError
 
 Rule = Literal["paper", "optax", "decoupled"]
 RULES: tuple[str, ...] = ("paper", "optax", "decoupled")
@@ -59,17 +62,17 @@ def sgd(
             optax.trace(decay=momentum), decay, optax.scale_by_learning_rate(learning_rate)
         )
     else:
-        raise ValueError(f"config.optim.rule={rule!r} is unknown; use one of {RULES}")
+        raise InputError(f"config.optim.rule={rule!r} is unknown; use one of {RULES}")
     if not frozen_layers and not low_lr_layers:
         return tx
     both = sorted(set(frozen_layers) & set(low_lr_layers))
     if both:
-        raise ValueError(f"config.optim: {both} are in both frozen_layers and low_lr_layers")
+        raise InputError(f"config.optim: {both} are in both frozen_layers and low_lr_layers")
 
     def labels(params):
         missing = sorted((set(frozen_layers) | set(low_lr_layers)) - set(params))
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"config.optim.frozen_layers/low_lr_layers name {missing}, which the model "
                 f"lacks; it has {sorted(params)}"
             )
@@ -93,10 +96,28 @@ def sgd(
     )
 
 
+def validate(c: ml_collections.ConfigDict) -> None:
+    """One-line InputErrors for a `config.optim` that cannot train (Sec. 5's fields)."""
+    if c.rule not in RULES:
+        raise InputError(f"config.optim.rule={c.rule!r} is unknown; use one of {RULES}")
+    if not (isinstance(c.base_lr, int | float) and math.isfinite(c.base_lr) and c.base_lr > 0):
+        raise InputError(
+            f"config.optim.base_lr={c.base_lr} must be a positive finite number (Sec. 5: 0.01)"
+        )
+    if not (isinstance(c.momentum, int | float) and 0 <= c.momentum < 1):
+        raise InputError(f"config.optim.momentum={c.momentum} must be in [0, 1) (Sec. 5: 0.9)")
+    if not (isinstance(c.weight_decay, int | float) and 0 <= c.weight_decay < math.inf):
+        raise InputError(
+            f"config.optim.weight_decay={c.weight_decay} must be finite and >= 0 (Sec. 5: 0.0005)"
+        )
+    factor = c.get("low_lr_factor", 1.0)
+    if not (isinstance(factor, int | float) and 0 <= factor < math.inf):
+        raise InputError(f"config.optim.low_lr_factor={factor} must be finite and >= 0")
+
+
 def build(c: ml_collections.ConfigDict) -> optax.GradientTransformation:
     """`config.optim` -> the transformation, with the learning rate injected as state."""
-    if c.rule not in RULES:
-        raise ValueError(f"config.optim.rule={c.rule!r} is unknown; use one of {RULES}")
+    validate(c)
     static = ("rule", "decay_biases", "frozen_layers", "low_lr_layers", "low_lr_factor")
     return optax.inject_hyperparams(sgd, static_args=static)(
         learning_rate=c.base_lr,

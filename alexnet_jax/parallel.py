@@ -28,6 +28,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from alexnet_jax import conv, lrn, models, pool
+from alexnet_jax.errors import InputError
 
 PARALLELISMS: tuple[str, ...] = ("data", "model", "data+model")
 AXES: tuple[str, str] = ("batch", "tower")
@@ -70,25 +71,25 @@ def make_mesh(
     devices = list(jax.devices() if devices is None else devices)
     n = len(devices)
     if parallelism not in PARALLELISMS:
-        raise ValueError(
+        raise InputError(
             f"config.parallelism={parallelism!r} is unknown; use one of {PARALLELISMS}"
         )
     if parallelism == "data":
         shape = (n, 1)
     else:
         if towers != 2:
-            raise ValueError(
+            raise InputError(
                 f"config.parallelism={parallelism!r} splits the paper's two towers over devices, "
                 f"but config.model.towers={towers}; use a two-tower config (configs/paper.py) "
                 "or parallelism='data'"
             )
         if n % towers:
-            raise ValueError(
+            raise InputError(
                 f"config.parallelism={parallelism!r} needs an even number of devices (one per "
                 f"tower), found {n}; use a multiple of 2 devices or parallelism='data'"
             )
         if parallelism == "model" and n != towers:
-            raise ValueError(
+            raise InputError(
                 f"config.parallelism='model' uses exactly 2 devices (one per tower), found {n}; "
                 f"use parallelism='data+model' for {n} devices"
             )
@@ -126,18 +127,18 @@ def _check_towers(model: models.AlexNet, towers: int) -> None:
     widths = [*model.conv_features, *model.fc_features, model.num_classes]
     for name, width in zip(layer_names(model), widths, strict=True):
         if width % towers:
-            raise ValueError(
+            raise InputError(
                 f"{name} has {width} outputs, not divisible by {towers} towers; model "
                 "parallelism needs every layer's width to be a multiple of config.model.towers"
             )
     for i, g in enumerate(model.conv_groups):
         if g > 1 and g % towers:
-            raise ValueError(
+            raise InputError(
                 f"config.model.conv.groups[{i}]={g} is neither 1 nor a multiple of {towers} "
                 "towers; model parallelism needs whole groups on each tower"
             )
     if model.lrn_spec is not None and model.lrn_spec.groups % towers:
-        raise ValueError(
+        raise InputError(
             "config.model.lrn.within_towers=False normalizes across the tower boundary, which "
             "the paper's towers never did (Sec. 3.2); set within_towers=True for model "
             "parallelism"
@@ -333,7 +334,7 @@ def create(config, model: models.AlexNet) -> Plan:
     for field in ("global_batch_size", "eval_batch_size"):
         size = config.input[field]
         if size % mesh.shape["batch"]:
-            raise ValueError(
+            raise InputError(
                 f"config.input.{field}={size} is not divisible by the {mesh.shape['batch']} "
                 f"model replicas of parallelism={config.parallelism!r}; use a multiple of "
                 f"{mesh.shape['batch']}"

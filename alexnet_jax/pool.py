@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from alexnet_jax import conv
+from alexnet_jax.errors import InputError
 
 Lowering = Literal["reduce_window", "shifts"]
 LOWERINGS: tuple[str, ...] = ("auto", "reduce_window", "shifts")
@@ -22,7 +23,7 @@ def resolve_lowering(lowering: str, backend: str | None = None) -> Lowering:
     "reduce_window" elsewhere (GPU/TPU: not measured by us).
     """
     if lowering not in LOWERINGS:
-        raise ValueError(f"unknown max-pool lowering {lowering!r}; use one of {LOWERINGS}")
+        raise InputError(f"unknown max-pool lowering {lowering!r}; use one of {LOWERINGS}")
     if lowering != "auto":
         return lowering  # type: ignore[return-value]
     return "shifts" if (backend or jax.default_backend()) == "cpu" else "reduce_window"

@@ -16,6 +16,8 @@ import ml_collections
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from alexnet_jax.errors import InputError, MissingFileError
+
 IMAGENET_TARS = {"train": "ILSVRC2012_img_train.tar", "validation": "ILSVRC2012_img_val.tar"}
 
 
@@ -24,7 +26,7 @@ def builder(c: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
     try:
         return tfds.builder(c.dataset, data_dir=c.data_dir)
     except tfds.core.registered.DatasetNotFoundError:
-        raise ValueError(
+        raise InputError(
             f"TFDS does not know config.input.dataset={c.dataset!r}; use a name from "
             "`tfds.list_builders()` (e.g. 'imagenet2012', 'cifar10') or source='idx' for "
             "Fashion-MNIST's IDX files"
@@ -33,19 +35,19 @@ def builder(c: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
 
 def _check_imagenet_tars(manual_dir: str | None) -> None:
     if manual_dir is None:
-        raise ValueError(
+        raise InputError(
             "config.input.manual_dir is not set; point it at the directory holding "
             "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (from image-net.org)"
         )
     for name in IMAGENET_TARS.values():
         path = os.path.join(manual_dir, name)
         if not os.path.exists(path):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{path} is missing; put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar "
                 "(from image-net.org) in config.input.manual_dir"
             )
         if not tarfile.is_tarfile(path):
-            raise ValueError(
+            raise InputError(
                 f"{path} is not a tar archive (a truncated or corrupt download?); download it "
                 "again from image-net.org"
             )
@@ -61,7 +63,7 @@ def prepare(c: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
         b.download_and_prepare(download_config=config)
     except (tarfile.TarError, KeyError, ValueError, EOFError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(
+        raise InputError(
             f"TFDS could not build {c.dataset} from {c.manual_dir or b.data_dir}: {first}; "
             "check the files there (a per-class tar that is not a tar, a class not in ILSVRC's "
             "1000?) and rerun"
@@ -76,7 +78,7 @@ def check_split(b: tfds.core.DatasetBuilder, split: str, field: str) -> None:
     """
     if b.info.splits and split not in b.info.splits:
         have = sorted(map(str, b.info.splits))
-        raise ValueError(f"{field}={split!r}: {b.name} has no such split; it has {have}")
+        raise InputError(f"{field}={split!r}: {b.name} has no such split; it has {have}")
 
 
 def split_spec(b: tfds.core.DatasetBuilder, split: str, limit: int | None) -> str:

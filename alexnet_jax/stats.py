@@ -26,7 +26,7 @@ import sys
 import ml_collections
 import numpy as np
 
-from alexnet_jax.errors import InputError
+from alexnet_jax.errors import InputError, MissingFileError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Moments:
 
     def finish(self) -> Stats:
         if not self.num_images:
-            raise ValueError("no images to compute statistics over; the training split is empty")
+            raise InputError("no images to compute statistics over; the training split is empty")
         mean = self.sum_pixel / self.num_pixels
         cov = self.sum_outer / self.num_pixels - np.outer(mean, mean)
         eigvals, eigvecs = pca(cov)
@@ -161,7 +161,7 @@ def load(directory: str, c: ml_collections.ConfigDict) -> Stats:
     """The statistics for `config.input`; a missing file is a one-line error with the command."""
     path = file_stem(directory, c.image_size) + ".npz"
     if not os.path.exists(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"dataset statistics {path} are missing; make them once with `{command_for(c)}`"
         )
     with np.load(path) as f:
@@ -209,36 +209,34 @@ def compute(c: ml_collections.ConfigDict, batch_size: int = 64) -> Stats:
     return m.finish()
 
 
-def config_from_command(args: list[str]) -> ml_collections.ConfigDict:
-    """The config of `python -m alexnet_jax.stats ARGS` (--config=FILE, --config.x=y overrides)."""
+def define_flags(fv, argv: list[str]) -> None:
     from absl import flags
-    from ml_collections import config_flags
 
-    argv = ["alexnet_jax.stats", *args]
-    fv = flags.FlagValues()
-    config_flags.DEFINE_config_file(
-        "config", None, "Config file (configs/*.py).", flag_values=fv, sys_argv=argv
-    )
-    fv(argv)
-    if fv.config is None:
-        raise ValueError("--config is required, e.g. --config=configs/paper.py")
-    return fv.config
+    from alexnet_jax import cli
+
+    cli.define_config(fv, argv)
+    flags.mark_flags_as_required(["config"], flag_values=fv)
 
 
-def run(args: list[str]) -> str:
+def main(fv, command: str = "python -m alexnet_jax.stats") -> str:
     """The command: computes the statistics of the config's dataset and writes them."""
     from alexnet_jax import sources
 
-    c = config_from_command(args).input
+    c = fv.config.input
     directory = c.stats_dir or sources.builder(c).data_dir
     st = compute(c)
-    path = save(st, directory, c.image_size, " ".join(["python -m alexnet_jax.stats", *args]))
+    path = save(st, directory, c.image_size, command)
     print(f"{st.num_images} images; eigenvalues {st.eigvals}; wrote {path}", flush=True)
     return path
 
 
+def run(args: list[str]) -> str:
+    """`python -m alexnet_jax.stats ARGS` in this process (--config=FILE, --config.x=y)."""
+    from alexnet_jax import cli
+
+    command = " ".join(["python -m alexnet_jax.stats", *args])
+    return cli.run(define_flags, lambda fv: main(fv, command), ["alexnet_jax.stats", *args])
+
+
 if __name__ == "__main__":
-    try:
-        run(sys.argv[1:])
-    except (ValueError, OSError) as e:  # bad input: one line, no traceback
-        sys.exit(f"error: {e}")
+    run(sys.argv[1:])

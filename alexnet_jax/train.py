@@ -12,6 +12,7 @@ import optax
 from flax.training import train_state
 
 from alexnet_jax import checkpoint, input_pipeline, metrics, models, optim, parallel, weights
+from alexnet_jax.errors import InputError
 
 Batch = dict[str, jax.Array]  # "image": [B, H, W, C] float32, "label": [B] int32, "mask": [B]
 Metrics = dict[str, jax.Array]
@@ -136,13 +137,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     Returns the last evaluation's metrics with the step and epoch.
     """
-    run = metrics.Run(workdir, config)
     c = config.input
     data = input_pipeline.create(config)  # "memory" or "stream" (ImageNet), config.input
     input_pipeline.per_device(c.global_batch_size, jax.local_device_count())
     steps_per_epoch = data.num_train // c.global_batch_size
     if steps_per_epoch == 0:
-        raise ValueError(
+        raise InputError(
             f"config.input.global_batch_size={c.global_batch_size} is larger than the "
             f"{data.num_train} training examples; use a smaller batch"
         )
@@ -161,6 +161,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     )
     plateau = optim.Plateau(lr=config.optim.base_lr)
     state, plateau = checkpoint.restore_latest(mngr, state, plateau)
+    run = metrics.Run(workdir, config)  # after the data and checkpoint checks: a bad rerun
+    # overwrites none of the run's files
     step = int(state.step)
     if step:
         print(f"resumed from {mngr.directory} at step {step}", flush=True)

@@ -36,7 +36,6 @@ identity). A file for another variant fails in one line naming the layer and bot
 
 import os
 import pickle
-import re
 import warnings
 import zipfile
 
@@ -44,6 +43,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+
+from alexnet_jax.errors import InputError, MissingFileError, MissingPackageError
 
 FORMATS: tuple[str, ...] = ("npz", "bvlc_npy", "torchvision", "orbax")
 FC6_ROWS: tuple[str, ...] = ("hwc", "chw")
@@ -74,12 +75,12 @@ def preprocess(images_rgb01: np.ndarray, convention: str) -> np.ndarray:
     """RGB images in 0..1, [..., H, W, 3] -> what the imported net expects (module docstring)."""
     x = np.asarray(images_rgb01, np.float32)
     if x.shape[-1] != 3:
-        raise ValueError(f"preprocess needs RGB images [..., H, W, 3]; got shape {x.shape}")
+        raise InputError(f"preprocess needs RGB images [..., H, W, 3]; got shape {x.shape}")
     if convention == "caffe":
         return x[..., ::-1] * 255.0 - CAFFE_MEAN_BGR
     if convention == "torchvision":
         return (x - TORCHVISION_MEAN) / TORCHVISION_STD
-    raise ValueError(f"preprocessing {convention!r} is unknown; use one of {PREPROCESS}")
+    raise InputError(f"preprocessing {convention!r} is unknown; use one of {PREPROCESS}")
 
 
 def infer_format(path: str) -> str:
@@ -89,7 +90,7 @@ def infer_format(path: str) -> str:
     suffixes = {".npz": "npz", ".npy": "bvlc_npy", ".pth": "torchvision", ".pt": "torchvision"}
     ext = os.path.splitext(path)[1].lower()
     if ext not in suffixes:
-        raise ValueError(
+        raise InputError(
             f"cannot tell the weights format of {path} from its suffix; name it "
             f"(format=one of {FORMATS})"
         )
@@ -101,12 +102,12 @@ def _pool5_shape(tree: Params, what: str) -> tuple[int, int, int]:
     convs = sorted((n for n in tree if n.startswith("conv")), key=lambda n: int(n[4:]))
     fcs = sorted((n for n in tree if n.startswith("fc")), key=lambda n: int(n[2:]))
     if not convs or not fcs:
-        raise ValueError(f"{what} has no conv or no fc layers; its layers are {sorted(tree)}")
+        raise InputError(f"{what} has no conv or no fc layers; its layers are {sorted(tree)}")
     c = tree[convs[-1]]["kernel"].shape[-1]
     rows = tree[fcs[0]]["kernel"].shape[0]
     side = int(round((rows / c) ** 0.5)) if rows % c == 0 else 0
     if side * side * c != rows:
-        raise ValueError(
+        raise InputError(
             f"{fcs[0]} of {what} has {rows} inputs, which is not H*H*{c} for {convs[-1]}'s {c} "
             f"channels; the file is truncated or for another network"
         )
@@ -132,14 +133,14 @@ def _float32(tree: Params, what: str) -> Params:
         for k, v in p.items():
             v = np.asarray(v)
             if not np.issubdtype(v.dtype, np.floating):
-                raise ValueError(f"{name}/{k} in {what} has dtype {v.dtype}; expected floats")
+                raise InputError(f"{name}/{k} in {what} has dtype {v.dtype}; expected floats")
         out[name] = {k: np.asarray(v, np.float32) for k, v in p.items()}
     return out
 
 
 def _check_fc6_rows(fc6_rows: str) -> None:
     if fc6_rows not in FC6_ROWS:
-        raise ValueError(f"fc6_rows={fc6_rows!r} is unknown; use one of {FC6_ROWS}")
+        raise InputError(f"fc6_rows={fc6_rows!r} is unknown; use one of {FC6_ROWS}")
 
 
 def from_bvlc(data: dict, *, fc6_rows: str = "hwc", what: str = "bvlc_npy data") -> Params:
@@ -152,7 +153,7 @@ def from_bvlc(data: dict, *, fc6_rows: str = "hwc", what: str = "bvlc_npy data")
         elif isinstance(value, list | tuple) and len(value) == 2:
             w, b = value
         else:
-            raise ValueError(
+            raise InputError(
                 f"layer {name!r} in {what} is not [weights, biases] or {{weights, biases}}"
             )
         tree[str(name)] = {"kernel": np.asarray(w), "bias": np.asarray(b)}
@@ -181,7 +182,7 @@ def from_torchvision(state: dict, *, what: str = "torchvision state dict") -> Pa
     known = {f"{key}.{p}" for key in TORCHVISION_KEYS.values() for p in ("weight", "bias")}
     extra = sorted(set(state) - known)
     if extra:
-        raise ValueError(
+        raise InputError(
             f"{what} has keys that are not torchvision AlexNet's: {extra[:4]}; expected "
             f"{sorted(known)[:4]}..."
         )
@@ -202,7 +203,7 @@ def to_torchvision(params: Params) -> dict[str, np.ndarray]:
     """Our tree -> torchvision `alexnet` state dict of numpy arrays (OIHW, (out, in), CHW fc6)."""
     tree = _float32(jax.device_get(params), "params")
     if set(tree) != set(TORCHVISION_KEYS):
-        raise ValueError(
+        raise InputError(
             f"torchvision's AlexNet has layers {sorted(TORCHVISION_KEYS)}; these params have "
             f"{sorted(tree)}"
         )
@@ -221,7 +222,7 @@ def _torch():
     try:
         import torch
     except ImportError as e:
-        raise ImportError(
+        raise MissingPackageError(
             "the torchvision format needs PyTorch (pip install torch); or convert the file "
             "to .npz on a machine that has it: python -m alexnet_jax.weights --help"
         ) from e
@@ -229,21 +230,9 @@ def _torch():
 
 
 def _orbax_params(path: str) -> Params:
-    import orbax.checkpoint as ocp
+    from alexnet_jax import checkpoint  # Orbax only there
 
-    path = os.path.abspath(path)
-    if os.path.isdir(os.path.join(path, "checkpoints")):
-        path = os.path.join(path, "checkpoints")
-    if not os.path.isdir(os.path.join(path, "state")):
-        steps = [d for d in os.listdir(path) if re.fullmatch(r"\d+", d)]
-        if not steps:
-            raise FileNotFoundError(
-                f"{path} holds no Orbax checkpoint (no STEP/state directory); pass a training "
-                f"--workdir, its checkpoints/ directory or checkpoints/STEP"
-            )
-        path = os.path.join(path, max(steps, key=int))
-    tree = ocp.StandardCheckpointer().restore(os.path.join(path, "state"))
-    return _float32(jax.device_get(tree["params"]), path)
+    return _float32(checkpoint.read_params(path), path)
 
 
 def read(
@@ -251,10 +240,10 @@ def read(
 ) -> Params:
     """A weights file -> our tree (float32 numpy), not yet checked against a model (`adapt`)."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f"weights file {path} does not exist")
+        raise MissingFileError(f"weights file {path} does not exist")
     format = format or infer_format(path)
     if format not in FORMATS:
-        raise ValueError(f"weights format {format!r} is unknown; use one of {FORMATS}")
+        raise InputError(f"weights format {format!r} is unknown; use one of {FORMATS}")
     if format == "orbax":
         return _orbax_params(path)
     try:
@@ -264,15 +253,15 @@ def read(
                 for key in f.files:
                     name, _, leaf = key.partition("/")
                     if leaf not in ("kernel", "bias"):
-                        raise ValueError(f"{path} has key {key!r}; ours are 'conv1/kernel', ...")
+                        raise InputError(f"{path} has key {key!r}; ours are 'conv1/kernel', ...")
                     tree.setdefault(name, {})[leaf] = f[key]
             for name, p in tree.items():
                 if set(p) != {"kernel", "bias"}:
-                    raise ValueError(f"{name} in {path} lacks { ({'kernel', 'bias'} - set(p)) }")
+                    raise InputError(f"{name} in {path} lacks { ({'kernel', 'bias'} - set(p)) }")
             return _float32(tree, path)
         if format == "bvlc_npy":
             if not allow_pickle:
-                raise ValueError(
+                raise InputError(
                     f"{path} (bvlc_npy) is a pickle, which can run code when loaded; pass "
                     f"allow_pickle=True (config.init_from.allow_pickle, --allow_pickle) for a "
                     f"file you trust, or convert it once to our .npz"
@@ -283,16 +272,16 @@ def read(
             )
             data = np.load(path, allow_pickle=True, encoding="latin1")  # Python 2 pickles
             if data.dtype != object or data.shape != ():
-                raise ValueError(f"{path} holds a {data.dtype} array, not a pickled layer dict")
+                raise InputError(f"{path} holds a {data.dtype} array, not a pickled layer dict")
             return from_bvlc(data.item(), fc6_rows=fc6_rows, what=path)
         torch = _torch()
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict):
-            raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
+            raise InputError(f"{path} holds a {type(state).__name__}, not a state dict")
         return from_torchvision(state, what=path)
     except (EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"{path} is truncated or not a {format} file ({first})") from None
+        raise InputError(f"{path} is truncated or not a {format} file ({first})") from None
 
 
 def write(path: str, params: Params, format: str | None = None, *, fc6_rows: str = "hwc") -> None:
@@ -314,7 +303,7 @@ def write(path: str, params: Params, format: str | None = None, *, fc6_rows: str
         state = {k: torch.tensor(v) for k, v in to_torchvision(params).items()}
         torch.save(state, path)
     else:
-        raise ValueError(f"cannot write weights format {format!r}; use npz, bvlc_npy, torchvision")
+        raise InputError(f"cannot write weights format {format!r}; use npz, bvlc_npy, torchvision")
 
 
 def _shape(x) -> tuple[int, ...]:
@@ -338,15 +327,15 @@ def adapt(
     template's last layer (a new random head) when only its width (the class count) differs.
     """
     if grey not in GREY:
-        raise ValueError(f"grey={grey!r} is unknown; use one of {GREY}")
+        raise InputError(f"grey={grey!r} is unknown; use one of {GREY}")
     unknown = sorted(set(skip) - set(template))
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"skip names layers {unknown} that the model lacks; it has {sorted(template)}"
         )
     extra = sorted(set(tree) - set(template))
     if extra:
-        raise ValueError(
+        raise InputError(
             f"{what} has layers {extra} that the model lacks ({sorted(template)}); the file "
             f"is for another network"
         )
@@ -357,7 +346,7 @@ def adapt(
             out[name], kept = template[name], [*kept, name]
             continue
         if name not in tree:
-            raise ValueError(
+            raise InputError(
                 f"layer {name} is missing from {what} (it has {sorted(tree)}); add it to "
                 f"init_from.skip to start it from random"
             )
@@ -385,7 +374,7 @@ def adapt(
                 hint = "a different variant (towers, widths, input size, classes) than the config"
                 if rgb_to_grey:
                     hint = "a grey model: set grey='sum' (config.init_from.grey)"
-                raise ValueError(
+                raise InputError(
                     f"{name}/{leaf} in {what} has shape {got.get(leaf)} but the model needs "
                     f"{want[leaf]}: the file is for {hint}"
                 )
@@ -419,35 +408,35 @@ def convert(config: ml_collections.ConfigDict, src: str, dst: str, **read_kw) ->
     return params
 
 
-def main(argv: list[str]) -> None:
+def define_flags(fv, argv: list[str]) -> None:
     """python -m alexnet_jax.weights --config=C --in=SRC --out=DST [--format=F --allow_pickle]."""
-    import sys
-
     from absl import flags
 
-    f = flags.FLAGS
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments: {argv[1:]}")
-    try:
-        params = convert(
-            f.config, f["in"].value, f.out, format=f.format, allow_pickle=f.allow_pickle,
-            fc6_rows=f.fc6_rows,
-        )  # fmt: skip
-    except (ValueError, OSError, ImportError) as e:
-        sys.exit(f"error: {e}")
+    from alexnet_jax import cli
+
+    cli.define_config(fv, argv, "Config whose model the weights are for.")
+    d = dict(flag_values=fv)
+    flags.DEFINE_string(
+        "in", None, "Weights to read (weights.FORMATS, or a training workdir).", **d
+    )
+    flags.DEFINE_string("out", None, "File to write; the format follows its suffix.", **d)
+    flags.DEFINE_enum("format", None, FORMATS, "Format of --in; default: from its suffix.", **d)
+    flags.DEFINE_bool("allow_pickle", False, "Allow a pickled bvlc_npy --in (trusted files).", **d)
+    flags.DEFINE_enum("fc6_rows", "hwc", FC6_ROWS, "fc6 row order of a bvlc_npy --in.", **d)
+    flags.mark_flags_as_required(["config", "in", "out"], **d)
+
+
+def main(fv) -> dict:
+    params = convert(
+        fv.config, fv["in"].value, fv.out, format=fv.format, allow_pickle=fv.allow_pickle,
+        fc6_rows=fv.fc6_rows,
+    )  # fmt: skip
     n = sum(v.size for p in params.values() for v in p.values())
-    print(f"wrote {f.out}: {sorted(params)}, {n:,} parameters, checked against the config")
+    print(f"wrote {fv.out}: {sorted(params)}, {n:,} parameters, checked against the config")
+    return params
 
 
 if __name__ == "__main__":
-    from absl import app, flags
-    from ml_collections import config_flags
+    from alexnet_jax import cli
 
-    config_flags.DEFINE_config_file("config", None, "Config whose model the weights are for.")
-    flags.DEFINE_string("in", None, "Weights to read (weights.FORMATS, or a training workdir).")
-    flags.DEFINE_string("out", None, "File to write; the format follows its suffix.")
-    flags.DEFINE_enum("format", None, FORMATS, "Format of --in; default: from its suffix.")
-    flags.DEFINE_bool("allow_pickle", False, "Allow a pickled bvlc_npy --in (trusted files).")
-    flags.DEFINE_enum("fc6_rows", "hwc", FC6_ROWS, "fc6 row order of a bvlc_npy --in.")
-    flags.mark_flags_as_required(["config", "in", "out"])
-    app.run(main)
+    cli.run(define_flags, main)

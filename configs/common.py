@@ -4,6 +4,8 @@ import ast
 
 import ml_collections
 
+from alexnet_jax.errors import InputError
+
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
     """ "smoke" or "smoke,key=value" (the part after `file.py:`) -> typed fields over `defaults`.
@@ -15,6 +17,6 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
     for item in filter(None, (arg or "").split(",")):
         key, _, value = item.partition("=")
         if key not in defaults:
-            raise ValueError(f"unknown config argument {key!r}; known: {sorted(defaults)}")
+            raise InputError(f"unknown config argument {key!r}; known: {sorted(defaults)}")
         out[key] = ast.literal_eval(value) if value else True
     return out

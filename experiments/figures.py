@@ -24,19 +24,23 @@ import jax  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+
+from alexnet_jax.errors import InputError, MissingFileError
 
 DPI = 100
 
 
 def read_metrics(run_dir: str) -> tuple[list[dict], float]:
     """metrics.jsonl rows and the run's steps per epoch (from provenance.json's final step)."""
+    if not os.path.isfile(os.path.join(run_dir, "metrics.jsonl")):
+        raise MissingFileError(f"{run_dir} has no metrics.jsonl; pass a training --workdir")
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     with open(os.path.join(run_dir, "provenance.json")) as f:
         final = json.load(f).get("final")
     if not final:
-        raise ValueError(f"{run_dir} has not finished (no final result in provenance.json)")
+        raise InputError(f"{run_dir} has not finished (no final result in provenance.json)")
     return rows, final["step"] / final["epoch"]
 
 
@@ -119,7 +123,7 @@ def tower_split(kernels: np.ndarray, towers: int) -> list[np.ndarray]:
     """conv1's [kh, kw, C, K] kernels per tower: tower t has output maps t*K/T .. (t+1)*K/T."""
     k = kernels.shape[3]
     if k % towers:
-        raise ValueError(f"conv1 has {k} kernels, not divisible by config.model.towers={towers}")
+        raise InputError(f"conv1 has {k} kernels, not divisible by config.model.towers={towers}")
     return np.split(kernels, towers, axis=3)
 
 
@@ -200,17 +204,13 @@ def plot_fig4(queries: np.ndarray, train: np.ndarray, idx: np.ndarray, out_png: 
 
 def load_run(run_dir: str):
     """(config, model, params) of a run's latest checkpoint."""
-    from alexnet_jax import checkpoint, models, optim, train
+    from alexnet_jax import checkpoint, models
 
     with open(os.path.join(run_dir, "config.json")) as f:
         config = ml_collections.ConfigDict(json.load(f))
-    state = train.create_state(config, jax.random.key(0))
-    mngr = checkpoint.create(run_dir, config.checkpoint)
-    if mngr.latest_step() is None:
-        raise FileNotFoundError(f"{run_dir}/checkpoints holds no checkpoint")
-    state, _ = checkpoint.restore_latest(mngr, state, optim.Plateau(lr=0.0))
-    mngr.close()
-    return config, models.create_model(config), state.params
+    model = models.create_model(config)
+    shapes = jax.eval_shape(lambda: models.init_params(model, config, jax.random.key(0)))
+    return config, model, checkpoint.read_params(run_dir, "latest", shapes)
 
 
 def fc7_features(model, params, images: np.ndarray, batch: int = 500) -> np.ndarray:
@@ -239,7 +239,7 @@ def figures_for_run(run_dir: str, out: str, name: str, queries: int = 6, k: int 
     test = input_pipeline.load(c, c.eval_split)
     normalize = input_pipeline.normalizer(c, train)
     if train.images.shape[1] != config.model.input_size:
-        raise ValueError("Fig. 4 here needs images stored at config.model.input_size")
+        raise InputError("Fig. 4 here needs images stored at config.model.input_size")
     prep = lambda x: np.asarray(normalize(x.astype(np.float32)))  # noqa: E731
     pick = np.random.default_rng(0).choice(len(test.labels), queries, replace=False)
     train_f = fc7_features(model, params, prep(train.images))
@@ -254,47 +254,45 @@ def figures_for_run(run_dir: str, out: str, name: str, queries: int = 6, k: int 
     }
 
 
-FLAGS = flags.FLAGS
-
-
-def define_flags() -> None:
+def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     """The command-line flags (defined only when run as a program, so modules import cleanly)."""
+    d = dict(flag_values=fv)
     flags.DEFINE_string(
-        "workdir", None, "A sweep's workdir: overlaid curves, and per-variant figures."
+        "workdir", None, "A sweep's workdir: overlaid curves, and per-variant figures.", **d
     )
-    flags.DEFINE_string("run", None, "One run's workdir.")
-    flags.DEFINE_string("out", None, "Directory for the PNGs.")
+    flags.DEFINE_string("run", None, "One run's workdir.", **d)
+    flags.DEFINE_string("out", None, "Directory for the PNGs.", **d)
+    flags.mark_flags_as_required(["out"], **d)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS.out or not (FLAGS.workdir or FLAGS.run):
-        sys.exit("error: give --out and --workdir (a sweep) or --run (one run)")
-    os.makedirs(FLAGS.out, exist_ok=True)
+def main(fv: flags.FlagValues) -> None:
+    if not (fv.workdir or fv.run):
+        raise InputError("give --workdir (a sweep) or --run (one run)")
+    os.makedirs(fv.out, exist_ok=True)
     measured = {"command": " ".join(["python -m experiments.figures", *sys.argv[1:]])}
-    if FLAGS.run:
-        measured["run"] = figures_for_run(FLAGS.run, FLAGS.out, "run")
-    if FLAGS.workdir:
-        plot_sweep(FLAGS.workdir, os.path.join(FLAGS.out, "sweep_curves.png"))
-        with open(os.path.join(FLAGS.workdir, "sweep.json")) as f:
+    if fv.run:
+        measured["run"] = figures_for_run(fv.run, fv.out, "run")
+    if fv.workdir:
+        plot_sweep(fv.workdir, os.path.join(fv.out, "sweep_curves.png"))
+        with open(os.path.join(fv.workdir, "sweep.json")) as f:
             manifest = json.load(f)
         first = {}
         for r in manifest["runs"]:
             first.setdefault(r["variant"], r["run_dir"])
         for variant, run_dir in first.items():
             plot_run(
-                os.path.join(FLAGS.workdir, run_dir),
-                os.path.join(FLAGS.out, f"{variant}_curves.png"),
+                os.path.join(fv.workdir, run_dir),
+                os.path.join(fv.out, f"{variant}_curves.png"),
             )
         base = first[manifest["baseline"]]
-        measured[base] = figures_for_run(os.path.join(FLAGS.workdir, base), FLAGS.out, "baseline")
+        measured[base] = figures_for_run(os.path.join(fv.workdir, base), fv.out, "baseline")
     text = json.dumps(measured, indent=2).replace("NaN", "null")  # nan: undefined (grey input)
-    with open(os.path.join(FLAGS.out, "figures.json"), "w") as f:
+    with open(os.path.join(fv.out, "figures.json"), "w") as f:
         f.write(text)
     print(text)
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    from alexnet_jax import cli
+
+    cli.run(define_flags, main)

@@ -26,7 +26,9 @@ import sys
 import time
 
 import ml_collections
-from absl import app, flags
+from absl import flags
+
+from alexnet_jax.errors import InputError, MissingFileError
 
 MANIFEST = "sweep.json"
 
@@ -46,20 +48,18 @@ class RunSpec:
 def load_sweep(path: str) -> dict:
     """The dict `get_sweep()` of a sweep file returns, checked."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"--sweep={path} does not exist; give a file in experiments/sweeps/"
-        )
+        raise MissingFileError(f"--sweep={path} does not exist; give a file in experiments/sweeps/")
     spec = importlib.util.spec_from_file_location("_sweep", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     sweep = module.get_sweep()
     missing = {"config", "seeds", "baseline", "variants"} - set(sweep)
     if missing:
-        raise ValueError(f"sweep {path} lacks {sorted(missing)}; get_sweep() must return them")
+        raise InputError(f"sweep {path} lacks {sorted(missing)}; get_sweep() must return them")
     if sweep["baseline"] not in sweep["variants"]:
-        raise ValueError(f"sweep {path}: baseline {sweep['baseline']!r} is not one of its variants")
+        raise InputError(f"sweep {path}: baseline {sweep['baseline']!r} is not one of its variants")
     if not sweep["seeds"]:
-        raise ValueError(f"sweep {path} has no seeds; give at least one")
+        raise InputError(f"sweep {path} has no seeds; give at least one")
     return sweep
 
 
@@ -67,7 +67,7 @@ def load_config(config: str) -> ml_collections.ConfigDict:
     """`configs/x.py` or `configs/x.py:arg` -> its get_config(arg), as absl's --config does."""
     path, _, arg = config.partition(":")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file {path} does not exist")
+        raise MissingFileError(f"config file {path} does not exist")
     spec = importlib.util.spec_from_file_location("_config", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -84,7 +84,7 @@ def resolve(config: str, overrides: dict) -> ml_collections.ConfigDict:
         for p in parents:
             node = node[p]
         if leaf not in node:
-            raise ValueError(f"override {field}={value!r}: {config} has no field {field}")
+            raise InputError(f"override {field}={value!r}: {config} has no field {field}")
         node[leaf] = tuple(value) if isinstance(value, list) else value
     return c
 
@@ -135,7 +135,7 @@ def status(run: RunSpec, expected: dict) -> str:
         return "new"
     with open(cfg_path) as f:
         if json.load(f) != expected:
-            raise ValueError(
+            raise InputError(
                 f"{cfg_path} is not the config this sweep resolves for {run.variant} seed "
                 f"{run.seed}; move that directory away or use another --workdir"
             )
@@ -193,7 +193,7 @@ def run_sweep(
     run and returns (exit code, seconds); tests pass an in-process launcher.
     """
     if parallel < 1:
-        raise ValueError(f"--parallel={parallel} must be at least 1")
+        raise InputError(f"--parallel={parallel} must be at least 1")
     sweep = load_sweep(sweep_path)
     os.makedirs(workdir, exist_ok=True)
     runs = plan(sweep, workdir)
@@ -223,25 +223,19 @@ def run_sweep(
     return outcome
 
 
-FLAGS = flags.FLAGS
-
-
-def define_flags() -> None:
+def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     """The command-line flags (defined only when run as a program, so modules import cleanly)."""
-    flags.DEFINE_string("sweep", None, "Sweep definition (experiments/sweeps/*.py).")
-    flags.DEFINE_string("workdir", None, "Directory holding one subdirectory per run.")
-    flags.DEFINE_integer("parallel", 1, "Training processes at a time.")
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("sweep", None, "Sweep definition (experiments/sweeps/*.py).", **d)
+    flags.DEFINE_string("workdir", None, "Directory holding one subdirectory per run.", **d)
+    flags.DEFINE_integer("parallel", 1, "Training processes at a time.", **d)
+    flags.mark_flags_as_required(["sweep", "workdir"], **d)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def main(fv: flags.FlagValues) -> None:
     t0 = time.time()
-    try:
-        command = " ".join(["python -m experiments.sweep", *sys.argv[1:]])
-        outcome = run_sweep(FLAGS.sweep, FLAGS.workdir, FLAGS.parallel, command=command)
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    command = " ".join(["python -m experiments.sweep", *sys.argv[1:]])
+    outcome = run_sweep(fv.sweep, fv.workdir, fv.parallel, command=command)
     failed = [d for d, o in outcome.items() if o.startswith("failed")]
     print(f"sweep finished in {time.time() - t0:.0f} s; {len(failed)} failed", flush=True)
     if failed:
@@ -249,6 +243,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    define_flags()
-    flags.mark_flags_as_required(["sweep", "workdir"])
-    app.run(main)
+    from alexnet_jax import cli
+
+    cli.run(define_flags, main)

@@ -21,8 +21,9 @@ import os
 import shutil
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from alexnet_jax.errors import InputError, MissingFileError
 from experiments import sweep as sweep_lib
 
 RUN_COPIES = "run_files"  # not "runs": .gitignore ignores every runs/ directory
@@ -41,14 +42,14 @@ def read_run(run_dir: str) -> dict:
     evals = [r for r in rows if "eval/top1_err" in r]
     trains = [r for r in rows if "train/loss" in r]
     if not evals:
-        raise ValueError(f"{run_dir}/metrics.jsonl has no eval row; the run did not finish")
+        raise InputError(f"{run_dir}/metrics.jsonl has no eval row; the run did not finish")
     with open(os.path.join(run_dir, "provenance.json")) as f:
         prov = json.load(f)
     last = evals[-1]
     final = prov.get("final", {})
     for key in ("eval/top1_err", "eval/top5_err"):
         if final.get(key) != last[key]:
-            raise ValueError(
+            raise InputError(
                 f"{run_dir}: provenance.json final {key}={final.get(key)} differs from "
                 f"metrics.jsonl's last eval row ({last[key]}); rerun the run"
             )
@@ -194,7 +195,7 @@ def ablation_table(workdir: str, out: str, table_command: str) -> list[dict]:
     """WORKDIR/sweep.json's runs -> OUT/ablations.{md,csv}, OUT/runs.csv, OUT/run_files/."""
     path = os.path.join(workdir, sweep_lib.MANIFEST)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{path} does not exist; run python -m experiments.sweep --workdir={workdir} first"
         )
     with open(path) as f:
@@ -236,7 +237,7 @@ def table2_rows(entries: list[dict]) -> list[dict]:
     for e in entries:
         for key in ("checkpoints", "mode", "top1_err", "top5_err", "n"):
             if key not in e:
-                raise ValueError(
+                raise InputError(
                     f"eval.json entry {e} lacks {key!r}; write it with alexnet_jax.evaluate"
                 )
         by.setdefault((len(e["checkpoints"]), e["mode"]), []).append(e)
@@ -284,7 +285,7 @@ def table2_markdown(rows: list[dict]) -> str:
 def table2(eval_json: str, out: str, command: str, eval_command: str = "") -> list[dict]:
     """eval.json (alexnet_jax.evaluate) -> OUT/table2.{md,csv}; `eval_command` made eval.json."""
     if not os.path.isfile(eval_json):
-        raise FileNotFoundError(f"--eval_json={eval_json} does not exist; run alexnet_jax.evaluate")
+        raise MissingFileError(f"--eval_json={eval_json} does not exist; run alexnet_jax.evaluate")
     with open(eval_json) as f:
         entries = json.load(f)
     rows = table2_rows(entries)
@@ -300,36 +301,31 @@ def table2(eval_json: str, out: str, command: str, eval_command: str = "") -> li
     return rows
 
 
-FLAGS = flags.FLAGS
-
-
-def define_flags() -> None:
+def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     """The command-line flags (defined only when run as a program, so modules import cleanly)."""
-    flags.DEFINE_string("workdir", None, "A sweep's workdir (holds sweep.json).")
-    flags.DEFINE_string("eval_json", None, "alexnet_jax.evaluate's output, for the Table 2 table.")
-    flags.DEFINE_string("eval_command", "", "The alexnet_jax.evaluate command (provenance).")
-    flags.DEFINE_string("out", None, "Directory for the tables (e.g. experiments/results/NAME).")
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("workdir", None, "A sweep's workdir (holds sweep.json).", **d)
+    flags.DEFINE_string("eval_json", None, "alexnet_jax.evaluate's output, for Table 2.", **d)
+    flags.DEFINE_string("eval_command", "", "The alexnet_jax.evaluate command (provenance).", **d)
+    flags.DEFINE_string("out", None, "Directory for the tables (experiments/results/NAME).", **d)
+    flags.mark_flags_as_required(["out"], **d)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS.out or not (FLAGS.workdir or FLAGS.eval_json):
-        sys.exit("error: give --out and --workdir (ablations) and/or --eval_json (Table 2)")
+def main(fv: flags.FlagValues) -> None:
+    if not (fv.workdir or fv.eval_json):
+        raise InputError("give --workdir (ablations) and/or --eval_json (Table 2)")
     command = " ".join(["python -m experiments.tables", *sys.argv[1:]])
-    try:
-        if FLAGS.workdir:
-            ablation_table(FLAGS.workdir, FLAGS.out, command)
-            with open(os.path.join(FLAGS.out, "ablations.md")) as f:
-                print(f.read())
-        if FLAGS.eval_json:
-            table2(FLAGS.eval_json, FLAGS.out, command, FLAGS.eval_command)
-            with open(os.path.join(FLAGS.out, "table2.md")) as f:
-                print(f.read())
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    if fv.workdir:
+        ablation_table(fv.workdir, fv.out, command)
+        with open(os.path.join(fv.out, "ablations.md")) as f:
+            print(f.read())
+    if fv.eval_json:
+        table2(fv.eval_json, fv.out, command, fv.eval_command)
+        with open(os.path.join(fv.out, "table2.md")) as f:
+            print(f.read())
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    from alexnet_jax import cli
+
+    cli.run(define_flags, main)

@@ -243,23 +243,6 @@ def test_nan_loss_stops_in_one_line_and_keeps_the_last_good_checkpoint(tiny_fash
     assert all(np.isfinite(p).all() for p in jax.tree.leaves(params))
 
 
-@pytest.mark.parametrize(
-    "args,message",
-    [
-        (["--config.input.data_dir=/nonexistent"], "error: Fashion-MNIST file /nonexistent/"),
-        (["--config.model.lrnn=1"], "error: bad command line: lrnn"),
-        (["--config.model.lrn.convention=cuda"], "config.model.lrn.convention='cuda' is unknown"),
-        (["--config.optim.base_lr=fast"], "error: bad command line: flag --config.optim.base_lr"),
-        (["--workdir=/etc/hostname/run"], "error: --workdir=/etc/hostname/run is not writable"),
-    ],
-)
-def test_bad_input_is_one_line_without_traceback(tmp_path, args, message):
-    base = ["--config=configs/fashion_mnist.py:smoke", f"--workdir={tmp_path}"]
-    out, err = _main(*base, *args).communicate(timeout=300)
-    assert message in err
-    assert "Traceback" not in err
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir(REAL_FASHION), reason="scripts/test.sh installs it")
 def test_end_to_end_on_real_fashion_mnist(tmp_path):

@@ -1,0 +1,70 @@
+"""The config checked before anything expensive: one line per bad field, naming it and the fix.
+
+`config(c)` runs in main before any data loads or any step compiles; `batches(c, replicas)`
+once the mesh is known. Model fields are checked by models.create_model, the optimizer's by
+optim.validate, the parallelism's by parallel.make_mesh.
+"""
+
+import math
+
+import ml_collections
+
+from alexnet_jax import models, optim
+from alexnet_jax.errors import InputError
+
+
+def _int(value, field: str, minimum: int, fix: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"config.{field}={value!r} must be an integer >= {minimum}{fix}")
+
+
+def _number(value, field: str, low: float, high: float, what: str) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not (ok and low <= value <= high):
+        raise InputError(f"config.{field}={value!r} must be {what}")
+
+
+def config(c: ml_collections.ConfigDict) -> None:
+    """Every field a run reads before its first step, checked; raises InputError."""
+    m = c.model
+    _int(m.num_classes, "model.num_classes", 1, " (ImageNet: 1000)")
+    _int(m.input_channels, "model.input_channels", 1, " (RGB: 3, grey: 1)")
+    _int(m.input_size, "model.input_size", 1)
+    for field, sizes in (("conv.features", m.conv.features), ("fc_features", m.fc_features)):
+        for k, n in enumerate(sizes):
+            _int(n, f"model.{field}[{k}]", 1)
+    models.create_model(c)  # the rest of config.model (models._check)
+    optim.validate(c.optim)
+    s = c.schedule
+    _number(s.factor, "schedule.factor", 0.0, 1.0, "in (0, 1] (Sec. 5: 0.1)")
+    if s.factor == 0:
+        raise InputError("config.schedule.factor=0 would set the rate to 0; use 0.1 (Sec. 5)")
+    _int(s.patience_epochs, "schedule.patience_epochs", 0)
+    _number(s.threshold, "schedule.threshold", 0.0, 1.0, "in [0, 1] (a top-1 error gain)")
+    _int(s.cooldown_epochs, "schedule.cooldown_epochs", 0)
+    _int(s.max_drops, "schedule.max_drops", 0, " (Sec. 5: 3)")
+    i = c.input
+    _int(i.global_batch_size, "input.global_batch_size", 1, " (Sec. 5: 128)")
+    _int(i.eval_batch_size, "input.eval_batch_size", 1)
+    for field in ("train_limit", "eval_limit"):
+        if i[field] is not None:
+            _int(i[field], f"input.{field}", 1, " or None (the whole split)")
+    _int(i.device_prefetch, "input.device_prefetch", 0)
+    _int(c.num_epochs, "num_epochs", 1)
+    if c.max_steps is not None:
+        _int(c.max_steps, "max_steps", 1, " or None (num_epochs of steps)")
+    _int(c.log_every_steps, "log_every_steps", 1)
+    _int(c.checkpoint.every_steps, "checkpoint.every_steps", 1)
+    _int(c.checkpoint.keep, "checkpoint.keep", 1)
+    _int(c.seed, "seed", 0)
+
+
+def batches(c: ml_collections.ConfigDict, replicas: int) -> None:
+    """The batch sizes split evenly over the mesh's `replicas` (its "batch" axis)."""
+    for field in ("global_batch_size", "eval_batch_size"):
+        size = c.input[field]
+        if size % replicas:
+            raise InputError(
+                f"config.input.{field}={size} is not divisible by the {replicas} model "
+                f"replicas of parallelism={c.parallelism!r}; use a multiple of {replicas}"
+            )

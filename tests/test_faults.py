@@ -1,0 +1,312 @@
+"""Faults during a run: kill -9 (mid-save and between steps), SIGTERM during an evaluation and
+during a save, a damaged newest checkpoint, no space left during a save, a changed model, two
+runs on one workdir. Each resumes to the bit-identical end, or stops in one line.
+
+Cheap by construction: a tiny net, 8 steps of 8 examples, and XLA's persistent compilation
+cache shared by this process and the two killed subprocesses, so the step compiles once.
+"""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax.training import train_state
+
+from alexnet_jax import checkpoint, cli, errors, main, optim, train
+from tests import tiny
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A driver for the subprocesses: `python -c DRIVER FAULT STEP ARGV...` runs the program with a
+# fault injected at STEP.
+DRIVER = """
+import os, signal, sys
+from orbax.checkpoint._src.path import atomicity
+from alexnet_jax import checkpoint, cli, main
+fault, at = sys.argv[1], int(sys.argv[2])
+finalize, save = atomicity.AtomicRenameTemporaryPath.finalize, checkpoint.save
+async def kill_before_rename(self):  # the step's files are written, Orbax has not renamed them
+    if self._final_path.name == str(at):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return await finalize(self)
+def kill_after_save(mngr, state, *a, **k):  # between a save and the next step
+    save(mngr, state, *a, **k)
+    if int(state.step) == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+if fault == "kill_in_save":
+    atomicity.AtomicRenameTemporaryPath.finalize = kill_before_rename
+if fault == "kill_after_save":
+    checkpoint.save = kill_after_save
+cli.run(main.define_flags, main.main, ["main", *sys.argv[3:]])
+"""
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """XLA's persistent compilation cache, here and in the subprocesses (they inherit env)."""
+    from jax._src import compilation_cache
+
+    directory = str(tmp_path_factory.mktemp("xla_cache"))
+    settings = {
+        "jax_compilation_cache_dir": directory,
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+    }
+    old = {k: getattr(jax.config, k) for k in settings}
+    for k, v in settings.items():
+        jax.config.update(k, v)
+    compilation_cache.reset_cache()  # so that this process opens the new directory
+    yield {k.upper(): str(v) for k, v in settings.items()}
+    for k, v in old.items():
+        jax.config.update(k, v)
+    compilation_cache.reset_cache()
+
+
+def _argv(workdir: str, data: str) -> list[str]:
+    return [
+        "--config=configs/fashion_mnist.py:smoke",
+        f"--workdir={workdir}",
+        f"--config.input.data_dir={data}",
+        "--config.input.train_limit=16",  # 2 steps an epoch
+        "--config.input.eval_limit=8",
+        "--config.model.conv.features=(8,16,24,24,16)",
+        "--config.model.fc_features=(32,32)",
+        "--config.max_steps=8",
+        "--config.checkpoint.every_steps=2",
+    ]
+
+
+def _run(argv: list[str]) -> dict:
+    return cli.run(main.define_flags, main.main, ["main", *argv])
+
+
+def _subprocess(cache: dict, fault: str, step: int, argv: list[str]):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2", **cache)
+    cmd = [sys.executable, "-c", DRIVER, fault, str(step), *argv]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _steps(workdir: str) -> list[str]:
+    return sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+
+
+@pytest.mark.slow
+def test_kills_sigterms_and_a_damaged_checkpoint_resume_to_the_same_end(
+    tmp_path, cache, monkeypatch, capsys
+):
+    data = str(tmp_path / "data")
+    tiny.fake_fashion(data, n_train=32, n_test=8)
+    ref, run = str(tmp_path / "ref"), str(tmp_path / "run")
+    straight = _run(_argv(ref, data))
+
+    # kill -9 after step 4's files are written, before Orbax renames them: 2 stays the latest
+    r = _subprocess(cache, "kill_in_save", 4, _argv(run, data))
+    assert r.returncode == -9, r.stderr[-2000:]
+    assert "4" not in _steps(run) and "4.orbax-checkpoint-tmp" in " ".join(_steps(run))
+    # kill -9 between steps (right after step 4's save)
+    r = _subprocess(cache, "kill_after_save", 4, _argv(run, data))
+    assert r.returncode == -9 and "resumed from" in r.stdout and "at step 2" in r.stdout
+    assert "4" in _steps(run)
+
+    # SIGTERM during the evaluation at step 6: the evaluation ends, step 6 is saved, exit 0
+    def term_in_eval(*a, evaluate=train.evaluate_batches):
+        os.kill(os.getpid(), 15)
+        return evaluate(*a)
+
+    with monkeypatch.context() as m:
+        m.setattr(train, "evaluate_batches", term_in_eval)
+        _run(_argv(run, data))
+    assert "stopped by signal 15 at step 6" in capsys.readouterr().out
+
+    # SIGTERM during the save at step 8 (the last): the save completes, then the run stops
+    def term_in_save(mngr, state, *a, save=checkpoint.save):
+        if int(state.step) == 8:
+            os.kill(os.getpid(), 15)
+        save(mngr, state, *a)
+
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint, "save", term_in_save)
+        _run(_argv(run, data))
+    assert "stopped by signal 15 at step 8" in capsys.readouterr().out
+
+    # the newest checkpoint damaged: moved aside and named, step 6 restores, same end
+    arrays = os.path.join(run, "checkpoints", "8", "state", "d")
+    for name in os.listdir(arrays):
+        with open(os.path.join(arrays, name), "wb") as f:
+            f.write(os.urandom(100))
+    end = _run(_argv(run, data))
+    out = capsys.readouterr()
+    [warning] = [line for line in out.err.splitlines() if line.startswith("warning:")]
+    assert f"checkpoint {run}/checkpoints/8 does not restore" in warning
+    assert f"moved it to {run}/checkpoints/8.damaged" in warning
+    assert "8.damaged" in _steps(run) and "at step 6" in out.out
+
+    assert end == straight
+    got, want = checkpoint.read(run), checkpoint.read(ref)
+    assert got[1] == want[1] == 8
+    for a, b in zip(jax.tree.leaves(got[0]), jax.tree.leaves(want[0]), strict=True):
+        np.testing.assert_array_equal(a, b)  # bit for bit
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        last = [json.loads(line) for line in f][-1]
+    with open(os.path.join(ref, "metrics.jsonl")) as f:
+        want = [json.loads(line) for line in f][-1]
+    assert last.pop("wall_s") and want.pop("wall_s") and last == want  # the final evaluation
+
+    # a changed model on this workdir: one line naming the first differing layer
+    with pytest.raises(SystemExit) as e:
+        _run([a.replace("(32,32)", "(64,64)") for a in _argv(run, data)])
+    assert e.value.code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == (
+        f"error: checkpoint {run}/checkpoints/8 does not fit --config (another model wrote "
+        "it): params['fc6']['bias'] is (32,) there and (64,) in the config; use the config it "
+        "was trained with, or a new --workdir to train this one"
+    )
+
+
+def _state(step: int, value: float):
+    params = {"fc8": {"kernel": jnp.full((3, 2), value), "bias": jnp.zeros(2)}}
+    tx = optim.build(
+        ml_collections.ConfigDict(
+            dict(rule="paper", base_lr=0.01, momentum=0.9, weight_decay=5e-4, decay_biases=True)
+        )
+    )
+    s = train_state.TrainState.create(apply_fn=None, params=params, tx=tx)
+    return s.replace(step=jnp.asarray(step))
+
+
+def _manager(tmp_path, steps=(1, 2, 3)):
+    mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=5)))
+    for s in steps:
+        checkpoint.save(mngr, _state(s, float(s)), optim.Plateau(lr=0.01, drops=s))
+    return mngr
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt", "missing_state", "schedule_json"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys, damage):
+    mngr = _manager(tmp_path)
+    newest = tmp_path / "checkpoints" / "3"
+    arrays = [p for p in (newest / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
+    if damage == "truncated":
+        for p in arrays:
+            os.truncate(p, p.stat().st_size // 2)
+    elif damage == "corrupt":
+        for p in arrays:
+            p.write_bytes(os.urandom(p.stat().st_size))
+    elif damage == "missing_state":
+        for p in (newest / "state").rglob("*"):
+            if p.is_file():
+                p.unlink()
+    else:
+        (newest / "schedule" / "metadata").write_bytes(b"\xa3 not json")
+    state, plateau = checkpoint.restore(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
+    assert int(state.step) == 2 and plateau.drops == 2
+    np.testing.assert_array_equal(state.params["fc8"]["kernel"], np.full((3, 2), 2.0))
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"warning: checkpoint {newest} does not restore (")
+    assert os.path.isdir(f"{newest}.damaged") and mngr.all_steps() == [1, 2]
+    mngr.close()
+
+
+def test_when_no_checkpoint_restores_it_says_what_was_tried(tmp_path, capsys):
+    mngr = _manager(tmp_path, steps=(1, 2))
+    for step in (1, 2):
+        for p in (tmp_path / "checkpoints" / str(step) / "state").rglob("*"):
+            if p.is_file() and p.parent.name == "d":
+                p.write_bytes(b"")
+    with pytest.raises(errors.InputError) as e:
+        checkpoint.restore(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
+    d = tmp_path / "checkpoints"
+    assert str(e.value) == (
+        f"no checkpoint in {d} restores: tried and moved aside ['{d}/2.damaged', "
+        f"'{d}/1.damaged']; rerun to start from step 0, or use a new --workdir"
+    )
+    mngr.close()
+
+
+def test_no_space_during_a_save_is_one_line_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch
+):
+    """ENOSPC injected where Orbax finalizes a step (its files written, not yet renamed)."""
+    from orbax.checkpoint._src.path import atomicity
+
+    mngr = _manager(tmp_path, steps=(1, 2))
+    finalize = atomicity.AtomicRenameTemporaryPath.finalize
+
+    async def full_disk(self):
+        if self._final_path.name == "3":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return await finalize(self)
+
+    monkeypatch.setattr(atomicity.AtomicRenameTemporaryPath, "finalize", full_disk)
+    with pytest.raises(errors.InputError) as e:
+        checkpoint.save(mngr, _state(3, 3.0), optim.Plateau(lr=0.01))
+    d = tmp_path / "checkpoints"
+    assert str(e.value) == (
+        f"no space left in {d} while saving step 3; the last good checkpoint is step 2; free "
+        "space and rerun with the same --workdir to resume"
+    )
+    assert sorted(os.listdir(d)) == ["1", "2"]  # the half-written step removed, the rest kept
+    mngr.close()
+    monkeypatch.undo()  # space is back: the rerun resumes from step 2 and saves again
+    mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=5)))
+    state, plateau = checkpoint.restore(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
+    assert int(state.step) == 2 and plateau.drops == 2
+    checkpoint.save(mngr, _state(3, 3.0), optim.Plateau(lr=0.01))
+    assert mngr.all_steps() == [1, 2, 3]
+    mngr.close()
+
+
+def test_real_tensorstore_no_space_error_is_recognised():
+    e = ValueError(
+        'RESOURCE_EXHAUSTED: Failed writing: "/x/7.orbax-checkpoint-tmp/state/d/a": Failed to '
+        "write 496 bytes to file 6: No space left on device [os_error_code='28']"
+    )  # what Orbax 0.12.8 raised on a full 400 KB tmpfs
+    assert checkpoint._no_space(e) and not checkpoint._no_space(ValueError("OUT_OF_RANGE"))
+
+
+def test_read_params_is_the_one_reader(tmp_path):
+    _manager(tmp_path).close()
+    for path, which, step in (
+        (tmp_path, "latest", 3),
+        (tmp_path / "checkpoints", 2, 2),
+        (tmp_path / "checkpoints" / "1", "latest", 1),
+    ):
+        params = checkpoint.read_params(str(path), which)
+        np.testing.assert_array_equal(params["fc8"]["kernel"], np.full((3, 2), float(step)))
+    with pytest.raises(errors.InputError, match=r"has steps \[1, 2, 3\]"):
+        checkpoint.read_params(str(tmp_path), 7)
+    wrong = {"fc8": {"kernel": np.zeros((4, 2)), "bias": np.zeros(2)}}
+    with pytest.raises(errors.InputError, match=r"params\['fc8'\]\['kernel'\] is \(3, 2\) there"):
+        checkpoint.read_params(str(tmp_path), template=wrong)
+
+
+def test_one_live_run_per_workdir(tmp_path):
+    """The lock is the kernel's: a second holder is refused while the first lives, and a
+    killed holder (its file closed by the kernel) leaves nothing stale."""
+    code = (
+        "import sys, time\nfrom alexnet_jax import checkpoint\n"
+        "with checkpoint.lock_workdir(sys.argv[1]):\n    print('held', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert p.stdout.readline().strip() == "held"
+        with pytest.raises(errors.InputError) as e, checkpoint.lock_workdir(str(tmp_path)):
+            pass
+        assert str(e.value).startswith(f"--workdir={tmp_path} is in use by pid {p.pid} on ")
+        assert f"-c {tmp_path}" in str(e.value)  # the first process's command
+    finally:
+        p.kill()
+        p.wait()
+    with checkpoint.lock_workdir(str(tmp_path)):  # kill -9 left no stale lock
+        pass
