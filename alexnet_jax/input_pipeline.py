@@ -38,7 +38,7 @@ import ml_collections
 import numpy as np
 
 from alexnet_jax import augment, stats
-from alexnet_jax.errors import InputError
+from alexnet_jax.errors import InputError, MissingFileError
 
 Batch = dict[str, np.ndarray]
 Mode = Literal["center", "ten_crop"]  # evaluation: ten_crop images are [B, 10, H, W, C]
@@ -80,7 +80,7 @@ def load_fashion_mnist(data_dir: str, split: str) -> Split:
     paths = [os.path.join(data_dir, name) for name in FASHION_MNIST_FILES[split]]
     for path in paths:
         if not os.path.exists(path):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"Fashion-MNIST file {path} is missing; install it with "
                 "`apt-get install dataset-fashion-mnist` or point config.input.data_dir at the "
                 "directory holding the *-ubyte.gz files"

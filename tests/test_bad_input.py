@@ -99,9 +99,9 @@ MAIN_CASES = [
     ([SMOKE, "--workdr=x"], "unknown flag --workdr; did you mean --workdir?"),
     ([SMOKE, "stray"], "unexpected arguments ['stray']"),
     ([SMOKE, "--config.input.data_dir=/nonexistent"], "Fashion-MNIST file /nonexistent/"),
-    ([SMOKE, "--config.input.data_dir={w}/labels12"], "labels in [12, 12] but config.model"),
-    ([SMOKE, "--config.input.data_dir={w}/short"], "has 16 images but 15 labels"),
-    ([SMOKE, "--config.input.data_dir={w}/cut"], "is truncated or corrupt"),
+    ([SMOKE, "--config.input.data_dir={w}/labels12"], "labels span [12, 12] but config.model"),
+    ([SMOKE, "--config.input.data_dir={w}/short"], "16 images but 15 labels"),
+    ([SMOKE, "--config.input.data_dir={w}/cut"], "is a damaged gzip file"),
 ]
 
 
@@ -197,7 +197,7 @@ def test_gzip_cut_is_caught_by_the_idx_reader(world):
     from alexnet_jax import errors, input_pipeline
 
     path = str(world / "cut" / "train-images-idx3-ubyte.gz")
-    with pytest.raises(errors.InputError, match="truncated or corrupt"):
+    with pytest.raises(errors.InputError, match="is a damaged gzip file"):
         input_pipeline.read_idx(path)
     with gzip.open(world / "data" / "train-images-idx3-ubyte.gz") as f:
         assert len(f.read()) == 16 + 16 * 28 * 28  # the good copy reads whole
