@@ -1,7 +1,7 @@
 r"""Times the layers whose lowering we choose: conv1..conv5, LRN, max-pool (forward + gradient).
 
   python -m benchmarks.bench_layers [--batch=32] [--rounds=5] [--layers=conv1,conv2]
-      [--sections=conv,lrn,pool] [--out=FILE.json]
+      [--lowerings=split,hybrid] [--sections=conv,lrn,pool] [--out=FILE.json]
 
 For each of the paper's conv layers (Fig. 2: conv1 227x227x3 -> 96, 11x11/4; conv2 27x27x96 ->
 256, 5x5, groups=2; conv3..conv5 13x13, 3x3, groups 1, 2, 2) the forward pass and the gradient
@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--layers", default=",".join(PAPER_CONVS))
+    parser.add_argument("--lowerings", default=",".join(CONV_LOWERINGS))
     parser.add_argument("--sections", default="conv,lrn,pool")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
@@ -213,7 +214,7 @@ def main() -> None:
     record = {
         "command": "python -m benchmarks.bench_layers "
         f"--batch={args.batch} --rounds={args.rounds} --layers={args.layers} "
-        f"--sections={args.sections}",
+        f"--lowerings={args.lowerings} --sections={args.sections}",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": commit.stdout.strip(),
         "hardware": hardware(),
@@ -221,7 +222,8 @@ def main() -> None:
     }
     if "conv" in sections:
         for name in args.layers.split(","):
-            t = time_alternating(conv_fns(name, args.batch), args.rounds)
+            fns = conv_fns(name, args.batch, args.lowerings.split(","))
+            t = time_alternating(fns, args.rounds)
             record["conv_forward_and_grad"][name] = t
             print_table(f"{name} {PAPER_CONVS[name]} (batch {args.batch}):", t)
     if "lrn" in sections:
