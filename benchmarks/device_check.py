@@ -32,9 +32,11 @@ import glob
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 
@@ -46,7 +48,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NEEDED = ("jax", "flax", "optax", "orbax.checkpoint", "ml_collections", "absl", "torch")
 # seconds per part on one H200, compile included (step_jax: its four processes together;
 # torch.compile gets what is left); --budget_s bounds the whole run
-LIMIT = {"peak": 20, "numerics": 45, "step_jax": 120, "step_torch": 35, "layers": 45}
+LIMIT = {"peak": 20, "numerics": 60, "step_jax": 120, "step_torch": 35, "layers": 45}
+PARTS = ("peak", "numerics", "step", "layers", "train", "compile", "cores")
+ABSENT_OK = ("tensorflow", "clu")  # the H200 machine has neither: the core must not need them
 GRAD_TOL = 5e-3  # a precision may ship if logits and every gradient are this close to float64
 
 
@@ -76,13 +80,21 @@ def spawn(a, clock: Clock, worker: str, limit: float, **kwargs) -> tuple[list, s
         return [], f"skipped: the {a.budget_s:.0f} s budget ran out"
     cmd = [sys.executable, "-m", "benchmarks.device_parts", f"--worker={worker}"]
     cmd += [f"--kwargs={json.dumps(kwargs)}"] + ["--quick"] * a.quick
+    p = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=_env(a),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: a timeout ends torch.compile's too
+    )
     try:
-        r = subprocess.run(
-            cmd, cwd=ROOT, env=_env(a), capture_output=True, text=True, timeout=timeout
-        )
-        out, why = r.stdout, None if r.returncode == 0 else _one_line(r.stderr)
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        out, err = p.communicate(timeout=timeout)
+        why = None if p.returncode == 0 else _one_line(err)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
         why = f"stopped at its {timeout:.0f} s limit"
     results = [json.loads(ln[7:]) for ln in out.splitlines() if ln.startswith("RESULT ")]
     return results, why
@@ -104,7 +116,7 @@ def part_train(a, clock: Clock) -> dict:
         return {"skipped": f"skipped: the {a.budget_s:.0f} s budget ran out"}
     if not glob.glob(os.path.join(a.fashion_dir, "train-images-idx3-ubyte*")):
         return {"skipped": f"skipped: no Fashion-MNIST IDX files in --fashion_dir={a.fashion_dir}"}
-    workdir = os.path.abspath(a.workdir)
+    workdir = os.path.abspath(a.workdir or tempfile.mkdtemp(prefix="device_check_run_"))
     config = "configs/fashion_mnist.py:smoke" if a.quick else "configs/fashion_mnist_227.py"
     cmd = [sys.executable, "-m", "alexnet_jax.main", f"--config={config}", f"--workdir={workdir}"]
     cmd += [f"--config.input.data_dir={os.path.abspath(a.fashion_dir)}"]
@@ -201,7 +213,8 @@ def markdown(rec: dict) -> str:
     p, md = rec["parts"], []
     add = md.append
     add(f"# Device check, {rec['date']}, commit {rec['git_commit']}\n")
-    add(f"`{rec['command']}`; {rec['wall_s']:.0f} s of a {rec['budget_s']:.0f} s budget.\n")
+    add(f"`{rec['command']}`; {rec['wall_s']:.0f} s of a {rec['budget_s']:.0f} s budget.")
+    add(f"Seconds per part: {rec['wall_s_per_part']}\n")
     add("| part | result |\n|---|---|")
     for name, why in rec["skipped"].items():
         add(f"| {name} | {why} |")
@@ -241,7 +254,7 @@ def markdown(rec: dict) -> str:
     lay = p.get("layers")
     if lay:
         add(f"\n## Layers, forward + gradient, batch {lay['batch']} (ms, median)\n")
-        for name, t in [*lay["conv"].items(), ("lrn1", lay["lrn"]), ("pool1", lay["pool"])]:
+        for name, t in lay["timings"].items():
             add(f"- {name}: " + ", ".join(f"{k} {v['median_ms']:.2f}" for k, v in t.items()))
         add(f'\n"auto" should pick: {lay["auto_should_pick"]}; picks now: {lay["auto_now"]}')
     if "train" in p:
@@ -265,73 +278,90 @@ def main() -> None:
     p.add_argument("--out", required=True, help="directory for device_check.json and .md")
     p.add_argument("--quick", action="store_true", help="CPU, tiny sizes (CI)")
     p.add_argument("--fashion_dir", default="/usr/share/datasets/fashion-mnist")
-    p.add_argument("--workdir", default="/tmp/device_check_run", help="the training run's")
+    p.add_argument("--workdir", default="", help="the training run's (default: a new /tmp dir)")
+    p.add_argument("--parts", default=",".join(PARTS), help="a subset of " + ",".join(PARTS))
+    p.add_argument("--commit", default="", help="git commit to record (default: git's)")
     p.add_argument("--budget_s", type=float, default=400.0)
     a = p.parse_args()
-    t0, clock = time.monotonic(), Clock(a.budget_s)
+    t0, clock, want = time.monotonic(), Clock(a.budget_s), set(a.parts.split(","))
     os.makedirs(a.out, exist_ok=True)
     missing = [m for m in NEEDED if importlib.util.find_spec(m.split(".")[0]) is None]
     for m in missing:
         print(f"missing Python package {m}: carry its wheel as benchmarks/DEVICE.md says")
-    parts, skipped, recs = {}, {}, {}
+    absent = [m for m in ABSENT_OK if importlib.util.find_spec(m) is None]
+    if absent:
+        print(f"not installed: {', '.join(absent)} (fine: the training core must not need them)")
+    parts, skipped, recs, walls, steps = {}, {}, {}, {}, []
 
-    def run(part, worker, limit, **kw):
+    def run(part, worker, limit, needs, **kw):
+        if needs & set(missing):
+            skipped[part] = f"skipped: needs {', '.join(sorted(needs & set(missing)))}"
+            return []
+        t = time.monotonic()
         results, why = spawn(a, clock, worker, limit, **kw)
+        walls[part] = round(time.monotonic() - t, 1)
         if why:
             skipped[part] = why
             print(f"{part}: {why}", flush=True)
         return results
 
-    if "jax" not in missing:
-        parts["peak"] = (run("peak", "peak", LIMIT["peak"]) or [{}])[0]
-    if not {"jax", "torch", "ml_collections"} & set(missing):
-        num = run("numerics", "numerics", LIMIT["numerics"])
+    configs = {"ml_collections", "jax"}
+    if "peak" in want:
+        parts["peak"] = (run("peak", "peak", LIMIT["peak"], {"jax"}) or [{}])[0]
+    if "numerics" in want:
+        num = run("numerics", "numerics", LIMIT["numerics"], configs | {"torch"})
         if num:
             parts["numerics"] = num[0]
             recs["ship precision"] = recommend_precision(num[0])
-    steps = []
-    if not {"jax", "ml_collections"} & set(missing):
+    if "step" in want:
         group = Clock(min(LIMIT["step_jax"], clock.left()))
         for batch in (4,) if a.quick else (128, 512):
             for dtype in ("float32",) if a.quick else ("float32", "bfloat16"):
-                r = run(
-                    f"step jax {batch} {dtype}", "step_jax", group.left(), batch=batch, dtype=dtype
-                )
+                kw = dict(batch=batch, dtype=dtype)
+                r = run(f"step jax {batch} {dtype}", "step_jax", group.left(), configs, **kw)
                 steps += [{"framework": "jax", **x} for x in r]
-    if not {"torch", "ml_collections"} & set(missing):
-        r = run("step torch", "step_torch", LIMIT["step_torch"], compile_=False)
+        r = run(
+            "step torch", "step_torch", LIMIT["step_torch"], configs | {"torch"}, compile_=False
+        )
         steps += [{"framework": "torch", **x} for x in r]
-    if not {"jax", "torch"} & set(missing):
+    if "layers" in want:
         deadline = time.monotonic() + 0.6 * min(LIMIT["layers"], clock.left())
-        lay = run("layers", "layers", LIMIT["layers"], deadline=deadline)
+        lay = run("layers", "layers", LIMIT["layers"], {"jax", "torch"}, deadline=deadline)
         if lay:
-            parts["layers"] = lay[0]
+            parts["layers"] = layers_summary(lay)
             recs["auto lowerings"] = (
-                f"should pick {lay[0]['auto_should_pick']}, picks now {lay[0]['auto_now']}"
+                f"should pick {parts['layers']['auto_should_pick']}, "
+                f"picks now {parts['layers']['auto_now']}"
             )
-    parts["train"] = part_train(a, clock)
-    if "skipped" in parts["train"]:
-        skipped["train"] = parts["train"]["skipped"]
-    if a.quick:
+    if "train" in want:
+        t = time.monotonic()
+        parts["train"] = part_train(a, clock)
+        walls["train"] = round(time.monotonic() - t, 1)
+        if "skipped" in parts["train"]:
+            skipped["train"] = parts["train"]["skipped"]
+    if "compile" in want and a.quick:
         skipped["step torch.compile"] = "skipped in --quick"
-    elif "torch" not in missing:
-        r = run("step torch.compile", "step_torch", clock.left() - 5, compile_=True)
+    elif "compile" in want:
+        kw = dict(compile_=True)
+        r = run("step torch.compile", "step_torch", clock.left() - 5, configs | {"torch"}, **kw)
         steps += [{"framework": "torch.compile", **x} for x in r]
     for s in steps:
         _of_peak(s, parts.get("peak", {}))
-    parts["step"] = steps
-    parts["cores"] = part_cores(steps)
-    if "cores_needed" in parts["cores"]:
-        recs["host cores"] = f"{parts['cores']['cores_needed']:.1f} input cores per device"
-    commit = subprocess.run(
-        ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    if steps:
+        parts["step"] = steps
+    if "cores" in want:
+        parts["cores"] = part_cores(steps)
+        if "skipped" in parts["cores"]:
+            skipped["cores"] = parts["cores"]["skipped"]
+        else:
+            recs["host cores"] = f"{parts['cores']['cores_needed']:.1f} input cores per device"
     rec = {
         "command": " ".join(["python -m benchmarks.device_check", *sys.argv[1:]]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git_commit": commit,
+        "git_commit": a.commit or _git_commit(),
         "budget_s": a.budget_s,
         "wall_s": time.monotonic() - t0,
+        "wall_s_per_part": walls,
         "missing_packages": missing,
         "skipped": skipped,
         "recommendations": recs,
@@ -343,6 +373,27 @@ def main() -> None:
     with open(os.path.join(a.out, "device_check.md"), "w") as f:
         f.write(text)
     print(text)
+
+
+def _git_commit() -> str:
+    if shutil.which("git") is None:
+        return "unknown (no git here: pass --commit)"
+    r = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True)
+    return r.stdout.decode().strip() or "unknown (not a git checkout: pass --commit)"
+
+
+def layers_summary(results: list[dict]) -> dict:
+    """The layers worker's lines -> timings per layer and what "auto" should pick."""
+    from benchmarks.bench_layers import auto_choices
+
+    head, rows = results[0], {r["layer"]: r["timings"] for r in results[1:]}
+    convs = {k: v for k, v in rows.items() if k.startswith("conv")}
+    return {
+        "batch": head["batch"],
+        "timings": rows,
+        "auto_now": head["auto_now"],
+        "auto_should_pick": auto_choices(convs, rows.get("pool1")),
+    }
 
 
 if __name__ == "__main__":

@@ -169,7 +169,7 @@ def w_step_jax(quick: bool, batch: int, dtype: str) -> dict:
     return {"batch": batch, "dtype": dtype, "flops_per_image": flops, **r}
 
 
-def w_step_torch(quick: bool, compile_: bool) -> list[dict]:
+def w_step_torch(quick: bool, compile_: bool) -> None:
     import torch
 
     from benchmarks.torch_alexnet import TorchAlexNet
@@ -180,9 +180,9 @@ def w_step_torch(quick: bool, compile_: bool) -> list[dict]:
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     config = _config(name)
     m, o = config.model, config.optim
-    out = []
     for batch in (4,) if quick else (128, 512):
         for dtype in ("float32", "bfloat16"):
+            torch._dynamo.reset()  # each shape and dtype compiled afresh, not as dynamic shapes
             net = TorchAlexNet(m.to_dict()).to(dev).to(memory_format=torch.channels_last)
             opt = torch.optim.SGD(
                 net.parameters(), lr=o.base_lr, momentum=o.momentum, weight_decay=o.weight_decay
@@ -209,36 +209,35 @@ def w_step_torch(quick: bool, compile_: bool) -> list[dict]:
             ips = [batch / t for t in times]
             peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
             r = {"batch": batch, "dtype": dtype, "compile": compile_, "peak_memory_mb": peak}
+            r["settings"] = "channels_last, cudnn.benchmark, TF32 on, bf16 by autocast"
             r["train"] = {"images_per_sec": float(np.median(ips)), "min": min(ips), "max": max(ips)}
             r["warmup_s"] = time.perf_counter() - t_first - sum(times)
             r["flops_per_image"] = _train_flops(m)
             r["device"] = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
             print("RESULT " + json.dumps(r), flush=True)  # partial results survive a timeout
-            out.append(r)
-    return out
 
 
-def w_layers(quick: bool, deadline: float) -> dict:
+def w_layers(quick: bool, deadline: float) -> None:
+    """Prints what "auto" picks now, then one RESULT per layer as it finishes (pools first)."""
     import jax
 
     from alexnet_jax import conv, pool
     from benchmarks import bench_layers as bl
 
-    batch, rounds = (1, 1) if quick else (128, 10)
-    layers = ("conv4",) if quick else tuple(bl.PAPER_CONVS)
-    out = {"batch": batch, "conv": {}}
-    for name in layers:
-        out["conv"][name] = bl.time_alternating(bl.conv_fns(name, batch), rounds, deadline)
-    out["lrn"] = bl.time_alternating(bl.lrn_fns(batch), rounds, deadline)
-    out["pool"] = bl.time_alternating(bl.pool_fns(batch), rounds, deadline)
-    out["auto_should_pick"] = bl.auto_choices(out["conv"], out["pool"])
     backend = jax.default_backend()
-    out["auto_now"] = {
+    now = {
         "conv stride > 1": conv.resolve_lowering("auto", backend, stride=4),
         "conv stride 1": conv.resolve_lowering("auto", backend, stride=1),
         "pool": pool.resolve_lowering("auto", backend),
     }
-    return out
+    batch, rounds = (1, 1) if quick else (128, 10)
+    print("RESULT " + json.dumps({"auto_now": now, "batch": batch}), flush=True)
+    fns = {"pool1": lambda: bl.pool_fns(batch), "lrn1": lambda: bl.lrn_fns(batch)}
+    for name in ("conv4",) if quick else tuple(bl.PAPER_CONVS):
+        fns[name] = lambda name=name: bl.conv_fns(name, batch)
+    for name, make in fns.items():
+        t = bl.time_alternating(make(), rounds, deadline)
+        print("RESULT " + json.dumps({"layer": name, "timings": t}), flush=True)
 
 
 WORKERS = {
@@ -257,9 +256,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     a = p.parse_args()
     r = WORKERS[a.worker](a.quick, **json.loads(a.kwargs))
-    for item in r if isinstance(r, list) else [r]:
-        if a.worker != "step_torch":  # step_torch printed each result as it finished
-            print("RESULT " + json.dumps(item), flush=True)
+    if r is not None:  # step_torch and layers print each result as it finishes
+        print("RESULT " + json.dumps(r), flush=True)
 
 
 if __name__ == "__main__":

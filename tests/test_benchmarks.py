@@ -127,7 +127,7 @@ def test_device_check_quick_writes_every_part(tmp_path):
     for s in parts["step"]:
         assert 0 < s["train"]["min"] <= s["train"]["images_per_sec"] <= s["train"]["max"]
         assert s["tflops"] > 0
-    assert set(parts["layers"]["conv"]["conv4"]) >= {"jax_native", "jax_hybrid", "jax_im2col"}
+    assert set(parts["layers"]["timings"]["conv4"]) >= {"jax_native", "jax_hybrid", "jax_im2col"}
     assert parts["layers"]["auto_should_pick"]["pool"] in ("shifts", "reduce_window")
     train = parts["train"]
     assert train["steps"] == 3 and train["checkpoints"] and train["tensorboard_events"] >= 1
