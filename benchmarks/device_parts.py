@@ -2,7 +2,8 @@
 
   python -m benchmarks.device_parts --worker=NAME [--kwargs=JSON] [--quick]
 
-prints `RESULT <json>` lines (several for step_torch, so that a timeout keeps what finished).
+prints `RESULT <json>` lines (step_torch, layers and numerics print as they go, so that a
+timeout keeps what finished).
 See device_check.py for what each part measures and why.
 """
 
@@ -12,7 +13,7 @@ import time
 
 import numpy as np
 
-PRECISIONS = ("default", "high", "highest")  # config.model.precision
+PRECISIONS = ("highest", "default", "high")  # config.model.precision; "highest" first
 # --quick: the fewest ops to compile (CI's CPU spends its time compiling, not running)
 QUICK_SET = "model.conv.lowering=native,model.pool.lowering=reduce_window"
 
@@ -74,7 +75,7 @@ def _layer_errors(grads: dict, exact: dict) -> dict:
     return {name: _rel(cat(grads[name]), cat(exact[name])) for name in exact}
 
 
-def w_numerics(quick: bool) -> dict:
+def w_numerics(quick: bool) -> None:
     import jax
     import optax
     import torch
@@ -142,6 +143,7 @@ def w_numerics(quick: bool) -> dict:
                 ts.append(time.perf_counter() - t)
         return np.asarray(logits), jax.device_get(grads), 1e3 * float(np.median(ts))
 
+    out["device"] = str(jax.devices()[0].device_kind)
     for precision in ("highest",) if quick else PRECISIONS:
         logits, grads, ms = jax_run(precision)
         errs = _layer_errors(grads, exact)
@@ -153,10 +155,10 @@ def w_numerics(quick: bool) -> dict:
         }
         if precision == "highest":
             fp32_logits = logits
+        print("RESULT " + json.dumps(out), flush=True)  # so far: a timeout keeps it
     bf16 = jax_run("highest" if quick else "default", "bfloat16")[0]
     out["bf16_logits_vs_fp32"] = _rel(bf16, fp32_logits)
-    out["device"] = str(jax.devices()[0].device_kind)
-    return out
+    print("RESULT " + json.dumps(out), flush=True)
 
 
 def w_step_jax(quick: bool, batch: int, dtype: str) -> dict:
@@ -256,7 +258,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     a = p.parse_args()
     r = WORKERS[a.worker](a.quick, **json.loads(a.kwargs))
-    if r is not None:  # step_torch and layers print each result as it finishes
+    if r is not None:  # the others print their results as they go
         print("RESULT " + json.dumps(r), flush=True)
 
 
