@@ -134,3 +134,42 @@ def test_device_check_quick_writes_every_part(tmp_path):
     assert parts["cores"]["cores_needed"] > 0
     md = (out / "device_check.md").read_text()
     assert "| part | result |" in md and "## Train step" in md and "## Numerics" in md
+
+
+def test_device_check_recommends_the_fastest_precision_within_tolerance():
+    from benchmarks.device_check import recommend_precision
+
+    def num(**runs):  # precision -> (max error against float64, forward + gradient ms)
+        jax = {p: {"logits": e, "max_grad": e, "grad_ms": ms} for p, (e, ms) in runs.items()}
+        return {"batch": 16, "jax": jax}
+
+    tf32 = num(highest=(1e-6, 20.0), default=(1e-3, 10.0), high=(1e-3, 12.0))
+    assert recommend_precision(tf32).startswith('config.model.precision="default"')
+    assert "2.00x" in recommend_precision(tf32)
+    free = num(highest=(1e-6, 10.2), default=(1e-3, 10.0), high=(1e-3, 10.0))  # within 5%
+    assert recommend_precision(free).startswith('config.model.precision="highest"')
+    loose = num(highest=(1e-6, 20.0), default=(2e-2, 10.0), high=(1e-3, 15.0))
+    assert recommend_precision(loose).startswith('config.model.precision="high"')
+
+
+def test_bench_layers_auto_choices_take_our_fastest_lowering():
+    from benchmarks.bench_layers import auto_choices
+
+    def t(**ms):
+        return {k: {"median_ms": v} for k, v in ms.items()}
+
+    convs = {
+        "conv1": t(jax_native=3.0, jax_im2col=2.0, torch_groups1=1.0),  # PyTorch is not ours
+        "conv2": t(jax_split=1.0, jax_hybrid=2.0),
+        "conv3": t(jax_split=2.0, jax_hybrid=1.0),
+        "conv4": t(jax_split=1.0, jax_hybrid=2.0),
+    }
+    got = auto_choices(convs, t(jax_reduce_window=2.0, jax_shifts=1.0, torch_max_pool2d=0.5))
+    assert got == {
+        "conv1": "im2col",
+        "conv2": "split",
+        "conv3": "hybrid",
+        "conv4": "split",
+        "stride 1 (most layers)": "split",  # conv1 (stride 4) is not counted
+        "pool": "shifts",
+    }
