@@ -1,28 +1,21 @@
 r"""The one prepared check for a lent GPU (issue 17): numerics, step speed, lowerings, a real run.
 
-  python -m benchmarks.device_check --out=DIR [--quick] [--fashion_dir=DIR] [--budget_s=400]
+  python -m benchmarks.device_check --out=DIR [--quick] [--fashion_dir=DIR] [--parts=...]
 
-Writes DIR/device_check.json and DIR/device_check.md (benchmarks/DEVICE.md says how to run it
-on the H200 machine and what each number decides). Parts, in this order, each in its own
-process with its own time limit, so a hung compile or a missing package costs one line:
-  peak      the device's measured matmul rate (bf16, fp32 as TF32, fp32 in full): the ceiling
-            for the achieved TFLOP/s below.
-  numerics  (1) the paper net's logits and every layer's gradient, fp32, at each
-            config.model.precision ("default", "high", "highest"), against tests/reference.py's
-            PyTorch net in float64 on the same device, and PyTorch fp32 with TF32 on and off;
-            bf16 logits against fp32. Relative errors ||a - b|| / ||b|| against float64, so a
-            ReLU or max-pool decision flipped by rounding shows as the same small error in both
-            frameworks rather than as a failure. Recommends the precision to ship.
-  step      (2) the train step (Sec. 5's SGD), paper net, batch 128 and 512, fp32 and bf16:
-            ours (benchmarks/bench_train_step.run_jax, the step train.py runs) and PyTorch at its
-            best (channels_last, bf16 autocast, cudnn.benchmark, TF32; torch.compile last, if it
-            compiles within what is left). img/s = median (min..max) of the timed steps.
-  layers    (3) conv1..conv5 forward + gradient per lowering, LRN and the pools
-            (benchmarks/bench_layers): what "auto" should pick on this device.
-  train     (4) `python -m alexnet_jax.main` on configs/fashion_mnist_227.py (the full paper
-            net) for about 90 s from the IDX files in --fashion_dir, stopped by SIGTERM (the loop
-            saves a checkpoint); img/s, loss, data wait, TensorBoard events and checkpoint.
-  cores     (5) our synthetic-data step rate over the input pipeline's per-core rate
+Writes DIR/device_check.json and DIR/device_check.md; benchmarks/DEVICE.md says how to run it
+on the H200 machine and what each number decides. Each part runs in its own process with its
+own time limit (benchmarks/device_parts.py), so a hung compile or a missing package costs one
+line, and the run stops starting parts after --budget_s (400 s: ~7 minutes on one H200):
+  peak      matmul rate (bf16, fp32 as TF32, full fp32): the ceilings for TFLOP/s below.
+  numerics  (1) the paper net's logits and every layer's gradient at each
+            config.model.precision and in bf16, and PyTorch fp32 with TF32 on and off, against
+            tests/reference.py's net in float64 on the same device: the precision to ship.
+  step      (2) the train step, paper net, batch 128 and 512, fp32 and bf16: ours
+            (bench_train_step.run_jax) and PyTorch at its best; torch.compile last ("compile").
+  layers    (3) conv1..conv5 per lowering, LRN and the pools: what "auto" should pick here.
+  train     (4) `python -m alexnet_jax.main` on configs/fashion_mnist_227.py for ~90 s from
+            the IDX files in --fashion_dir, stopped by SIGTERM (the loop saves a checkpoint).
+  cores     (5) our synthetic step rate over the input pipeline's per-core rate
             (benchmarks/results_input_*.json): host cores one such device needs.
 `--quick`: CPU, the small fashion_mnist net, batch 2-4, 1-2 timed steps, no torch.compile.
 """
@@ -142,10 +135,12 @@ def part_train(a, clock: Clock) -> dict:
     with open(os.path.join(a.out, "train_run.log")) as f:
         text = f.read()
     if p.returncode == -signal.SIGTERM:
-        out["skipped"] = f"did not reach the training loop in {run_s} s (see train_run.log)"
-    elif p.returncode != 0:
-        out["skipped"] = f"failed (exit {p.returncode}): {_one_line(text)} (see train_run.log)"
-        return out
+        return {**out, "skipped": f"did not reach the training loop in {run_s} s (train_run.log)"}
+    if p.returncode != 0:
+        return {
+            **out,
+            "skipped": f"failed (exit {p.returncode}): {_one_line(text)} (train_run.log)",
+        }
     rows = []
     if os.path.exists(os.path.join(workdir, "metrics.jsonl")):
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -333,8 +328,8 @@ def main() -> None:
     if "layers" in want:
         deadline = time.monotonic() + 0.6 * min(LIMIT["layers"], clock.left())
         lay = run("layers", "layers", LIMIT["layers"], {"jax", "torch"}, deadline=deadline)
-        if lay:
-            parts["layers"] = layers_summary(lay)
+        if lay:  # each line holds everything so far
+            parts["layers"] = lay[-1]
             recs["auto lowerings"] = (
                 f"should pick {parts['layers']['auto_should_pick']}, "
                 f"picks now {parts['layers']['auto_now']}"
@@ -397,20 +392,6 @@ def _git_commit() -> str:
         return "unknown (no git here: pass --commit)"
     r = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True)
     return r.stdout.decode().strip() or "unknown (not a git checkout: pass --commit)"
-
-
-def layers_summary(results: list[dict]) -> dict:
-    """The layers worker's lines -> timings per layer and what "auto" should pick."""
-    from benchmarks.bench_layers import auto_choices
-
-    head, rows = results[0], {r["layer"]: r["timings"] for r in results[1:]}
-    convs = {k: v for k, v in rows.items() if k.startswith("conv")}
-    return {
-        "batch": head["batch"],
-        "timings": rows,
-        "auto_now": head["auto_now"],
-        "auto_should_pick": auto_choices(convs, rows.get("pool1")),
-    }
 
 
 if __name__ == "__main__":

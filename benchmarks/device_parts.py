@@ -220,7 +220,7 @@ def w_step_torch(quick: bool, compile_: bool) -> None:
 
 
 def w_layers(quick: bool, deadline: float) -> None:
-    """Prints what "auto" picks now, then one RESULT per layer as it finishes (pools first)."""
+    """Per layer (pools first), prints everything so far and what "auto" should pick from it."""
     import jax
 
     from alexnet_jax import conv, pool
@@ -233,13 +233,15 @@ def w_layers(quick: bool, deadline: float) -> None:
         "pool": pool.resolve_lowering("auto", backend),
     }
     batch, rounds = (1, 1) if quick else (128, 10)
-    print("RESULT " + json.dumps({"auto_now": now, "batch": batch}), flush=True)
     fns = {"pool1": lambda: bl.pool_fns(batch), "lrn1": lambda: bl.lrn_fns(batch)}
     for name in ("conv4",) if quick else tuple(bl.PAPER_CONVS):
         fns[name] = lambda name=name: bl.conv_fns(name, batch)
+    out = {"batch": batch, "auto_now": now, "timings": {}}
     for name, make in fns.items():
-        t = bl.time_alternating(make(), rounds, deadline)
-        print("RESULT " + json.dumps({"layer": name, "timings": t}), flush=True)
+        out["timings"][name] = bl.time_alternating(make(), rounds, deadline)
+        convs = {k: v for k, v in out["timings"].items() if k.startswith("conv")}
+        out["auto_should_pick"] = bl.auto_choices(convs, out["timings"]["pool1"])
+        print("RESULT " + json.dumps(out), flush=True)  # so far: a timeout keeps it
 
 
 WORKERS = {
