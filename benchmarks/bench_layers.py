@@ -1,16 +1,20 @@
-r"""Times the layers whose lowering we choose: grouped conv (native/split/hybrid), LRN, max-pool.
+r"""Times the layers whose lowering we choose: conv1..conv5, LRN, max-pool (forward + gradient).
 
-  python -m benchmarks.bench_layers [--batch=32] [--repeats=5] [--out=FILE.json]
+  python -m benchmarks.bench_layers [--batch=32] [--rounds=5] [--layers=conv1,conv2]
+      [--lowerings=split,hybrid] [--sections=conv,lrn,pool] [--out=FILE.json]
 
-Forward + gradient (w.r.t. input and kernel) of the paper's conv2 (27x27x96 -> 27x27x256,
-5x5, groups=2) for XLA's native `feature_group_count`, for one conv per group and for one conv
-per group with the kernel gradient as per-tap GEMMs ("hybrid"), next to
-PyTorch's conv2d(groups=2); and of LRN after conv1 (55x55x96) as `lax.reduce_window` (ours)
-(n ** -0.75 as sqrt(sqrt(n)) / n) vs the same with pow vs a banded matmul vs
-torch.nn.LocalResponseNorm; and of the 3x3/2 max-pool after norm1 (55x55x96) as
-`lax.reduce_window` (flax nn.max_pool) vs the max of 9 strided views vs torch max_pool2d.
-Prints the median (min..max) over
-`--repeats` timed calls after one warm-up and writes a JSON record with the hardware.
+For each of the paper's conv layers (Fig. 2: conv1 227x227x3 -> 96, 11x11/4; conv2 27x27x96 ->
+256, 5x5, groups=2; conv3..conv5 13x13, 3x3, groups 1, 2, 2) the forward pass and the gradient
+w.r.t. input and kernel of every `conv.grouped_conv` lowering (XLA's native
+`feature_group_count`, "split", "im2col", "hybrid") next to PyTorch's conv2d(groups=...); LRN
+after conv1 (55x55x96) as `lax.reduce_window` (ours, n ** -0.75 as sqrt(sqrt(n)) / n) vs the
+same with pow vs a banded matmul vs torch.nn.LocalResponseNorm; the 3x3/2 max-pool after norm1
+(55x55x96) as `lax.reduce_window` (flax nn.max_pool) vs "shifts" (pool.py) vs torch max_pool2d.
+
+Each candidate is compiled and called once, then the candidates of a layer take turns for
+`--rounds` rounds (so a slow spell of a shared machine hits them all); prints the median
+(min..max) per candidate and the fastest of ours, and writes a JSON record with the hardware.
+JAX runs on its default backend, PyTorch on CUDA when it sees a GPU (else the CPU).
 """
 
 import argparse
@@ -23,25 +27,45 @@ from datetime import UTC, datetime
 import jax
 import jax.numpy as jnp
 import numpy as np
-import torch
 
 from alexnet_jax import conv, lrn, pool
 
 PAD = ((0, 0), (0, 0), (0, 0), (2, 2))  # LRN n=5 over channels
+# the paper's conv layers (Fig. 2): input H=W, in channels, out channels, kernel, stride, pad,
+# groups
+PAPER_CONVS = {
+    "conv1": (227, 3, 96, 11, 4, 0, 1),
+    "conv2": (27, 96, 256, 5, 1, 2, 2),
+    "conv3": (13, 256, 384, 3, 1, 1, 1),
+    "conv4": (13, 384, 384, 3, 1, 1, 2),
+    "conv5": (13, 384, 256, 3, 1, 1, 2),
+}
+CONV_LOWERINGS = ("native", "split", "im2col", "hybrid")
 
 
-def _time(fn, repeats: int) -> dict:
-    fn()  # warm-up: compilation
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
+def _stats(ts: list[float]) -> dict:
     return {
         "median_ms": 1e3 * float(np.median(ts)),
         "min_ms": 1e3 * min(ts),
         "max_ms": 1e3 * max(ts),
     }
+
+
+def time_alternating(fns: dict, rounds: int, deadline: float = float("inf")) -> dict:
+    """{name: fn} -> {name: median/min/max ms}: one warm-up call each (compilation), then
+    `rounds` rounds in which every fn runs once, in turn. Stops early at `deadline`
+    (time.monotonic()) after at least one round."""
+    for fn in fns.values():
+        fn()
+    ts = {name: [] for name in fns}
+    for r in range(rounds):
+        if r and time.monotonic() > deadline:
+            break
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            ts[name].append(time.perf_counter() - t)
+    return {name: _stats(t) for name, t in ts.items()}
 
 
 def _jax_grad_fn(f, *args):
@@ -50,31 +74,51 @@ def _jax_grad_fn(f, *args):
 
 
 def _torch_grad_fn(f, *args):
+    import torch
+
     def run():
         ts = [a.detach().requires_grad_(True) for a in args]
         (f(*ts) ** 2).sum().backward()
+        if ts[0].is_cuda:
+            torch.cuda.synchronize()
 
     return run
 
 
-def bench_conv(batch: int, repeats: int) -> dict:
+def _torch_device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _nchw(x: np.ndarray):
+    import torch
+
+    return torch.tensor(x).permute(0, 3, 1, 2).contiguous().to(_torch_device())
+
+
+def conv_fns(name: str, batch: int, lowerings=CONV_LOWERINGS, with_torch: bool = True) -> dict:
+    """The candidates for one paper conv layer (forward + gradient w.r.t. input and kernel)."""
+    hw, cin, cout, k, stride, pad, groups = PAPER_CONVS[name]
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch, 27, 27, 96)).astype(np.float32)
-    w = rng.normal(scale=0.01, size=(5, 5, 48, 256)).astype(np.float32)
-    out = {}
-    for lowering in ("native", "split", "hybrid"):
-        f = lambda x, w, lw=lowering: conv.grouped_conv(  # noqa: E731
-            x, w, stride=1, padding=2, groups=2, lowering=lw
+    x = rng.normal(size=(batch, hw, hw, cin)).astype(np.float32)
+    w = rng.normal(scale=0.01, size=(k, k, cin // groups, cout)).astype(np.float32)
+    fns = {}
+    for lw in lowerings:
+        f = lambda x, w, lw=lw: conv.grouped_conv(  # noqa: E731
+            x, w, stride=stride, padding=pad, groups=groups, lowering=lw
         )
-        out[f"jax_{lowering}"] = _time(_jax_grad_fn(f, jnp.asarray(x), jnp.asarray(w)), repeats)
-    xt = torch.tensor(x).permute(0, 3, 1, 2).contiguous()
-    wt = torch.tensor(w).permute(3, 2, 0, 1).contiguous()
-    f = lambda x, w: torch.nn.functional.conv2d(x, w, padding=2, groups=2)  # noqa: E731
-    out["torch_groups2"] = _time(_torch_grad_fn(f, xt, wt), repeats)
-    return out
+        fns[f"jax_{lw}"] = _jax_grad_fn(f, jnp.asarray(x), jnp.asarray(w))
+    if with_torch:
+        import torch
+
+        wt = torch.tensor(w).permute(3, 2, 0, 1).contiguous().to(_torch_device())
+        f = lambda x, w: torch.nn.functional.conv2d(x, w, stride=stride, padding=pad, groups=groups)  # noqa: E731
+        fns[f"torch_groups{groups}"] = _torch_grad_fn(f, _nchw(x), wt)
+    return fns
 
 
-def bench_lrn(batch: int, repeats: int) -> dict:
+def lrn_fns(batch: int, with_torch: bool = True) -> dict:
     x = np.random.default_rng(0).normal(size=(batch, 55, 55, 96)).astype(np.float32)
     kw = dict(size=5, k=2.0, alpha=1e-4, beta=0.75)
     i = np.arange(96)
@@ -89,32 +133,56 @@ def bench_lrn(batch: int, repeats: int) -> dict:
         return a * (kw["k"] + kw["alpha"] * s) ** -kw["beta"]
 
     ours = lambda a: lrn.local_response_norm(a, convention="paper", **kw)  # noqa: E731
-    torch_lrn = torch.nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
-    return {
-        "jax_reduce_window_sqrt": _time(_jax_grad_fn(ours, jnp.asarray(x)), repeats),
-        "jax_reduce_window_pow": _time(_jax_grad_fn(power, jnp.asarray(x)), repeats),
-        "jax_banded_matmul": _time(_jax_grad_fn(banded, jnp.asarray(x)), repeats),
-        "torch_LocalResponseNorm": _time(
-            _torch_grad_fn(torch_lrn, torch.tensor(x).permute(0, 3, 1, 2).contiguous()), repeats
-        ),
+    fns = {
+        "jax_reduce_window_sqrt": _jax_grad_fn(ours, jnp.asarray(x)),
+        "jax_reduce_window_pow": _jax_grad_fn(power, jnp.asarray(x)),
+        "jax_banded_matmul": _jax_grad_fn(banded, jnp.asarray(x)),
     }
+    if with_torch:
+        import torch
+
+        torch_lrn = torch.nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
+        fns["torch_LocalResponseNorm"] = _torch_grad_fn(torch_lrn, _nchw(x))
+    return fns
 
 
-def bench_pool(batch: int, repeats: int) -> dict:
+def pool_fns(batch: int, with_torch: bool = True) -> dict:
     x = np.random.default_rng(0).normal(size=(batch, 55, 55, 96)).astype(np.float32)
     x = np.maximum(x, 0)  # after a ReLU: ties at 0
-    out = {}
+    fns = {}
     for lowering in ("reduce_window", "shifts"):
         f = lambda a, lw=lowering: pool.max_pool(a, 3, 2, lw)  # noqa: E731
-        out[f"jax_{lowering}"] = _time(_jax_grad_fn(f, jnp.asarray(x)), repeats)
-    f = lambda a: torch.nn.functional.max_pool2d(a, 3, 2)  # noqa: E731
-    xt = torch.tensor(x).permute(0, 3, 1, 2).contiguous()
-    out["torch_max_pool2d"] = _time(_torch_grad_fn(f, xt), repeats)
+        fns[f"jax_{lowering}"] = _jax_grad_fn(f, jnp.asarray(x))
+    if with_torch:
+        import torch
+
+        f = lambda a: torch.nn.functional.max_pool2d(a, 3, 2)  # noqa: E731
+        fns["torch_max_pool2d"] = _torch_grad_fn(f, _nchw(x))
+    return fns
+
+
+def fastest_jax(timings: dict) -> str:
+    """The lowering of our fastest candidate ("jax_im2col" -> "im2col")."""
+    ours = {k: v["median_ms"] for k, v in timings.items() if k.startswith("jax_")}
+    return min(ours, key=ours.get).removeprefix("jax_")
+
+
+def auto_choices(convs: dict, pools: dict | None) -> dict:
+    """What "auto" should resolve to per layer, from these timings: conv.resolve_lowering keys on
+    the stride (conv1 strided, conv2..conv5 stride 1), pool.resolve_lowering on the backend."""
+    out = {f"{name}": fastest_jax(t) for name, t in convs.items()}
+    stride1 = [out[n] for n in convs if PAPER_CONVS[n][4] == 1]
+    if stride1:
+        out["stride 1 (most layers)"] = max(set(stride1), key=stride1.count)
+    if pools:
+        out["pool"] = fastest_jax(pools)
     return out
 
 
 def hardware() -> dict:
-    from alexnet_jax import metrics  # clu/TF only after the timings
+    import torch
+
+    from alexnet_jax import metrics
 
     return {
         **metrics.hardware(),
@@ -123,28 +191,51 @@ def hardware() -> dict:
     }
 
 
+def print_table(title: str, timings: dict) -> None:
+    print(title)
+    for name, t in timings.items():
+        print(f"  {name:26s} {t['median_ms']:9.2f} ms  ({t['min_ms']:.2f}..{t['max_ms']:.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--layers", default=",".join(PAPER_CONVS))
+    parser.add_argument("--lowerings", default=",".join(CONV_LOWERINGS))
+    parser.add_argument("--sections", default="conv,lrn,pool")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
+    import torch
+
     torch.set_num_threads(os.cpu_count())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    sections = args.sections.split(",")
     record = {
         "command": "python -m benchmarks.bench_layers "
-        f"--batch={args.batch} --repeats={args.repeats}",
+        f"--batch={args.batch} --rounds={args.rounds} --layers={args.layers} "
+        f"--lowerings={args.lowerings} --sections={args.sections}",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": commit.stdout.strip(),
         "hardware": hardware(),
-        "conv2_forward_and_grad": bench_conv(args.batch, args.repeats),
-        "lrn1_forward_and_grad": bench_lrn(args.batch, args.repeats),
-        "pool1_forward_and_grad": bench_pool(args.batch, args.repeats),
+        "conv_forward_and_grad": {},
     }
-    for section in ("conv2_forward_and_grad", "lrn1_forward_and_grad", "pool1_forward_and_grad"):
-        print(f"{section} (batch {args.batch}):")
-        for name, t in record[section].items():
-            print(f"  {name:26s} {t['median_ms']:9.1f} ms  ({t['min_ms']:.1f}..{t['max_ms']:.1f})")
+    if "conv" in sections:
+        for name in args.layers.split(","):
+            fns = conv_fns(name, args.batch, args.lowerings.split(","))
+            t = time_alternating(fns, args.rounds)
+            record["conv_forward_and_grad"][name] = t
+            print_table(f"{name} {PAPER_CONVS[name]} (batch {args.batch}):", t)
+    if "lrn" in sections:
+        record["lrn1_forward_and_grad"] = time_alternating(lrn_fns(args.batch), args.rounds)
+        print_table(f"lrn1 (batch {args.batch}):", record["lrn1_forward_and_grad"])
+    if "pool" in sections:
+        record["pool1_forward_and_grad"] = time_alternating(pool_fns(args.batch), args.rounds)
+        print_table(f"pool1 (batch {args.batch}):", record["pool1_forward_and_grad"])
+    record["auto_should_pick"] = auto_choices(
+        record["conv_forward_and_grad"], record.get("pool1_forward_and_grad")
+    )
+    print("fastest of ours:", json.dumps(record["auto_should_pick"]))
     print(json.dumps(record["hardware"]))
     if args.out:
         with open(args.out, "w") as f:

@@ -94,3 +94,82 @@ def test_rounds_report_the_median_round_and_every_round():
     assert out["jax"]["eval"]["images_per_sec"] == 60.0
     assert out["torch"]["train"]["images_per_sec"] == 8.0
     assert out["jax"]["rounds"] == {"train": [10.0, 30.0, 20.0], "eval": [50.0, 70.0, 60.0]}
+
+
+@pytest.mark.slow  # seven small processes, each compiling a small net: ~1 min on 2 CPU cores
+def test_device_check_quick_writes_every_part(tmp_path):
+    """benchmarks/device_check.py --quick (CI size, CPU): the GPU check cannot rot unseen."""
+    from tests.tiny import fake_fashion
+
+    fake_fashion(tmp_path / "fashion", 64, 20)  # what the smoke config reads (64 + 20)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "benchmarks.device_check", "--quick", f"--out={out}"]
+    cmd += [f"--fashion_dir={tmp_path / 'fashion'}", f"--workdir={tmp_path / 'run'}"]
+    cmd += ["--budget_s=900"]
+    env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rec = json.loads((out / "device_check.json").read_text())
+    assert rec["skipped"] == {"step torch.compile": "skipped in --quick"}, rec["skipped"]
+    parts = rec["parts"]
+    assert parts.keys() == {"peak", "numerics", "step", "layers", "train", "cores"}
+    assert parts["peak"]["fp32_full_tflops"] > 0
+    num = parts["numerics"]  # fp32 on the CPU: both frameworks near float64
+    assert num["jax"]["highest"]["max_grad"] < 1e-3 and num["jax"]["highest"]["logits"] < 1e-3
+    assert num["torch_fp32"]["tf32_off"]["max_grad"] < 1e-3
+    assert 0 < num["bf16_logits_vs_fp32"] < 0.1
+    assert "precision" in rec["recommendations"]["ship precision"]
+    assert {(s["framework"], s["dtype"]) for s in parts["step"]} == {
+        ("jax", "float32"),
+        ("torch", "float32"),
+        ("torch", "bfloat16"),
+    }
+    for s in parts["step"]:
+        assert 0 < s["train"]["min"] <= s["train"]["images_per_sec"] <= s["train"]["max"]
+        assert s["tflops"] > 0
+    assert set(parts["layers"]["timings"]["conv4"]) >= {"jax_native", "jax_hybrid", "jax_im2col"}
+    assert parts["layers"]["auto_should_pick"]["pool"] in ("shifts", "reduce_window")
+    train = parts["train"]
+    assert train["steps"] == 3 and train["checkpoints"] and train["tensorboard_events"] >= 1
+    assert parts["cores"]["cores_needed"] > 0
+    md = (out / "device_check.md").read_text()
+    assert "| part | result |" in md and "## Train step" in md and "## Numerics" in md
+
+
+def test_device_check_recommends_the_fastest_precision_within_tolerance():
+    from benchmarks.device_check import recommend_precision
+
+    def num(**runs):  # precision -> (max error against float64, forward + gradient ms)
+        jax = {p: {"logits": e, "max_grad": e, "grad_ms": ms} for p, (e, ms) in runs.items()}
+        return {"batch": 16, "jax": jax}
+
+    tf32 = num(highest=(1e-6, 20.0), default=(1e-3, 10.0), high=(1e-3, 12.0))
+    assert recommend_precision(tf32).startswith('config.model.precision="default"')
+    assert "2.00x" in recommend_precision(tf32)
+    free = num(highest=(1e-6, 10.2), default=(1e-3, 10.0), high=(1e-3, 10.0))  # within 5%
+    assert recommend_precision(free).startswith('config.model.precision="highest"')
+    loose = num(highest=(1e-6, 20.0), default=(2e-2, 10.0), high=(1e-3, 15.0))
+    assert recommend_precision(loose).startswith('config.model.precision="high"')
+
+
+def test_bench_layers_auto_choices_take_our_fastest_lowering():
+    from benchmarks.bench_layers import auto_choices
+
+    def t(**ms):
+        return {k: {"median_ms": v} for k, v in ms.items()}
+
+    convs = {
+        "conv1": t(jax_native=3.0, jax_im2col=2.0, torch_groups1=1.0),  # PyTorch is not ours
+        "conv2": t(jax_split=1.0, jax_hybrid=2.0),
+        "conv3": t(jax_split=2.0, jax_hybrid=1.0),
+        "conv4": t(jax_split=1.0, jax_hybrid=2.0),
+    }
+    got = auto_choices(convs, t(jax_reduce_window=2.0, jax_shifts=1.0, torch_max_pool2d=0.5))
+    assert got == {
+        "conv1": "im2col",
+        "conv2": "split",
+        "conv3": "hybrid",
+        "conv4": "split",
+        "stride 1 (most layers)": "split",  # conv1 (stride 4) is not counted
+        "pool": "shifts",
+    }
