@@ -7,6 +7,7 @@ no TensorFlow (JAX-only GPU boxes train too); metrics.jsonl is always written.
 
 import datetime
 import json
+import math
 import os
 import platform
 import subprocess
@@ -20,14 +21,15 @@ from alexnet_jax.errors import InputError
 
 
 def _git_commit() -> str:
+    """HEAD of the checkout, "+dirty" if tracked files changed; "unknown" without git."""
     here = os.path.dirname(os.path.abspath(__file__))
-    r = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return (r.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
+    git = lambda *a: subprocess.run(["git", "-C", here, *a], capture_output=True, text=True)  # noqa: E731
+    try:
+        head = git("rev-parse", "HEAD").stdout.strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except FileNotFoundError:  # no git on this machine (e.g. a bare GPU box)
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
 
 
 def _command() -> str:
@@ -180,3 +182,36 @@ class Timed:
     def fraction(self, wall_s: float) -> float:
         f, self.waited = self.waited / max(wall_s, 1e-9), 0.0
         return min(f, 1.0)
+
+
+class StuckLoss:
+    """Warns once when the training loss has stayed within 1% of ln(num_classes), the loss of
+    a uniform guess, for `steps` steps in a row: the net is not learning.
+
+    The known trap is Sec. 5's own init (N(0, 0.01) weights, biases 1): Caffe's bvlc_alexnet
+    notes a flat loss with it, and so did our CPU-sized nets. `steps=0` turns the check off.
+    """
+
+    def __init__(self, num_classes: int, steps: int):
+        self.num_classes, self.steps = num_classes, steps
+        self.chance, self.since, self.warned = math.log(num_classes), None, False
+
+    def update(self, step: int, loss: float) -> str | None:
+        """The one-line warning, the first time the loss has been flat for `steps` steps."""
+        if not self.steps or self.warned or self.num_classes < 2:
+            return None
+        if abs(loss - self.chance) > 0.01 * self.chance:
+            self.since = None
+            return None
+        self.since = step if self.since is None else self.since
+        if step - self.since + 1 < self.steps:
+            return None
+        self.warned = True
+        return (
+            f"warning: the training loss has stayed at ln({self.num_classes}) = {self.chance:.3f} "
+            f"(chance) for {step - self.since + 1} steps (since step {self.since}): the net is "
+            "not learning. Likely the init (Sec. 5's N(0, 0.01) with biases 1 is a known trap) "
+            "or the learning rate: try --config.model.init.scheme=pytorch, a smaller "
+            "--config.model.init.weight_std or init.bias, or another --config.optim.base_lr; "
+            "--config.warn_stuck_steps=0 silences this"
+        )

@@ -139,6 +139,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.num_epochs = 90  # "roughly 90 cycles through the training set"
     c.max_steps = config_dict.placeholder(int)  # None: num_epochs of steps
     c.log_every_steps = 100
+    # ours: warn once when the training loss has stayed within 1% of ln(num_classes) (chance)
+    # for this many steps (metrics.StuckLoss; 0 = never)
+    c.warn_stuck_steps = 500
     c.checkpoint = dict(every_steps=1000, keep=3)  # ours; plus the best by eval/top1_err
     # How the step is spread over the devices (alexnet_jax/parallel.py): "data" (every device
     # the whole net, 1/D of the batch), "model" (Sec. 3.2: 2 devices, one tower each; conv3
