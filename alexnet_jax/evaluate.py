@@ -123,8 +123,10 @@ def restore_template(config: ml_collections.ConfigDict) -> dict:
     return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(tree))
 
 
-def probabilities(apply_fn, params, images: jax.Array) -> jax.Array:
-    """Softmax [B, classes] of images [B, H, W, C], or averaged over crops of [B, K, H, W, C]."""
+def probabilities(apply_fn, params, batch: dict) -> jax.Array:
+    """Per device: softmax [b, classes] of batch["image"] [b, H, W, C], or averaged over the
+    crops of [b, K, H, W, C]."""
+    images = batch["image"]
     softmax = lambda x: jax.nn.softmax(apply_fn({"params": params}, x, train=False))  # noqa: E731
     if images.ndim == 4:
         return softmax(images)
@@ -152,10 +154,11 @@ def run(
         if mode not in ("center", "ten_crop"):
             raise ValueError(f"--modes: {mode!r} is unknown; use center and/or ten_crop")
     model = models.create_model(config)
+    plan = parallel.create(config, model)  # config.parallelism, as in training
     template = restore_template(config)
     restored = [restore_params(w, config, which, template) for w in workdirs]
-    replicas = [parallel.replicate(p) for p, _ in restored]
-    p_probs = jax.pmap(functools.partial(probabilities, model.apply), axis_name="batch")
+    placed = [plan.place(p) for p, _ in restored]
+    p_probs = plan.map(functools.partial(probabilities, plan.model.apply))
     data = input_pipeline.create(config)
     groups = [[w] for w in workdirs] + ([list(workdirs)] if len(workdirs) > 1 else [])
     rows = []
@@ -163,10 +166,10 @@ def run(
         wrong = np.zeros((len(groups), 2))
         n = 0
         for batch in data.eval(mode):
-            real = batch["mask"].reshape(-1) > 0
-            labels = batch["label"].reshape(-1)[real]
-            probs = [np.asarray(p_probs(r, batch["image"])) for r in replicas]
-            probs = [p.reshape(-1, p.shape[-1])[real] for p in probs]
+            real = batch["mask"] > 0
+            labels = batch["label"][real]
+            images = plan.batch({"image": batch["image"]})
+            probs = [plan.fetch(p_probs(p, images))[real] for p in placed]
             if len(probs) > 1:
                 probs.append(np.mean(probs, axis=0))  # the ensemble: softmax averaged
             for i, p in enumerate(probs):

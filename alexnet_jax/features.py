@@ -31,7 +31,7 @@ import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
 
-from alexnet_jax import input_pipeline, models, weights
+from alexnet_jax import errors, input_pipeline, models, parallel, weights
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 PREPROCESS = ("caffe", "torchvision", "config")
@@ -146,10 +146,13 @@ def extract(
         known = order + sorted(set(shapes) - set(order), key=lambda n: (n == "logits", n))
         raise ValueError(f"--layer={layer!r} is unknown; use one of {known}")
     if batch < 1:
-        raise ValueError(f"--batch={batch} must be positive")
+        raise errors.InputError(f"--batch={batch} must be positive")
+    plan = parallel.create(config, model)  # config.parallelism, as in training
+    padded = -(-batch // plan.mesh.shape["batch"]) * plan.mesh.shape["batch"]  # whole replicas
     names = list_images(images_dir)
     input_fn = make_input_fn(config, preprocess, resize)
-    forward = jax.jit(lambda p, x: models.activations(model, p, x)[layer])
+    forward = plan.map(lambda p, b: models.activations(plan.model, p, b["image"])[layer])
+    params = plan.place(params)
     feats = np.lib.format.open_memmap(
         out, mode="w+", dtype=np.float32, shape=(len(names), *shapes[layer].shape[1:])
     )
@@ -157,8 +160,9 @@ def extract(
     for start in range(0, len(names), batch):
         chunk = names[start : start + batch]
         x = np.stack([input_fn(os.path.join(images_dir, n)) for n in chunk])
-        x = np.concatenate([x, np.zeros((batch - len(chunk), *x.shape[1:]), x.dtype)])  # 1 shape
-        feats[start : start + len(chunk)] = np.asarray(forward(params, x))[: len(chunk)]
+        x = np.concatenate([x, np.zeros((padded - len(chunk), *x.shape[1:]), x.dtype)])  # 1 shape
+        out = plan.fetch(forward(params, plan.batch({"image": x})))
+        feats[start : start + len(chunk)] = out[: len(chunk)]
         done, dt = start + len(chunk), time.time() - t0
         print(
             f"features {layer}: {done}/{len(names)} images  {done / dt:.1f} images/s  "

@@ -123,13 +123,10 @@ def normalizer(c: ml_collections.ConfigDict, train: Split):
     )
 
 
-def per_device(global_batch: int, num_devices: int) -> int:
-    if global_batch % num_devices:
-        raise ValueError(
-            f"config.input.global_batch_size={global_batch} is not divisible by "
-            f"{num_devices} devices; use a multiple of {num_devices}"
-        )
-    return global_batch // num_devices
+def process_rows(batch: Batch) -> Batch:
+    """This process's rows [p*B/P, (p+1)*B/P) of a global batch (all rows with one process)."""
+    p, n = jax.process_index(), jax.process_count()
+    return {k: np.split(np.asarray(v), n)[p] for k, v in batch.items()}
 
 
 def _to_input(split_images: tf.Tensor, size: int, normalize) -> tf.Tensor:
@@ -153,12 +150,10 @@ def train_batches(
     """Training batches from global step `start_step` on, forever, epoch after epoch.
 
     Epoch e is the permutation of np.random.default_rng([seed, e]); its last partial batch is
-    dropped. Each batch is [local devices, per-device batch, H, W, C]. `augment(image, seed)`
+    dropped. Each batch is this process's rows (`process_rows`). `augment(image, seed)`
     (see `augmenter`) gets the normalised image and the seed [config.seed, position], position
     = step * global_batch + index in the batch.
     """
-    devices = jax.local_device_count()
-    per = per_device(global_batch, devices)
     steps_per_epoch = len(split.labels) // global_batch
     epoch, skip = divmod(start_step, steps_per_epoch)
 
@@ -178,7 +173,7 @@ def train_batches(
         ds = tf.data.Dataset.from_tensor_slices((steps, order.reshape(-1, global_batch)))
         ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         for b in ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
-            yield {k: v.reshape(devices, per, *v.shape[1:]) for k, v in b.items()}
+            yield process_rows(b)
         epoch, skip = epoch + 1, 0
 
 
@@ -197,14 +192,12 @@ def _pad(x: tf.Tensor, p: int) -> tf.Tensor:
 
 def _padded_batches(batches: Iterator[Batch], global_batch: int, n: int) -> Iterator[Batch]:
     """Host batches of up to global_batch examples -> full batches with a "mask" of the real."""
-    devices = jax.local_device_count()
-    per = per_device(global_batch, devices)
     for b in batches:
         real = len(b["label"])
         pad = global_batch - real
         out = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in b.items()}
         out["mask"] = np.concatenate([np.ones(real, np.float32), np.zeros(pad, np.float32)])
-        yield {k: v.reshape(devices, per, *v.shape[1:]) for k, v in out.items()}
+        yield process_rows(out)
 
 
 def eval_batches(
@@ -312,9 +305,7 @@ def stream_train_batches(
     Resuming at step k skips k's records before they are decoded (they are still read: fast,
     but proportional to the position in the epoch).
     """
-    devices = jax.local_device_count()
     gb = c.global_batch_size
-    per = per_device(gb, devices)
     steps_per_epoch = num_examples // gb
     epoch, skip = divmod(start_step, steps_per_epoch)
     view = augment or (lambda image, _: preprocess.central_crop(image, input_size))
@@ -333,7 +324,7 @@ def stream_train_batches(
         ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.batch(gb, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
         for batch in ds.as_numpy_iterator():
-            yield {k: v.reshape(devices, per, *v.shape[1:]) for k, v in batch.items()}
+            yield process_rows(batch)
         epoch, skip = epoch + 1, 0
 
 
