@@ -161,8 +161,8 @@ def extract(
         chunk = names[start : start + batch]
         x = np.stack([input_fn(os.path.join(images_dir, n)) for n in chunk])
         x = np.concatenate([x, np.zeros((padded - len(chunk), *x.shape[1:]), x.dtype)])  # 1 shape
-        out = plan.fetch(forward(params, plan.batch({"image": x})))
-        feats[start : start + len(chunk)] = out[: len(chunk)]
+        rows = plan.fetch(forward(params, plan.batch({"image": x})))
+        feats[start : start + len(chunk)] = rows[: len(chunk)]
         done, dt = start + len(chunk), time.time() - t0
         print(
             f"features {layer}: {done}/{len(names)} images  {done / dt:.1f} images/s  "
