@@ -185,7 +185,8 @@ def _restore(config, model, mngr) -> tuple[TrainState, optim.Plateau]:
 def _log(loop: _Loop, pending: list, step: int, seconds: float) -> None:
     """The mean of the pending steps' metrics to metrics.jsonl, TensorBoard and the progress
     line; a NaN/Inf loss stops the run before anything is saved."""
-    host = loop.plan.fetch(pending)
+    host = zip([i for i, _ in pending], loop.plan.fetch([m for _, m in pending]), strict=True)
+    host = list(host)
     for i, m in host:
         if not np.isfinite(m["train/loss"]):
             raise FloatingPointError(

@@ -140,11 +140,13 @@ def tiny_fashion(tmp_path) -> str:
 
 
 @pytest.mark.multidevice
-def test_a_model_parallel_checkpoint_restores_into_a_single_device_run(tiny_fashion, tmp_path):
+@pytest.mark.parametrize("parallelism", ["model", "pmap"])
+def test_a_checkpoint_restores_into_a_single_device_run(tiny_fashion, tmp_path, parallelism):
+    """The whole loop in the layout, then its checkpoint evaluated on one device."""
     workdir = str(tmp_path / "run")
-    config = tiny.config(parallelism="model", max_steps=2, **{"input.data_dir": tiny_fashion})
+    config = tiny.config(parallelism=parallelism, max_steps=2, **{"input.data_dir": tiny_fashion})
     config.input.train_limit = config.input.eval_limit = None
-    summary = train.train_and_evaluate(config, workdir)  # evaluated by the two towers
+    summary = train.train_and_evaluate(config, workdir)  # evaluated in the layout
     assert summary["step"] == 2
     state = tiny.train_state(config, seed=1)  # the layout of a one-device run
     mngr = checkpoint.create(workdir, config.checkpoint)
