@@ -223,9 +223,6 @@ def restore(mngr: ocp.CheckpointManager, state, plateau: optim.Plateau):
     return state, plateau
 
 
-restore_latest = restore  # the old name, until train.py calls `restore`
-
-
 def find_step(path: str, which: str | int = "latest") -> tuple[str, int]:
     """(checkpoints directory, step) for a workdir, its checkpoints/ or checkpoints/STEP."""
     path = os.path.abspath(path)

@@ -56,13 +56,14 @@ def _patches(x: jax.Array, kh: int, kw: int, stride: int, padding: int) -> jax.A
     return jnp.concatenate(tap_views(_pad(x, padding), kh, kw, stride), axis=-1)
 
 
-def _im2col_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
+def _im2col_conv(x, kernel, stride: int, padding: int, precision=None) -> jax.Array:
     """An ordinary conv as one matmul: [B, H', W', kh*kw*I] patches @ [kh*kw*I, O]."""
     kh, kw, cin, cout = kernel.shape
-    return jnp.dot(_patches(x, kh, kw, stride, padding), kernel.reshape(kh * kw * cin, cout))
+    patches = _patches(x, kh, kw, stride, padding)
+    return jnp.dot(patches, kernel.reshape(kh * kw * cin, cout), precision=precision)
 
 
-def _xla_conv(x, kernel, stride: int, padding: int, groups: int) -> jax.Array:
+def _xla_conv(x, kernel, stride: int, padding: int, groups: int, precision=None) -> jax.Array:
     return lax.conv_general_dilated(
         x,
         kernel,
@@ -70,29 +71,31 @@ def _xla_conv(x, kernel, stride: int, padding: int, groups: int) -> jax.Array:
         padding=((padding, padding), (padding, padding)),
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
         feature_group_count=groups,
+        precision=precision,
     )
 
 
-def _split_conv(x, kernel, stride: int, padding: int, groups: int) -> jax.Array:
+def _split_conv(x, kernel, stride: int, padding: int, groups: int, precision=None) -> jax.Array:
     """One ordinary XLA convolution per group, concatenated."""
     if groups == 1:
-        return _xla_conv(x, kernel, stride, padding, 1)
+        return _xla_conv(x, kernel, stride, padding, 1, precision)
     xs, ks = jnp.split(x, groups, axis=-1), jnp.split(kernel, groups, axis=-1)
     return jnp.concatenate(
-        [_xla_conv(a, k, stride, padding, 1) for a, k in zip(xs, ks, strict=True)], axis=-1
+        [_xla_conv(a, k, stride, padding, 1, precision) for a, k in zip(xs, ks, strict=True)],
+        axis=-1,
     )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _hybrid_conv(x, kernel, stride: int, padding: int, groups: int) -> jax.Array:
-    return _split_conv(x, kernel, stride, padding, groups)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _hybrid_conv(x, kernel, stride: int, padding: int, groups: int, precision) -> jax.Array:
+    return _split_conv(x, kernel, stride, padding, groups, precision)
 
 
-def _hybrid_fwd(x, kernel, stride, padding, groups):
-    return _split_conv(x, kernel, stride, padding, groups), (x, kernel)
+def _hybrid_fwd(x, kernel, stride, padding, groups, precision):
+    return _split_conv(x, kernel, stride, padding, groups, precision), (x, kernel)
 
 
-def _hybrid_bwd(stride, padding, groups, res, dy):
+def _hybrid_bwd(stride, padding, groups, precision, res, dy):
     """dx as XLA's transposed convolution; dK as GEMMs over all B*H'*W' positions.
 
     XLA:CPU runs the kernel gradient of a convolution as a convolution with the batch as the
@@ -100,7 +103,7 @@ def _hybrid_bwd(stride, padding, groups, res, dy):
     GEMM per kernel tap and group: x shifted by (i, j), as [B*H'*W', I/G], transposed, @ dy.
     """
     x, kernel = res
-    _, vjp = jax.vjp(lambda a: _split_conv(a, kernel, stride, padding, groups), x)
+    _, vjp = jax.vjp(lambda a: _split_conv(a, kernel, stride, padding, groups, precision), x)
     (dx,) = vjp(dy)
     kh, kw, cin_g, cout = kernel.shape
     views = tap_views(_pad(x, padding), kh, kw, stride)  # kh*kw x [B, H', W', I]
@@ -108,17 +111,14 @@ def _hybrid_bwd(stride, padding, groups, res, dy):
     dk = []
     for g in range(groups):
         dyg = dy[..., g * cout_g : (g + 1) * cout_g].reshape(-1, cout_g)
-        taps = [
-            jnp.dot(v[..., g * cin_g : (g + 1) * cin_g].reshape(-1, cin_g).T, dyg)  # [I/G, O/G]
+        taps = [  # [I/G, O/G]
+            jnp.dot(
+                v[..., g * cin_g : (g + 1) * cin_g].reshape(-1, cin_g).T, dyg, precision=precision
+            )
             for v in views
         ]
         dk.append(jnp.stack(taps).reshape(kh, kw, cin_g, cout_g))
-    dk = jnp.concatenate(dk, axis=-1).astype(kernel.dtype)
-    # under shard_map (parallel.tower_apply) a kernel shared by the batch shards gets the sum
-    # of their gradients, as autodiff's own rule would give
-    varying = lambda a: jax.typeof(a).manual_axis_type.varying  # noqa: E731
-    extra = tuple(sorted(varying(dk) - varying(kernel)))
-    return dx, lax.psum(dk, extra) if extra else dk
+    return dx, jnp.concatenate(dk, axis=-1).astype(kernel.dtype)
 
 
 _hybrid_conv.defvjp(_hybrid_fwd, _hybrid_bwd)
@@ -132,6 +132,7 @@ def grouped_conv(
     padding: int,
     groups: int,
     lowering: Lowering,
+    precision: str | None = None,
 ) -> jax.Array:
     """2-D convolution whose input and output channels are split into `groups` (Sec. 3.2).
 
@@ -146,21 +147,24 @@ def grouped_conv(
       lowering: "native" (XLA's feature_group_count), "split" (one ordinary conv per group,
         concatenated), "im2col" (per group, patches @ kernel) or "hybrid" ("split" with the
         kernel gradient as GEMMs, `_hybrid_bwd`). All compute the same function.
+      precision: of every convolution and matmul (jax.lax.Precision's names; None: JAX's
+        default, which may use TF32 for float32 on recent NVIDIA GPUs).
     Returns:
       [B, H', W', O].
     """
     if lowering == "native":
-        return _xla_conv(x, kernel, stride, padding, groups)
+        return _xla_conv(x, kernel, stride, padding, groups, precision)
     if lowering == "split":
-        return _split_conv(x, kernel, stride, padding, groups)
+        return _split_conv(x, kernel, stride, padding, groups, precision)
     if lowering == "hybrid":
-        return _hybrid_conv(x, kernel, stride, padding, groups)
+        return _hybrid_conv(x, kernel, stride, padding, groups, precision)
     if groups == 1:
-        return _im2col_conv(x, kernel, stride, padding)
+        return _im2col_conv(x, kernel, stride, padding, precision)
     xs = jnp.split(x, groups, axis=-1)  # G x [B, H, W, I/G]
     ks = jnp.split(kernel, groups, axis=-1)  # G x [kh, kw, I/G, O/G]
     return jnp.concatenate(
-        [_im2col_conv(a, k, stride, padding) for a, k in zip(xs, ks, strict=True)], axis=-1
+        [_im2col_conv(a, k, stride, padding, precision) for a, k in zip(xs, ks, strict=True)],
+        axis=-1,
     )
 
 
@@ -181,6 +185,7 @@ class GroupedConv(nn.Module):
     bias_init: Initializer
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
+    precision: str | None = None  # grouped_conv's
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -195,5 +200,6 @@ class GroupedConv(nn.Module):
             padding=self.padding,
             groups=self.groups,
             lowering=resolve_lowering(self.lowering, stride=self.stride),
+            precision=self.precision,
         )
         return y + bias

@@ -69,8 +69,10 @@ def restore_template(config: ml_collections.ConfigDict) -> dict:
     return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(tree))
 
 
-def probabilities(apply_fn, params, images: jax.Array) -> jax.Array:
-    """Softmax [B, classes] of images [B, H, W, C], or averaged over crops of [B, K, H, W, C]."""
+def probabilities(apply_fn, preprocess, params, batch: dict) -> jax.Array:
+    """Per device: softmax [b, classes] of the center crop [b, H, W, C], or averaged over the
+    ten crops [b, 10, H, W, C] (Sec. 4.1), which `preprocess` cuts on the device (augment.py)."""
+    images = preprocess(batch)["image"]
     softmax = lambda x: jax.nn.softmax(apply_fn({"params": params}, x, train=False))  # noqa: E731
     if images.ndim == 4:
         return softmax(images)
@@ -98,24 +100,24 @@ def run(
         if mode not in ("center", "ten_crop"):
             raise InputError(f"--modes: {mode!r} is unknown; use center and/or ten_crop")
     model = models.create_model(config)
+    plan = parallel.create(config, model)  # config.parallelism, as in training
     template = restore_template(config)
     restored = [restore_params(w, config, which, template) for w in workdirs]
-    replicas = [parallel.replicate(p) for p, _ in restored]
-    p_probs = jax.pmap(functools.partial(probabilities, model.apply), axis_name="batch")
+    placed = [plan.place(p) for p, _ in restored]
     data = input_pipeline.create(config)
     groups = [[w] for w in workdirs] + ([list(workdirs)] if len(workdirs) > 1 else [])
     rows = []
     for mode in modes:
         wrong = np.zeros((len(groups), 2))
         n = 0
-        crops = jax.jit(data.eval_preprocess(mode))  # on the device (augment.py)
+        p_probs = plan.map(
+            functools.partial(probabilities, plan.model.apply, data.eval_preprocess(mode))
+        )
         for batch in data.eval():
             real = batch["mask"] > 0
             labels = batch["label"][real]
-            images = crops(batch)["image"]
-            images = images.reshape(jax.local_device_count(), -1, *images.shape[1:])  # for pmap
-            probs = [np.asarray(p_probs(r, images)) for r in replicas]
-            probs = [p.reshape(-1, p.shape[-1])[real] for p in probs]
+            images = plan.batch({"image": batch["image"]})  # uint8 where stored so
+            probs = [plan.fetch(p_probs(p, images))[real] for p in placed]
             if len(probs) > 1:
                 probs.append(np.mean(probs, axis=0))  # the ensemble: softmax averaged
             for i, p in enumerate(probs):

@@ -29,8 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from alexnet_jax import cli, input_pipeline, models, weights
-from alexnet_jax.errors import InputError, MissingFileError
+from alexnet_jax import cli, errors, input_pipeline, models, parallel, weights
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 PREPROCESS = ("caffe", "torchvision", "config")
@@ -67,7 +66,7 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
 def list_images(directory: str) -> list[str]:
     """Image paths under `directory`, relative to it, sorted."""
     if not os.path.isdir(directory):
-        raise MissingFileError(f"image directory {directory} does not exist")
+        raise errors.MissingFileError(f"image directory {directory} does not exist")
     found = [
         os.path.relpath(os.path.join(root, f), directory)
         for root, _, files in os.walk(directory)
@@ -75,7 +74,7 @@ def list_images(directory: str) -> list[str]:
         if f.lower().endswith(IMAGE_SUFFIXES)
     ]
     if not found:
-        raise MissingFileError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {directory}")
+        raise errors.MissingFileError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {directory}")
     return sorted(found)
 
 
@@ -84,14 +83,16 @@ def read_image(path: str, channels: int) -> tf.Tensor:
     try:
         img = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
     except tf.errors.OpError as e:
-        raise InputError(f"cannot decode image {path}: {e.message.splitlines()[0]}") from None
+        raise errors.InputError(
+            f"cannot decode image {path}: {e.message.splitlines()[0]}"
+        ) from None
     return tf.cast(img, tf.float32)
 
 
 def centre_crop(img: tf.Tensor, resize: int, size: int) -> tf.Tensor:
     """Shorter side to `resize` (bilinear, antialiased), then the central size x size square."""
     if resize < size:
-        raise InputError(f"--resize={resize} is smaller than the model's input_size={size}")
+        raise errors.InputError(f"--resize={resize} is smaller than the model's input_size={size}")
     h, w = img.shape[0], img.shape[1]
     scale = resize / min(h, w)
     new = (max(size, round(h * scale)), max(size, round(w * scale)))
@@ -105,7 +106,7 @@ def make_input_fn(config: ml_collections.ConfigDict, preprocess: str, resize: in
     m = config.model
     if preprocess in ("caffe", "torchvision"):
         if m.input_channels != 3:
-            raise InputError(
+            raise errors.InputError(
                 f"--preprocess={preprocess} needs a 3-channel model; config.model.input_channels"
                 f"={m.input_channels}: use --preprocess=config"
             )
@@ -123,7 +124,7 @@ def make_input_fn(config: ml_collections.ConfigDict, preprocess: str, resize: in
             return img.numpy()  # the order of input_pipeline: normalize, then resize
 
         return fn
-    raise InputError(f"--preprocess={preprocess!r} is unknown; use one of {PREPROCESS}")
+    raise errors.InputError(f"--preprocess={preprocess!r} is unknown; use one of {PREPROCESS}")
 
 
 def load_params(config: ml_collections.ConfigDict, path: str, **read_kw) -> dict:
@@ -153,12 +154,15 @@ def extract(
     if layer not in shapes:
         order = [n for n, _ in models.layer_shapes(config.model)]  # the network's order
         known = order + sorted(set(shapes) - set(order), key=lambda n: (n == "logits", n))
-        raise InputError(f"--layer={layer!r} is unknown; use one of {known}")
+        raise errors.InputError(f"--layer={layer!r} is unknown; use one of {known}")
     if batch < 1:
-        raise InputError(f"--batch={batch} must be positive")
+        raise errors.InputError(f"--batch={batch} must be positive")
+    plan = parallel.create(config, model)  # config.parallelism, as in training
+    padded = -(-batch // plan.mesh.shape["batch"]) * plan.mesh.shape["batch"]  # whole replicas
     names = list_images(images_dir)
     input_fn = make_input_fn(config, preprocess, resize)
-    forward = jax.jit(lambda p, x: models.activations(model, p, x)[layer])
+    forward = plan.map(lambda p, b: models.activations(plan.model, p, b["image"])[layer])
+    params = plan.place(params)
     feats = np.lib.format.open_memmap(
         out, mode="w+", dtype=np.float32, shape=(len(names), *shapes[layer].shape[1:])
     )
@@ -166,8 +170,9 @@ def extract(
     for start in range(0, len(names), batch):
         chunk = names[start : start + batch]
         x = np.stack([input_fn(os.path.join(images_dir, n)) for n in chunk])
-        x = np.concatenate([x, np.zeros((batch - len(chunk), *x.shape[1:]), x.dtype)])  # 1 shape
-        feats[start : start + len(chunk)] = np.asarray(forward(params, x))[: len(chunk)]
+        x = np.concatenate([x, np.zeros((padded - len(chunk), *x.shape[1:]), x.dtype)])  # 1 shape
+        rows = plan.fetch(forward(params, plan.batch({"image": x})))
+        feats[start : start + len(chunk)] = rows[: len(chunk)]
         done, dt = start + len(chunk), time.time() - t0
         print(
             f"features {layer}: {done}/{len(names)} images  {done / dt:.1f} images/s  "

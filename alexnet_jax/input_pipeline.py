@@ -149,15 +149,6 @@ def normalizer(c: ml_collections.ConfigDict, train: Split):
     )
 
 
-def per_device(global_batch: int, num_devices: int) -> int:
-    if global_batch % num_devices:
-        raise InputError(
-            f"config.input.global_batch_size={global_batch} is not divisible by "
-            f"{num_devices} devices; use a multiple of {num_devices}"
-        )
-    return global_batch // num_devices
-
-
 def process_rows(global_batch: int) -> slice:
     """This process's rows of every global batch: [p*B/P, (p+1)*B/P)."""
     p, n = jax.process_index(), jax.process_count()

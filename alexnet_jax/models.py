@@ -14,15 +14,16 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from alexnet_jax import conv, lrn, pool
-from alexnet_jax.errors import InputError
+from alexnet_jax import conv, errors, lrn, pool
 
 INIT_SCHEMES: tuple[str, ...] = ("gaussian", "pytorch")
 DTYPES: dict[str, jnp.dtype] = {
     "float32": jnp.float32,
     "bfloat16": jnp.bfloat16,
-    "float64": jnp.float64,
+    "float64": jnp.float64,  # numerical checks only, under jax.enable_x64
 }
+# config.model.precision -> the `precision` of every conv and dense (configs/paper.py)
+PRECISIONS: dict[str, str | None] = {"default": None, "high": "high", "highest": "highest"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,14 +49,55 @@ def _init_pair(scheme: str, std: float, bias: float, fan_in: int) -> tuple:
     return uniform, uniform
 
 
+def stages(
+    n_conv: int, n_fc: int, lrn_after: Sequence[int], pool_after: Sequence[int], norm_first: bool
+) -> list[tuple[str, int]]:
+    """Fig. 2's stages in order as (kind, layer): ("conv", 1), ("norm", 1), ("pool", 1), ...,
+    ("fc", n_conv + 1), ..., the classifier last. `__call__`, `layer_shapes` and `layer_names`
+    all read this list; a stage's name is kind + layer ("pool5", "fc7")."""
+    out = []
+    for n in range(1, n_conv + 1):
+        after = [k for k, on in (("norm", n in lrn_after), ("pool", n in pool_after)) if on]
+        out += [("conv", n)] + [(k, n) for k in (after if norm_first else after[::-1])]
+    return out + [("fc", n_conv + 1 + j) for j in range(n_fc)]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _gather_for_softmax(x: jax.Array, axis: str) -> jax.Array:
+    """All towers' logits on every tower. Everything after it is computed identically on each
+    tower, so the gradient is this tower's slice of the (identical) cotangents, not their sum."""
+    return jax.lax.all_gather(x, axis, axis=x.ndim - 1, tiled=True)
+
+
+def _gather_fwd(x, axis):
+    return _gather_for_softmax(x, axis), None
+
+
+def _gather_bwd(axis, _, dy):
+    width = dy.shape[-1] // jax.lax.axis_size(axis)
+    start = jax.lax.axis_index(axis) * width
+    return (jax.lax.dynamic_slice_in_dim(dy, start, width, axis=dy.ndim - 1),)
+
+
+_gather_for_softmax.defvjp(_gather_fwd, _gather_bwd)
+
+
 class AlexNet(nn.Module):
     """conv1..conv5 (ReLU, LRN, max-pool where configured), fc6..fc8, logits (Fig. 2).
 
-    Layer i of `conv_*` is `conv{i+1}`; fully connected layers continue the numbering
-    (`fc6`, `fc7`, then the classifier `fc8` for five conv layers). `lrn_after` and
-    `pool_after` hold 1-based conv indices. Intermediate activations are sown into the
-    "intermediates" collection as one dict under "activations", keyed by the paper's names
-    (conv1, norm1, pool1, ..., fc7; conv and fc entries are after the ReLU): see `activations`.
+    Written per device, as the paper's GPUs ran it (Sec. 3.2). Outside any mapping, or with
+    `tower_axis=None`, one device runs both towers. Under `jax.shard_map` with `tower_axis`
+    naming a mesh axis of size T, each device holds 1/T of every layer's kernels (the output
+    channels of its tower, `parallel.param_spec`) and runs only its tower's share; the towers
+    exchange activations only at Fig. 2's arrows: the inputs of conv3 (a conv with groups=1
+    after a split layer) and of fc6, fc7, fc8 (all-gather over `tower_axis`), and the logits
+    for the softmax. `batch_axis` names the mesh or pmap axis that splits the batch: dropout
+    masks depend on (key, global example index, unit) alone, so every layout draws the same.
+
+    Layer i of `conv_*` is `conv{i+1}`; fully connected layers continue the numbering. Stage
+    outputs (conv and fc after the ReLU; all channels, gathered across towers) are sown into
+    "intermediates" as one dict under "activations" (see `activations`), and in training the
+    dropout masks as one dict under "dropout_masks", keyed by the layer whose input they drop.
     """
 
     num_classes: int
@@ -79,73 +121,113 @@ class AlexNet(nn.Module):
     init_weight_std: Sequence[float]  # one per learned layer, conv1 first
     init_bias: Sequence[float]
     dtype: jnp.dtype = jnp.float32
+    precision: str | None = None  # None (JAX's default), "high" or "highest": PRECISIONS
+    tower_axis: str | None = None  # the mesh axis splitting the towers (parallel.py)
+    batch_axis: str | None = None  # the mesh/pmap axis splitting the batch (parallel.py)
+
+    def stages(self) -> list[tuple[str, int]]:
+        lrn_after = self.lrn_after if self.lrn_spec is not None else ()
+        n_fc = len(self.fc_features) + 1
+        args = (n_fc, lrn_after, self.pool_after, self.norm_before_pool)
+        return stages(len(self.conv_features), *args)
 
     def _init(self, i: int, fan_in: int) -> tuple:
         return _init_pair(self.init_scheme, self.init_weight_std[i], self.init_bias[i], fan_in)
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        """[B, H, W, C] images -> [B, num_classes] float32 logits (`train` enables dropout).
+        """[b, H, W, C] images -> [b, num_classes] float32 logits (`train` enables dropout).
 
         With dtype float64 (numerical checks only, under `jax.enable_x64`) the logits are float64.
         """
-        x = x.astype(self.dtype)
-        acts = {}  # the paper's names -> activations, sown once at the end
-        for i, features in enumerate(self.conv_features):
-            n, ksize = i + 1, self.conv_kernel_size[i]
-            kernel_init, bias_init = self._init(
-                i, ksize * ksize * x.shape[-1] // self.conv_groups[i]
-            )
-            x = conv.GroupedConv(
-                features=features,
-                kernel_size=ksize,
-                stride=self.conv_stride[i],
-                padding=self.conv_padding[i],
-                groups=self.conv_groups[i],
-                lowering=self.conv_lowering,
-                kernel_init=kernel_init,
-                bias_init=bias_init,
-                dtype=self.dtype,
-                name=f"conv{n}",
-            )(x)
-            x = nn.relu(x)
-            acts[f"conv{n}"] = x
-            stages = [("norm", self._norm, n in self.lrn_after and self.lrn_spec is not None)]
-            stages.append(("pool", self._pool, n in self.pool_after))
-            if not self.norm_before_pool:
-                stages.reverse()
-            for kind, fn, active in stages:
-                if active:
-                    x = fn(x)
-                    acts[f"{kind}{n}"] = x
-        x = x.reshape(x.shape[0], -1)  # [B, H*W*C]: fc6's rows are in NHWC order
-        first_fc = len(self.conv_features) + 1
-        widths = [*self.fc_features, self.num_classes]
-        for j, features in enumerate(widths):
-            name = f"fc{first_fc + j}"
-            if name in self.dropout_inputs_of:
-                # Inverted dropout (Sec. 4.2): kept units are scaled by 1/(1-p) in training,
-                # which is the paper's "multiply the outputs by 0.5 at test time" moved to train.
-                drop = nn.Dropout(
-                    self.dropout_rate, deterministic=not train, name=f"dropout_{name}"
-                )
-                x = drop(x)
-            kernel_init, bias_init = self._init(len(self.conv_features) + j, x.shape[-1])
-            x = nn.Dense(
-                features,
-                kernel_init=kernel_init,
-                bias_init=bias_init,
-                dtype=self.dtype,
-                param_dtype=jnp.float32,
-                name=name,
-            )(x)
-            if j < len(self.fc_features):
-                x = nn.relu(x)
-                acts[name] = x
+        towers = jax.lax.axis_size(self.tower_axis) if self.tower_axis else 1
+        x, split = x.astype(self.dtype), False  # split: x holds only this tower's channels
+        acts, masks = {}, {}
+        for kind, n in self.stages():
+            if kind == "conv":
+                x, split = self._conv(x, n - 1, split, towers)
+            elif kind == "norm":
+                x = self._norm(x, towers)
+            elif kind == "pool":
+                x = self._pool(x)
+            else:
+                x, split = self._fc(x, n, split, towers, train, masks), towers > 1
+            last = kind == "fc" and n == len(self.conv_features) + len(self.fc_features) + 1
+            if not last and self.is_mutable_collection("intermediates"):
+                acts[f"{kind}{n}"] = self._gather(x, towers) if split else x
         self.sow("intermediates", "activations", acts)
+        if masks:
+            self.sow("intermediates", "dropout_masks", masks)
+        if towers > 1:
+            x = _gather_for_softmax(x, self.tower_axis)
         return x.astype(jnp.promote_types(self.dtype, jnp.float32))
 
-    def _norm(self, x: jax.Array) -> jax.Array:
+    def _gather(self, x: jax.Array, towers: int) -> jax.Array:
+        """Both towers' channels, tower 0's first: an arrow that crosses between GPUs in Fig. 2."""
+        if towers == 1:
+            return x
+        return jax.lax.all_gather(x, self.tower_axis, axis=x.ndim - 1, tiled=True)
+
+    def _conv(self, x: jax.Array, i: int, split: bool, towers: int) -> tuple[jax.Array, bool]:
+        g = self.conv_groups[i]
+        if split and g == 1:  # conv3: "the kernels of layer 3 take input from all kernel maps"
+            x, split = self._gather(x, towers), False
+        if not split and g > 1 and towers > 1:  # a grouped conv on whole maps: its tower's part
+            width = x.shape[-1] // towers
+            start = jax.lax.axis_index(self.tower_axis) * width
+            x, split = jax.lax.dynamic_slice_in_dim(x, start, width, axis=x.ndim - 1), True
+        groups = g // towers if split else g
+        ksize = self.conv_kernel_size[i]
+        kernel_init, bias_init = self._init(i, ksize * ksize * x.shape[-1] // groups)
+        x = conv.GroupedConv(
+            features=self.conv_features[i] // towers,
+            kernel_size=ksize,
+            stride=self.conv_stride[i],
+            padding=self.conv_padding[i],
+            groups=groups,
+            lowering=self.conv_lowering,
+            kernel_init=kernel_init,
+            bias_init=bias_init,
+            dtype=self.dtype,
+            precision=self.precision,
+            name=f"conv{i + 1}",
+        )(x)
+        return nn.relu(x), towers > 1
+
+    def _fc(self, x, n: int, split: bool, towers: int, train: bool, masks: dict) -> jax.Array:
+        """fc6, fc7 (ReLU) or the classifier: every unit of the layer below in (Fig. 2)."""
+        if split:
+            x = self._gather(x, towers)
+        x = x.reshape(x.shape[0], -1)  # [b, H*W*C]: fc6's rows are in NHWC order
+        name = f"fc{n}"
+        if train and name in self.dropout_inputs_of and self.dropout_rate > 0:
+            x, masks[name] = self._dropout(x)
+        j = n - len(self.conv_features) - 1
+        widths = [*self.fc_features, self.num_classes]
+        kernel_init, bias_init = self._init(n - 1, x.shape[-1])
+        x = nn.Dense(
+            widths[j] // towers,
+            kernel_init=kernel_init,
+            bias_init=bias_init,
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            precision=self.precision,
+            name=name,
+        )(x)
+        return nn.relu(x) if j < len(self.fc_features) else x
+
+    def _dropout(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Inverted dropout (Sec. 4.2): kept units scaled by 1/(1-p) in training, the paper's
+        "multiply the outputs by 0.5 at test time" moved to training. Example r of the global
+        batch keeps unit u by the bit (fold_in(key, r), u), whichever device holds it."""
+        key, b = self.make_rng("dropout"), x.shape[0]
+        first = jax.lax.axis_index(self.batch_axis) * b if self.batch_axis else 0
+        keep = 1.0 - self.dropout_rate
+        draw = lambda r: jax.random.bernoulli(jax.random.fold_in(key, r), keep, x.shape[1:])  # noqa: E731
+        mask = jax.vmap(draw)(first + jnp.arange(b))
+        return jnp.where(mask, x / keep, 0.0).astype(x.dtype), mask
+
+    def _norm(self, x: jax.Array, towers: int) -> jax.Array:
         s = self.lrn_spec
         return lrn.local_response_norm(
             x,
@@ -154,7 +236,7 @@ class AlexNet(nn.Module):
             alpha=s.alpha,
             beta=s.beta,
             convention=s.convention,
-            groups=s.groups,
+            groups=s.groups // towers,
         )
 
     def _pool(self, x: jax.Array) -> jax.Array:
@@ -162,19 +244,22 @@ class AlexNet(nn.Module):
         return pool.max_pool(x, self.pool_window, self.pool_stride, lowering)
 
 
+def layer_names(model: AlexNet) -> list[str]:
+    """The learned layers, conv1..convN then the fc layers, the classifier last (param keys)."""
+    return [f"{kind}{n}" for kind, n in model.stages() if kind in ("conv", "fc")]
+
+
 def layer_shapes(m: ml_collections.ConfigDict) -> list[tuple[str, tuple[int, int, int]]]:
-    """(name, (H, W, C)) of every stage of `config.model`, computed by arithmetic alone."""
-    h, shapes = m.input_size, []
-    for i, c in enumerate(m.conv.features):
-        n = i + 1
-        h = (h + 2 * m.conv.padding[i] - m.conv.kernel_size[i]) // m.conv.stride[i] + 1
-        shapes.append((f"conv{n}", (h, h, c)))
-        stages = [("norm", m.lrn.enabled and n in m.lrn.after), ("pool", n in m.pool.after)]
-        for kind, active in stages if m.norm_before_pool else stages[::-1]:
-            if active and kind == "pool":
-                h = (h - m.pool.window) // m.pool.stride + 1
-            if active:
-                shapes.append((f"{kind}{n}", (h, h, c)))
+    """(name, (H, W, C)) of every conv, norm and pool stage of `config.model`, by arithmetic."""
+    lrn_after = m.lrn.after if m.lrn.enabled else ()
+    n_conv, h, c, shapes = len(m.conv.features), m.input_size, 0, []
+    for kind, n in stages(n_conv, 0, lrn_after, m.pool.after, m.norm_before_pool):
+        if kind == "conv":
+            i, c = n - 1, m.conv.features[n - 1]
+            h = (h + 2 * m.conv.padding[i] - m.conv.kernel_size[i]) // m.conv.stride[i] + 1
+        if kind == "pool":
+            h = (h - m.pool.window) // m.pool.stride + 1
+        shapes.append((f"{kind}{n}", (h, h, c)))
     return shapes
 
 
@@ -185,60 +270,66 @@ def _with_input_size(m: ml_collections.ConfigDict, size: int) -> ml_collections.
 
 
 def _check(m: ml_collections.ConfigDict) -> None:
-    """One-line ValueErrors naming the config.model field that is wrong, and the fix."""
+    """One-line InputErrors naming the config.model field that is wrong, and the fix."""
     n_conv = len(m.conv.features)
     for field in ("kernel_size", "stride", "padding", "groups"):
         if len(m.conv[field]) != n_conv:
-            raise InputError(
+            raise errors.InputError(
                 f"config.model.conv.{field} has {len(m.conv[field])} entries but "
                 f"config.model.conv.features has {n_conv}; give one per conv layer"
             )
     channels = [m.input_channels, *m.conv.features]
     for i, g in enumerate(m.conv.groups):
         if g < 1 or channels[i] % g or channels[i + 1] % g:
-            raise InputError(
+            raise errors.InputError(
                 f"config.model.conv.groups[{i}]={g} must divide conv{i + 1}'s input channels "
                 f"({channels[i]}) and config.model.conv.features[{i}]={channels[i + 1]}"
             )
     if m.lrn.enabled and m.lrn.convention not in lrn.CONVENTIONS:
-        raise InputError(
+        raise errors.InputError(
             f"config.model.lrn.convention={m.lrn.convention!r} is unknown; use one of "
             f"{lrn.CONVENTIONS}"
         )
     if m.lrn.enabled and (m.lrn.size < 1 or m.lrn.size % 2 == 0):
-        raise InputError(f"config.model.lrn.size={m.lrn.size} must be a positive odd number")
+        raise errors.InputError(f"config.model.lrn.size={m.lrn.size} must be a positive odd number")
     if m.lrn.enabled and m.lrn.within_towers:
         for n in m.lrn.after:
             if m.conv.features[n - 1] % m.towers:
-                raise InputError(
+                raise errors.InputError(
                     f"config.model.towers={m.towers} does not divide conv{n}'s "
                     f"{m.conv.features[n - 1]} channels, needed by config.model.lrn.within_towers"
                 )
     for field, after in (("lrn.after", m.lrn.after), ("pool.after", m.pool.after)):
         if any(not 1 <= n <= n_conv for n in after):
-            raise InputError(
+            raise errors.InputError(
                 f"config.model.{field}={tuple(after)} must hold conv indices 1..{n_conv}"
             )
     n_layers = n_conv + len(m.fc_features) + 1
     if m.init.scheme not in INIT_SCHEMES:
-        raise InputError(
+        raise errors.InputError(
             f"config.model.init.scheme={m.init.scheme!r} is unknown; use one of {INIT_SCHEMES}"
         )
     for field in ("weight_std", "bias"):
         if len(m.init[field]) != n_layers:
-            raise InputError(
+            raise errors.InputError(
                 f"config.model.init.{field} has {len(m.init[field])} entries; give one per "
                 f"learned layer ({n_layers}: conv1..conv{n_conv}, then the fc layers)"
             )
+    if m.get("precision", "default") not in PRECISIONS:
+        raise errors.InputError(
+            f"config.model.precision={m.precision!r} is unknown; use one of {tuple(PRECISIONS)}"
+        )
     if m.dtype not in DTYPES:
-        raise InputError(f"config.model.dtype={m.dtype!r} is unknown; use one of {tuple(DTYPES)}")
+        raise errors.InputError(
+            f"config.model.dtype={m.dtype!r} is unknown; use one of {tuple(DTYPES)}"
+        )
     if m.dtype == "float64" and not jax.config.jax_enable_x64:
-        raise InputError(
+        raise errors.InputError(
             "config.model.dtype='float64' is for numerical checks under jax.enable_x64 only; "
             "use 'float32' or 'bfloat16'"
         )
     if not 0.0 <= m.dropout.rate < 1.0:
-        raise InputError(f"config.model.dropout.rate={m.dropout.rate} must be in [0, 1)")
+        raise errors.InputError(f"config.model.dropout.rate={m.dropout.rate} must be in [0, 1)")
     conv.resolve_lowering(m.conv.lowering)
     pool.resolve_lowering(m.pool.get("lowering", "auto"))  # runs saved before the field: auto
     shapes = layer_shapes(m)
@@ -246,7 +337,7 @@ def _check(m: ml_collections.ConfigDict) -> None:
     if bad is not None:
         fits = lambda s: min(h for _, (h, _, _) in layer_shapes(_with_input_size(m, s))) >= 1  # noqa: E731
         smallest = next(s for s in range(m.input_size + 1, 100_000) if fits(s))
-        raise InputError(
+        raise errors.InputError(
             f"config.model.input_size={m.input_size} is too small: {bad} would have no output "
             f"pixels; use input_size >= {smallest}"
         )
@@ -288,6 +379,7 @@ def create_model(config: ml_collections.ConfigDict) -> AlexNet:
         init_weight_std=tuple(m.init.weight_std),
         init_bias=tuple(m.init.bias),
         dtype=DTYPES[m.dtype],
+        precision=PRECISIONS[m.get("precision", "default")],  # runs saved before the field
     )
 
 

@@ -1,8 +1,11 @@
-"""The training loop: pure train/eval steps and `train_and_evaluate(config, workdir)` (Sec. 5)."""
+"""The training loop (Sec. 5): per-device train/eval steps and `train_and_evaluate`."""
 
+import dataclasses
 import functools
 import signal
+import sys
 import time
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -11,12 +14,24 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from alexnet_jax import checkpoint, input_pipeline, metrics, models, optim, parallel, weights
-from alexnet_jax.errors import InputError
+from alexnet_jax import (
+    checkpoint,
+    errors,
+    input_pipeline,
+    metrics,
+    models,
+    optim,
+    parallel,
+    weights,
+)
 
-Batch = dict[str, jax.Array]  # "image": [B, H, W, C] float32, "label": [B] int32, "mask": [B]
+Batch = dict[str, jax.Array]  # "image": [b, H, W, C], "label": [b] int32, "mask": [b] float32
 Metrics = dict[str, jax.Array]
 TrainState = train_state.TrainState  # step, params, opt_state (with the lr), apply_fn, tx
+
+
+def _identity(batch: Batch) -> Batch:
+    return batch
 
 
 def _errors(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -27,29 +42,16 @@ def _errors(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]
 
 
 def train_step(
-    state: TrainState,
-    batch: Batch,
-    dropout_key: jax.Array,
-    axis_name: str | None = "batch",
-    preprocess=lambda b: b,
+    state: TrainState, batch: Batch, *, dropout_key: jax.Array, preprocess=_identity
 ) -> tuple[TrainState, Metrics]:
-    """One step of Sec. 5's SGD on this device's share of the global batch.
+    """One step of Sec. 5's SGD, per device, on this device's rows of the global batch.
 
-    Pure. Mapped over axis "batch" (jax.pmap, as the tests do): gradients and metrics are averaged
-    there, so D devices take the same step as one device on the whole batch. Dropout masks
-    differ per step and per device. With `axis_name=None` the step sees the whole global batch
-    (jit over a mesh, parallel.Plan): no collectives here, the shardings place the work.
+    Run by `parallel.Plan.map`: gradients and metrics are averaged over axis "batch", so any
+    number of devices takes the step of one device on the whole batch. Dropout masks are
+    functions of (dropout_key, step, example, unit) (models.AlexNet).
     """
-    batch = preprocess(batch)  # on-device augmentation (input_pipeline's train_preprocess)
-    # With axis_name=None the whole batch is replica 0: one device draws the masks it drew
-    # under pmap, and a mesh of any size draws those of one device (sharding-invariant bits).
-    replica = 0 if axis_name is None else jax.lax.axis_index(axis_name)
-    key = jax.random.fold_in(jax.random.fold_in(dropout_key, state.step), replica)
-    pmean = (
-        (lambda x: x)
-        if axis_name is None
-        else functools.partial(jax.lax.pmean, axis_name=axis_name)
-    )
+    batch = preprocess(batch)
+    key = jax.random.fold_in(dropout_key, state.step)
 
     def loss_fn(params):
         logits = state.apply_fn(
@@ -59,45 +61,31 @@ def train_step(
         return loss, logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    grads = pmean(grads)
+    grads = jax.lax.pmean(grads, "batch")
     top1, _ = _errors(logits, batch["label"])
-    m = pmean({"train/loss": loss, "train/top1_err": top1.mean()})
+    m = jax.lax.pmean({"train/loss": loss, "train/top1_err": top1.mean()}, "batch")
     m["lr"] = state.opt_state.hyperparams["learning_rate"]
     return state.apply_gradients(grads=grads), m
 
 
-def eval_step(
-    state: TrainState, batch: Batch, axis_name: str | None = "batch", preprocess=lambda b: b
-) -> Metrics:
-    """Sums over the real (mask=1) examples of this batch, all devices: loss, errors, count."""
-    batch = preprocess(batch)  # on-device crops (input_pipeline's eval_preprocess)
+def eval_step(state: TrainState, batch: Batch, *, preprocess=_identity) -> Metrics:
+    """Sums over the real (mask=1) examples of the global batch: loss, errors, count."""
+    batch = preprocess(batch)
     logits = state.apply_fn({"params": state.params}, batch["image"], train=False)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
     top1, top5 = _errors(logits, batch["label"])
     mask = batch["mask"]
     sums = {"loss": loss * mask, "top1": top1 * mask, "top5": top5 * mask, "n": mask}
-    sums = {k: v.sum() for k, v in sums.items()}
-    return sums if axis_name is None else jax.lax.psum(sums, axis_name=axis_name)
+    return jax.lax.psum({k: v.sum() for k, v in sums.items()}, "batch")
 
 
-def evaluate(p_eval, state, split, config, normalize) -> dict[str, float]:
-    """Validation loss, top-1 and top-5 error over an in-memory split, each example once."""
-    batches = input_pipeline.eval_batches(
-        split,
-        global_batch=config.input.eval_batch_size,
-        input_size=config.model.input_size,
-        normalize=normalize,
-    )
-    return evaluate_batches(p_eval, state, batches, len(split.labels))
-
-
-def evaluate_batches(p_eval, state, batches, n: int) -> dict[str, float]:
-    """Validation loss, top-1 and top-5 error over padded, masked batches of n examples."""
+def evaluate_batches(plan: parallel.Plan, p_eval, state, batches, n: int) -> dict[str, float]:
+    """Validation loss, top-1 and top-5 error over padded, masked host batches of n examples."""
     totals = None
     for batch in batches:
-        sums = p_eval(state, batch)
+        sums = p_eval(state, plan.batch(batch))
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-    t = {k: float(np.ravel(v)[0]) for k, v in jax.device_get(totals).items()}  # pmap: [D]
+    t = {k: float(v) for k, v in plan.fetch(totals).items()}
     assert t["n"] == n, (t["n"], n)
     return {
         "eval/loss": t["loss"] / t["n"],
@@ -107,10 +95,15 @@ def evaluate_batches(p_eval, state, batches, n: int) -> dict[str, float]:
 
 
 def create_state(
-    config: ml_collections.ConfigDict, key: jax.Array, *, pretrained: bool = True
+    config: ml_collections.ConfigDict,
+    key: jax.Array,
+    *,
+    model: models.AlexNet | None = None,
+    pretrained: bool = True,
 ) -> TrainState:
-    """A fresh state: random init, then `config.init_from`'s weights if `pretrained`."""
-    model = models.create_model(config)
+    """A fresh state of `model` (default: config's): random init, then `config.init_from`'s
+    weights if `pretrained`."""
+    model = model or models.create_model(config)
     params = models.init_params(model, config, key)
     if pretrained and config.init_from.path is not None:  # a new fc8 if the classes differ
         params = weights.init_from(config.init_from, params)
@@ -132,135 +125,194 @@ class _StopRequested:
             signal.signal(s, h)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Trains and evaluates; resumes from the latest checkpoint in `workdir` if there is one.
+@dataclasses.dataclass
+class _Loop:
+    """What the parts of the loop share: the plan, its compiled steps, data and run files."""
 
-    Returns the last evaluation's metrics with the step and epoch.
-    """
+    plan: parallel.Plan
+    train: Callable  # plan.map(train_step), donated state
+    eval: Callable  # plan.map(eval_step)
+    data: input_pipeline.Data
+    run: metrics.Run
+    mngr: object  # checkpoint.create's
+    stop: _StopRequested
+    batches: metrics.Timed  # this process's training batches from start_step on, input wait
+    stuck: metrics.StuckLoss
+    batch_size: int
+    steps_per_epoch: int
+    total: int
+    log_every: int
+    save_every: int
+    start_step: int = 0
+
+
+def _build(config, plan, data, run, mngr, start_step: int) -> _Loop:
+    """The mapped steps, the epoch's length and the stop flag: the loop's parts (Sec. 5)."""
     c = config.input
-    data = input_pipeline.create(config)  # "memory" or "stream" (ImageNet), config.input
-    input_pipeline.per_device(c.global_batch_size, jax.local_device_count())
     steps_per_epoch = data.num_train // c.global_batch_size
     if steps_per_epoch == 0:
-        raise InputError(
+        raise errors.InputError(
             f"config.input.global_batch_size={c.global_batch_size} is larger than the "
             f"{data.num_train} training examples; use a smaller batch"
         )
-    total = config.max_steps or config.num_epochs * steps_per_epoch
-    init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
-    plan = parallel.create(config, models.create_model(config))
+    dropout_key = jax.random.split(jax.random.key(config.seed))[1]
+    # Crops, flips, lighting and the mean run on the device, inside the steps (augment.py).
+    step = functools.partial(train_step, dropout_key=dropout_key, preprocess=data.train_preprocess)
+    center = functools.partial(eval_step, preprocess=data.eval_preprocess("center"))
+    return _Loop(
+        plan=plan,
+        train=plan.map(step, donate=True),
+        eval=plan.map(center),
+        data=data,
+        run=run,
+        mngr=mngr,
+        stop=_StopRequested(),
+        batches=metrics.Timed(data.train(start_step)),  # resumes exactly at start_step
+        stuck=metrics.StuckLoss(config.model.num_classes, config.warn_stuck_steps),
+        batch_size=c.global_batch_size,
+        steps_per_epoch=steps_per_epoch,
+        total=config.max_steps or config.num_epochs * steps_per_epoch,
+        log_every=config.log_every_steps,
+        save_every=config.checkpoint.every_steps,
+        start_step=start_step,
+    )
 
-    mngr = checkpoint.create(workdir, config.checkpoint)
+
+def _restore(config, model, mngr) -> tuple[TrainState, optim.Plateau]:
+    """The latest checkpoint's state and schedule, or Sec. 5's init and the base lr."""
+    init_key = jax.random.split(jax.random.key(config.seed))[0]
     # A resumed run restores its own params: the pretrained file is not needed (nor read) again.
-    state = create_state(config, init_key, pretrained=mngr.latest_step() is None)
-    print(
-        f"{models.count_params(state.params):,} learned parameters; {total} steps of "
-        f"{c.global_batch_size} on {jax.local_device_count()} x {jax.devices()[0]}, "
-        f"{config.parallelism} parallel on a mesh {dict(plan.mesh.shape)}",
-        flush=True,
-    )
+    state = create_state(config, init_key, model=model, pretrained=mngr.latest_step() is None)
     plateau = optim.Plateau(lr=config.optim.base_lr)
-    state, plateau = checkpoint.restore_latest(mngr, state, plateau)
-    run = metrics.Run(workdir, config)  # after the data and checkpoint checks: a bad rerun
-    # overwrites none of the run's files
-    step = int(state.step)
-    if step:
-        print(f"resumed from {mngr.directory} at step {step}", flush=True)
-    state = plan.place(state)  # config.parallelism: "data", "model" (Sec. 3.2) or both
-    p_train = plan.jit(
-        functools.partial(
-            train_step, dropout_key=dropout_key, axis_name=None, preprocess=data.train_preprocess
-        ),
-        donate=True,
-    )
-    center = data.eval_preprocess("center")
-    p_eval = plan.step(
-        functools.partial(eval_step, axis_name=None, preprocess=center), donate=False
-    )
-    timed = metrics.Timed(data.train(step))  # from this step on: resumes exactly
-    batches = parallel.prefetch(timed, plan.batch, c.device_prefetch)  # placed on the mesh
-    s = config.schedule
-    plateau_kw = dict(
+    return checkpoint.restore(mngr, state, plateau)  # past damaged checkpoints, named
+
+
+def _log(loop: _Loop, pending: list, step: int, seconds: float) -> None:
+    """The mean of the pending steps' metrics to metrics.jsonl, TensorBoard and the progress
+    line; a NaN/Inf loss stops the run before anything is saved."""
+    host = zip([i for i, _ in pending], loop.plan.fetch([m for _, m in pending]), strict=True)
+    host = list(host)
+    for i, m in host:
+        if not np.isfinite(m["train/loss"]):
+            raise FloatingPointError(
+                f"non-finite training loss {m['train/loss']} at step {i}; the last good "
+                f"checkpoint is in {loop.mngr.directory}"
+            )
+        warning = loop.stuck.update(i, float(m["train/loss"]))
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+    scalars = {k: float(np.mean([m[k] for _, m in host])) for k in host[0][1]}
+    scalars["images_per_sec"] = len(host) * loop.batch_size / seconds
+    scalars["data_wait"] = loop.batches.fraction(seconds)  # share of the time spent on input
+    loop.run.write(step, scalars)
+    elapsed, done = time.time() - loop.run.t0, step - loop.start_step
+    epoch = step / loop.steps_per_epoch
+    print(metrics.progress_line(step, loop.total, epoch, scalars, elapsed, done), flush=True)
+
+
+def _save(loop: _Loop, state, plateau, evals: dict | None = None) -> None:
+    checkpoint.save(loop.mngr, loop.plan.fetch(state), plateau, evals)
+
+
+def _train_epoch(loop: _Loop, state, plateau, batches: Iterator, step: int, end: int):
+    """SGD steps from `step` to `end` (the epoch's or the run's end): logs every log_every,
+    checkpoints every save_every, and on SIGTERM/SIGINT saves and returns early."""
+    pending, t = [], time.time()
+    while step < end:
+        state, m = loop.train(state, next(batches))
+        step += 1
+        pending.append((step, m))
+        stop = loop.stop.signum is not None  # read once: a signal may arrive at any time
+        save = step % loop.save_every == 0 or stop
+        if step % loop.log_every == 0 or step == end or save:
+            _log(loop, pending, step, time.time() - t)
+            pending, t = [], time.time()
+        if save and step < end:
+            _save(loop, state, plateau)
+            t = time.time()  # images/s counts training steps only
+        if stop:
+            break
+    return state, step
+
+
+def _evaluate(loop: _Loop, state, step: int) -> dict:
+    """Sec. 6's validation loss, top-1 and top-5 error of the central crops."""
+    data = loop.data
+    summary = evaluate_batches(loop.plan, loop.eval, state, data.eval(), data.num_eval)
+    return {**summary, "step": step, "epoch": step / loop.steps_per_epoch}
+
+
+def _schedule(state, plateau, top1_err: float, s: ml_collections.ConfigDict):
+    """Sec. 5: the lr divided by `s.factor` when the validation error stops improving."""
+    plateau = optim.plateau_update(
+        plateau,
+        top1_err,
         factor=s.factor,
         patience=s.patience_epochs,
         threshold=s.threshold,
         cooldown=s.cooldown_epochs,
         max_drops=s.max_drops,
     )
-    stop, pending, summary = _StopRequested(), [], {}
-    t_log, steps_since, start_step = time.time(), 0, step
+    return state.replace(opt_state=optim.set_learning_rate(state.opt_state, plateau.lr)), plateau
 
-    def flush() -> None:
-        """Fetches pending step metrics; a NaN/Inf loss stops the run before anything is saved."""
-        nonlocal pending, t_log, steps_since
-        if not pending:
-            return
-        host = jax.device_get(pending)
-        for i, m in host:
-            if not np.isfinite(m["train/loss"]):
-                raise FloatingPointError(
-                    f"non-finite training loss {m['train/loss']} at step {i}; the last good "
-                    f"checkpoint is in {mngr.directory}"
-                )
-        scalars = {k: float(np.mean([m[k] for _, m in host])) for k in host[0][1]}
-        dt = time.time() - t_log
-        scalars["images_per_sec"] = steps_since * c.global_batch_size / dt
-        scalars["data_wait"] = timed.fraction(dt)
-        run.write(step, scalars)
+
+def _train(loop: _Loop, config, state, plateau) -> dict:
+    """Epochs of training, each followed by evaluation, the schedule and a checkpoint."""
+    step, summary = loop.start_step, {}
+    batches = parallel.prefetch(loop.batches, loop.plan.batch, config.input.device_prefetch)
+    while step < loop.total and not plateau.done and not loop.stop.signum:
+        end = min(loop.total, (step // loop.steps_per_epoch + 1) * loop.steps_per_epoch)
+        state, step = _train_epoch(loop, state, plateau, batches, step, end)
+        if step < end:  # stopped by a signal, saved
+            break
+        summary = _evaluate(loop, state, step)
+        evals = {k: v for k, v in summary.items() if k.startswith("eval/")}
+        loop.run.write(step, evals)
+        if step % loop.steps_per_epoch == 0:
+            state, plateau = _schedule(state, plateau, summary["eval/top1_err"], config.schedule)
         print(
-            metrics.progress_line(
-                step,
-                total,
-                step / steps_per_epoch,
-                scalars,
-                time.time() - run.t0,
-                step - start_step,
-            ),
+            f"eval at step {step}: top1_err {summary['eval/top1_err']:.4f} top5_err "
+            f"{summary['eval/top5_err']:.4f} loss {summary['eval/loss']:.4f}; lr {plateau.lr:g}",
             flush=True,
         )
-        pending, t_log, steps_since = [], time.time(), 0
-
-    try:
-        while step < total and not plateau.done:
-            state, m = p_train(state, next(batches))
-            step += 1
-            steps_since += 1
-            pending.append((step, m))
-            if step % config.log_every_steps == 0:
-                flush()
-            epoch_end, last = step % steps_per_epoch == 0, step == total
-            if epoch_end or last:  # every epoch (Sec. 5's schedule) and at the end
-                flush()
-                summary = evaluate_batches(p_eval, state, data.eval(), data.num_eval)
-                summary.update(step=step, epoch=step / steps_per_epoch)
-                run.write(step, {k: v for k, v in summary.items() if k.startswith("eval/")})
-                if epoch_end:
-                    plateau = optim.plateau_update(plateau, summary["eval/top1_err"], **plateau_kw)
-                    lr = optim.set_learning_rate(state.opt_state, plateau.lr)
-                    state = state.replace(opt_state=lr)
-                print(
-                    f"eval at step {step}: top1_err {summary['eval/top1_err']:.4f} top5_err "
-                    f"{summary['eval/top5_err']:.4f} loss {summary['eval/loss']:.4f}; "
-                    f"lr {plateau.lr:g}",
-                    flush=True,
-                )
-            if epoch_end or last or step % config.checkpoint.every_steps == 0 or stop.signum:
-                flush()
-                evals = {k: v for k, v in summary.items() if k.startswith("eval/")}
-                checkpoint.save(mngr, state, plateau, evals if epoch_end or last else None)
-                t_log = time.time()  # images/s counts training steps only
-            if stop.signum:
-                print(
-                    f"stopped by signal {stop.signum} at step {step}; checkpoint saved in "
-                    f"{mngr.directory}; rerun with the same --workdir to resume",
-                    flush=True,
-                )
-                return summary
-    finally:
-        stop.restore()
-        mngr.close()
-    if not summary:  # resumed a finished run: evaluate what was restored
-        summary = evaluate_batches(p_eval, state, data.eval(), data.num_eval)
-        summary.update(step=step, epoch=step / steps_per_epoch)
-    run.finish(summary)
+        _save(loop, state, plateau, evals)
+    if loop.stop.signum:
+        print(
+            f"stopped by signal {loop.stop.signum} at step {step}; checkpoint saved in "
+            f"{loop.mngr.directory}; rerun with the same --workdir to resume",
+            flush=True,
+        )
+        return summary
+    summary = summary or _evaluate(loop, state, step)  # resumed a finished run
+    loop.run.finish(summary)
     return summary
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Trains and evaluates; resumes from the latest checkpoint in `workdir` if there is one.
+
+    Returns the last evaluation's metrics with the step and epoch.
+    """
+    model = models.create_model(config)
+    plan = parallel.create(config, model)  # every config/device check before data loads
+    data = input_pipeline.create(config)  # "memory", "prepared", "stream", "synthetic"
+    mngr = checkpoint.create(workdir, config.checkpoint)
+    try:
+        state, plateau = _restore(config, model, mngr)
+        run = metrics.Run(workdir, config)  # after the data and checkpoint checks: a bad
+        # rerun overwrites none of the run's files
+        loop = _build(config, plan, data, run, mngr, start_step=int(state.step))
+        print(
+            f"{models.count_params(state.params):,} learned parameters; {loop.total} steps of "
+            f"{loop.batch_size} on {jax.device_count()} x {jax.devices()[0]}, "
+            f"{config.parallelism} parallel on a mesh {dict(plan.mesh.shape)}",
+            flush=True,
+        )
+        if loop.start_step:
+            print(f"resumed from {mngr.directory} at step {loop.start_step}", flush=True)
+        try:
+            return _train(loop, config, plan.place(state), plateau)
+        finally:
+            loop.stop.restore()
+    finally:
+        mngr.close()

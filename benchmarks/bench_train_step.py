@@ -15,7 +15,7 @@ eval step (forward). Prints images/s as the median (min..max) of `--steps` timed
 processes alternate, and the ratio per round), the ratio ours/PyTorch, peak memory and the
 hardware; writes a JSON
 record with the command, git commit and date. Ours is the path train.py runs
-(train.train_step jitted on parallel.create's mesh, donated state); PyTorch's is
+(train.train_step mapped by parallel.create's plan, donated state); PyTorch's is
 benchmarks/torch_alexnet.py with torch.optim.SGD, using as many threads as there are cores.
 `--set=FIELD=VALUE,...` changes scalar config fields (both nets), e.g. to time one lowering
 against another; XLA_FLAGS in the environment reach JAX. Both workers inherit the allocator
@@ -74,8 +74,9 @@ def run_jax(name: str, batch: int, steps: int, warmup: int, overrides: str = "")
 
     config = _config(name, overrides)
     config.input.global_batch_size = config.input.eval_batch_size = batch
-    plan = parallel.create(config, models.create_model(config))  # the mesh train.py uses
-    state = plan.place(train.create_state(config, jax.random.key(0)))
+    model = models.create_model(config)
+    plan = parallel.create(config, model)  # the layout train.py uses
+    state = plan.place(train.create_state(config, jax.random.key(0), model=model))
     rng = np.random.default_rng(0)
     shape = models.input_shape(config, batch)
     data = plan.batch(  # on the devices once: the steps time compute only
@@ -85,11 +86,8 @@ def run_jax(name: str, batch: int, steps: int, warmup: int, overrides: str = "")
             "mask": np.ones((batch,), np.float32),
         }
     )
-    step = plan.jit(
-        functools.partial(train.train_step, dropout_key=jax.random.key(1), axis_name=None),
-        donate=True,
-    )
-    p_eval = plan.jit(functools.partial(train.eval_step, axis_name=None), donate=False)
+    step = plan.map(functools.partial(train.train_step, dropout_key=jax.random.key(1)), donate=True)
+    p_eval = plan.map(train.eval_step)
     times, faults = [], []
     for i in range(warmup + steps):
         f0, t = _minor_faults(), time.perf_counter()

@@ -127,31 +127,29 @@ def measure(config, batch: int) -> dict:
     import jax
 
     config.parallelism = "model"
-    plan = parallel.create(config, models.create_model(config))
-    state = jax.eval_shape(lambda: train.create_state(config, jax.random.key(0)))
-    state = state.replace(apply_fn=plan.apply_fn)
-    state = jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-        state,
-        parallel.shardings(state, plan.mesh),
-    )
-    sharding = jax.sharding.NamedSharding(plan.mesh, jax.sharding.PartitionSpec("batch"))
+    model = models.create_model(config)
+    plan = parallel.create(config, model)
+    state = jax.eval_shape(lambda: train.create_state(config, jax.random.key(0), model=model))
+    state = state.replace(apply_fn=plan.model.apply)
     shape = models.input_shape(config, batch)
-    images = jax.ShapeDtypeStruct(shape, np.float32, sharding=sharding)
-    labels = jax.ShapeDtypeStruct((batch,), np.int32, sharding=sharding)
+    images = jax.ShapeDtypeStruct(shape, np.float32)
+    labels = jax.ShapeDtypeStruct((batch,), np.int32)
+    batches = {
+        "train": {"image": images, "label": labels},
+        "eval": {"image": images, "label": labels, "mask": labels.update(dtype=np.float32)},
+    }
+    state, batches = jax.tree.map(
+        lambda x, s: x.update(sharding=s),
+        (state, batches),
+        parallel.shardings((state, batches), plan.mesh),
+    )
     steps = {
-        "train": (
-            functools.partial(train.train_step, dropout_key=jax.random.key(0), axis_name=None),
-            {"image": images, "label": labels},
-        ),
-        "eval": (
-            functools.partial(train.eval_step, axis_name=None),
-            {"image": images, "label": labels, "mask": labels.update(dtype=np.float32)},
-        ),
+        "train": functools.partial(train.train_step, dropout_key=jax.random.key(0)),
+        "eval": train.eval_step,
     }
     out = {}
-    for name, (fn, b) in steps.items():
-        hlo = plan.jit(fn, donate=False).lower(state, b).compile().as_text()
+    for name, fn in steps.items():
+        hlo = plan.map(fn).lower(state, batches[name]).compile().as_text()
         found = collectives(hlo)
         out[name] = {"collectives": found, "per_image": sum(c["moved"] for c in found) / batch}
     return out

@@ -62,6 +62,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             bias=(0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0),
         ),
         dtype="float32",  # compute dtype; "bfloat16" keeps float32 params
+        # Precision of every conv and matmul (jax.lax.Precision): "default" lets XLA choose; on
+        # NVIDIA GPUs since Ampere it then runs float32 convs and matmuls in TF32 (10-bit
+        # mantissa), as does "high"; "highest" is full float32 (slower). No effect on CPU.
+        precision="default",
     )
     c.input = dict(
         dataset="imagenet2012",  # ILSVRC-2012 (Sec. 2)
@@ -144,9 +148,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.warn_stuck_steps = 500
     c.checkpoint = dict(every_steps=1000, keep=3)  # ours; plus the best by eval/top1_err
     # How the step is spread over the devices (alexnet_jax/parallel.py): "data" (every device
-    # the whole net, 1/D of the batch), "model" (Sec. 3.2: 2 devices, one tower each; conv3
-    # and fc6-fc8 gather their inputs across towers) or "data+model" (a D/2 x 2 mesh). The
-    # parameters are the same tree in every layout, so checkpoints move between them.
+    # the whole net, 1/D of the batch), "pmap" (the same with jax.pmap), "model" (Sec. 3.2:
+    # 2 devices, one tower each; conv3 and fc6-fc8 gather their inputs across towers) or
+    # "data+model" (a D/2 x 2 mesh). The parameters are the same tree in every layout, so
+    # checkpoints move between them.
     c.parallelism = "data"
     c.distributed = dict(  # multi-host: jax.distributed.initialize (main.py); None: one process
         coordinator_address=config_dict.placeholder(str),  # "host:port" of process 0

@@ -58,7 +58,7 @@ def test_restore_gives_back_params_opt_state_lr_and_schedule(tmp_path):
     checkpoint.save(mngr, saved, plateau)
     mngr.close()
     mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
-    got, got_plateau = checkpoint.restore_latest(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
+    got, got_plateau = checkpoint.restore(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
     assert int(got.step) == 8 and got_plateau == plateau
     for a, b in zip(jax.tree.leaves(got.opt_state), jax.tree.leaves(saved.opt_state), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -78,6 +78,6 @@ def test_a_half_written_save_leaves_the_previous_checkpoint_restorable(tmp_path)
     (tmp / "state" / "garbage").write_bytes(os.urandom(100))
     mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
     assert mngr.latest_step() == 5
-    got, _ = checkpoint.restore_latest(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
+    got, _ = checkpoint.restore(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
     np.testing.assert_array_equal(got.params["fc8"]["kernel"], np.full((3, 2), 2.0))
     mngr.close()

@@ -166,7 +166,7 @@ def test_fine_tuning_optimizer_state_survives_a_checkpoint(tmp_path):
     mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=1)))
     checkpoint.save(mngr, state, optim.Plateau(lr=0.001))
     fresh = flax_train_state.TrainState.create(apply_fn=None, params=params, tx=optim.build(c))
-    restored, plateau = checkpoint.restore_latest(mngr, fresh, optim.Plateau(lr=c.base_lr))
+    restored, plateau = checkpoint.restore(mngr, fresh, optim.Plateau(lr=c.base_lr))
     mngr.close()
     assert plateau.lr == 0.001
     assert restored.opt_state.hyperparams["learning_rate"] == np.float32(0.001)

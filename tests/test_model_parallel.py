@@ -18,25 +18,28 @@ from benchmarks import comm_model_parallel as comm
 from tests import reference, tiny
 
 
-def _loss_and_grads(apply_fn, params, batch):
-    def loss_fn(p):
-        logits = apply_fn({"params": p}, batch["image"], train=False)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
-        return loss, logits
+def _loss_and_grads(plan, params, batch):
+    """(loss, logits), grads of the batch's mean loss, computed per device by `plan`."""
 
-    return jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(params)
+    def per_device(params, batch):
+        def loss_fn(p):
+            logits = plan.model.apply({"params": p}, batch["image"], train=False)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+            return loss, logits
+
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        return (jax.lax.pmean(loss, "batch"), logits), jax.lax.pmean(grads, "batch")
+
+    return plan.fetch(plan.map(per_device)(plan.place(params), plan.batch(batch)))
 
 
 @pytest.mark.multidevice
 def test_logits_and_every_gradient_equal_the_single_device_model_and_torch():
-    config = tiny.config()
-    model = models.create_model(config)
+    config = tiny.config(parallelism="model")
     params = jax.device_get(tiny.train_state(config).params)
     batch = tiny.batch(config)
-    mesh = parallel.make_mesh("model", 2)
-    sharded = jax.device_put(params, parallel.shardings(params, mesh))
-    (_, logits), grads = _loss_and_grads(parallel.tower_apply(model, mesh), sharded, batch)
-    (_, want_logits), want_grads = _loss_and_grads(model.apply, params, batch)
+    (_, logits), grads = _loss_and_grads(tiny.plan(config), params, batch)
+    (_, want_logits), want_grads = _loss_and_grads(tiny.one_device(config), params, batch)
     assert tiny.rel(logits, want_logits) < 1e-5
     for layer in params:
         for leaf in ("kernel", "bias"):
@@ -62,15 +65,15 @@ def test_logits_and_every_gradient_equal_the_single_device_model_and_torch():
 def test_train_steps_equal_the_single_device_steps_and_move_what_fig2_says():
     config = tiny.config(parallelism="model")
     state = tiny.train_state(config)
-    step = functools.partial(train.train_step, dropout_key=jax.random.key(1), axis_name=None)
-    plan = parallel.create(config, models.create_model(config))
-    got, want = plan.place(state), state
-    batches = [plan.batch(tiny.batch(config, n=8, seed=seed)) for seed in (0, 1)]
-    p_step = plan.jit(step, donate=True).lower(got, batches[0]).compile()
-    one_device = jax.jit(step)
+    step = functools.partial(train.train_step, dropout_key=jax.random.key(1))
+    plan, one = tiny.plan(config), tiny.one_device(config)
+    got, want = plan.place(state), one.place(state)
+    batches = [tiny.batch(config, n=8, seed=seed) for seed in (0, 1)]
+    p_step = plan.map(step, donate=True).lower(got, plan.batch(batches[0])).compile()
+    one_step = one.map(step, donate=True)
     for batch in batches:  # the second step uses the momentum of the first (Sec. 5)
-        got, metrics = p_step(got, batch)
-        want, want_metrics = one_device(want, jax.device_get(batch))
+        got, metrics = p_step(got, plan.batch(batch))
+        want, want_metrics = one_step(want, one.batch(batch))
         assert float(metrics["train/loss"]) == pytest.approx(float(want_metrics["train/loss"]))
     # The towers exchanged exactly the inputs of conv3, fc6, fc7, fc8 (and the logits), once
     # forward (all-gather) and once backward (reduce-scatter); parameters never crossed.
@@ -99,23 +102,6 @@ def test_train_steps_equal_the_single_device_steps_and_move_what_fig2_says():
     assert got.step.sharding.is_fully_replicated
 
 
-def test_one_device_plan_step_is_the_pmap_step_bit_for_bit():
-    """The jit path on one device takes the pmap path's step exactly, dropout masks included,
-    so runs recorded before the move to jit (README, experiments/results) reproduce."""
-    config = tiny.config(**{"model.dropout.rate": 0.5})
-    state, batch = tiny.train_state(config), tiny.batch(config, n=8)
-    device = jax.local_devices()[:1]
-    step = functools.partial(train.train_step, dropout_key=jax.random.key(1))
-    old = jax.pmap(step, axis_name="batch", devices=device)
-    want, _ = old(parallel.replicate(state, device), jax.tree.map(lambda x: x[None], batch))
-    plan = parallel.Plan(parallel.make_mesh("data", 2, device), state.apply_fn)
-    got, _ = plan.step(functools.partial(step, axis_name=None), donate=False)(
-        plan.place(state), batch
-    )
-    for a, b in zip(jax.tree.leaves(got.params), jax.tree.leaves(want.params), strict=True):
-        np.testing.assert_array_equal(a, b[0])
-
-
 @pytest.mark.multidevice
 def test_dropout_masks_are_one_network_s_masks_on_both_towers():
     """Train mode: each tower drops the same units of the gathered fc7/fc8 inputs (Sec. 4.2).
@@ -123,24 +109,20 @@ def test_dropout_masks_are_one_network_s_masks_on_both_towers():
     If the towers drew different masks, each half of the logits would come from another
     network; PyTorch with one mask per layer gives the whole logits only if they agree.
     """
-    config = tiny.config(**{"model.dropout.rate": 0.5})
-    model = models.create_model(config)
+    config = tiny.config(parallelism="model", **{"model.dropout.rate": 0.5})
     params = jax.device_get(tiny.train_state(config).params)
     batch = tiny.batch(config)
-    mesh = parallel.make_mesh("model", 2)
-    sharded = jax.device_put(params, parallel.shardings(params, mesh))
-    key = jax.random.key(5)
-    apply = parallel.tower_apply(model, mesh)
-    logits = jax.jit(
-        lambda p: apply({"params": p}, batch["image"], train=True, rngs={"dropout": key})
-    )(sharded)
-    shard_key = jax.random.fold_in(key, 0)  # "batch" index 0: one model replica
-    keep, masks = 0.5, {}
-    for j, name in ((1, "fc7"), (2, "fc8")):  # fc6 is j=0 (no dropout on its inputs)
-        shape = (4, config.model.fc_features[j - 1])
-        masks[name] = np.asarray(
-            jax.random.bernoulli(jax.random.fold_in(shard_key, j), keep, shape)
+    plan, key = tiny.plan(config), jax.random.key(5)
+
+    def forward(p, b):
+        logits, state = plan.model.apply(
+            {"params": p}, b["image"], train=True, rngs={"dropout": key}, mutable="intermediates"
         )
+        return logits, state["intermediates"]["dropout_masks"][0]
+
+    logits, masks = plan.fetch(plan.map(forward)(plan.place(params), plan.batch(batch)))
+    keep, masks = 0.5, {k: np.asarray(v) for k, v in masks.items()}
+    assert set(masks) == {"fc7", "fc8"} and 0.3 < np.mean(masks["fc7"]) < 0.7
     tparams = reference.to_torch_params(params)
     for name in masks:
         tparams[name]["weight"] = tparams[name]["weight"] / keep
@@ -158,15 +140,17 @@ def tiny_fashion(tmp_path) -> str:
 
 
 @pytest.mark.multidevice
-def test_a_model_parallel_checkpoint_restores_into_a_single_device_run(tiny_fashion, tmp_path):
+@pytest.mark.parametrize("parallelism", ["model", "pmap"])
+def test_a_checkpoint_restores_into_a_single_device_run(tiny_fashion, tmp_path, parallelism):
+    """The whole loop in the layout, then its checkpoint evaluated on one device."""
     workdir = str(tmp_path / "run")
-    config = tiny.config(parallelism="model", max_steps=2, **{"input.data_dir": tiny_fashion})
+    config = tiny.config(parallelism=parallelism, max_steps=2, **{"input.data_dir": tiny_fashion})
     config.input.train_limit = config.input.eval_limit = None
-    summary = train.train_and_evaluate(config, workdir)  # evaluated by the two towers
+    summary = train.train_and_evaluate(config, workdir)  # evaluated in the layout
     assert summary["step"] == 2
     state = tiny.train_state(config, seed=1)  # the layout of a one-device run
     mngr = checkpoint.create(workdir, config.checkpoint)
-    state, _ = checkpoint.restore_latest(mngr, state, optim.Plateau(lr=0.0))
+    state, _ = checkpoint.restore(mngr, state, optim.Plateau(lr=0.0))
     mngr.close()
     assert int(state.step) == 2
     split = input_pipeline.load(config.input, "test")
@@ -194,10 +178,8 @@ def test_a_model_parallel_checkpoint_restores_into_a_single_device_run(tiny_fash
 def test_impossible_layouts_are_one_line_errors(name, parallelism, devices, message):
     config = tiny.load_config(name)
     config.parallelism = parallelism
-    model = models.create_model(config)
     with pytest.raises(ValueError, match=re.escape(message)) as e:
-        mesh = parallel.make_mesh(parallelism, config.model.towers, jax.devices()[:devices])
-        parallel.tower_apply(model, mesh)
+        tiny.plan(config, devices)
     assert "\n" not in str(e.value)
 
 

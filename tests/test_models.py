@@ -3,7 +3,6 @@
 import glob
 import os
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -248,20 +247,16 @@ def test_pytorch_init_statistics():
 
 
 def _train_logits_and_masks(model, params, x, key):
-    is_dropout = lambda mdl, _: isinstance(mdl, nn.Dropout)  # noqa: E731
+    """Training logits and the dropout masks the model sowed, {layer whose input: 0/1}."""
     logits, state = model.apply(
         {"params": params},
         jnp.asarray(x),
         train=True,
         rngs={"dropout": key},
-        capture_intermediates=is_dropout,
+        mutable="intermediates",
     )
-    captured = state["intermediates"]
-    return logits, {
-        k.removeprefix("dropout_"): (np.asarray(v["__call__"][0]) != 0).astype(np.float64)
-        for k, v in captured.items()
-        if k.startswith("dropout_")
-    }
+    masks = state["intermediates"]["dropout_masks"][0]
+    return logits, {k: np.asarray(v, np.float64) for k, v in masks.items()}
 
 
 @pytest.mark.parametrize("name", ["fashion_mnist", "one_tower_owt"])

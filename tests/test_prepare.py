@@ -271,7 +271,7 @@ def test_train_resume_and_evaluate_from_prepared_data(ilsvrc, made, tmp_path, fa
     def params(workdir):
         mngr = checkpoint.create(workdir, c.checkpoint)
         state = train.create_state(c, jax.random.key(0))
-        state, _ = checkpoint.restore_latest(mngr, state, optim.Plateau(lr=0.0))
+        state, _ = checkpoint.restore(mngr, state, optim.Plateau(lr=0.0))
         mngr.close()
         return int(state.step), jax.device_get(state.params)
 

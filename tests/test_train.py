@@ -1,4 +1,5 @@
-"""The training system: pmap step, evaluation, resume, signals, NaN stop, bad input (Sec. 5)."""
+"""The training system: steps in every layout, evaluation, resume, signals, NaN stop, bad input
+(Sec. 5)."""
 
 import functools
 import gzip
@@ -70,7 +71,7 @@ def test_training_batches_are_a_seeded_permutation_and_resume_exactly(tiny_fashi
         split, global_batch=8, seed=3, start_step=0, input_size=28, normalize=ident
     )
     first = [next(it) for _ in range(8)]  # two epochs of 4 steps
-    assert first[0]["image"].shape == (8, 28, 28, 1)  # this process's rows [B, H, W, C]
+    assert first[0]["image"].shape == (8, 28, 28, 1)  # [B, H, W, C]: the steps split it
     epoch0 = np.concatenate([b["label"].reshape(-1) for b in first[:4]])
     assert sorted(epoch0.tolist()) == sorted(split.labels.tolist())  # each example once
     epoch1 = np.concatenate([b["label"].reshape(-1) for b in first[4:]])
@@ -89,8 +90,10 @@ def test_evaluation_counts_every_example_once(tiny_fashion):
     state = train.create_state(c, jax.random.key(0))
     split = input_pipeline.load(c.input, "test")
     normalize = input_pipeline.normalizer(c.input, input_pipeline.load(c.input, "train"))
-    p_eval = jax.jit(functools.partial(train.eval_step, axis_name=None))  # [B, ...] batches
-    got = train.evaluate(p_eval, state, split, c, normalize)
+    plan = tiny.plan(c)
+    batches = input_pipeline.eval_batches(split, global_batch=8, input_size=28, normalize=normalize)
+    p_eval = plan.map(train.eval_step)
+    got = train.evaluate_batches(plan, p_eval, plan.place(state), batches, len(split.labels))
     x = normalize(split.images.astype(np.float32))
     logits = np.asarray(state.apply_fn({"params": state.params}, x, train=False), np.float64)
     order = np.argsort(-logits, axis=1)
@@ -117,27 +120,29 @@ def test_device_prefetch_keeps_the_order_and_sends_ahead():
     assert list(batches) == [-1, -2, -3, -4, -5] and sent == list(range(6))
 
 
-def test_two_device_step_equals_one_device_step(tiny_fashion):
-    c = _config(tiny_fashion, **{"model.dropout.rate": 0.0})
-    state = train.create_state(c, jax.random.key(0))
-    rng = np.random.default_rng(0)
-    batch = {
-        "image": rng.normal(scale=50, size=(8, 28, 28, 1)).astype(np.float32),
-        "label": rng.integers(0, 10, size=8).astype(np.int32),
-    }
+@pytest.mark.multidevice
+def test_pmap_and_data_take_the_one_device_steps():
+    """Three steps with dropout on: jax.pmap and shard_map run the same per-device step, so
+    they agree to 1e-6, and both equal one device on the whole batch (masks included)."""
+    c = tiny.config(**{"model.dropout.rate": 0.5})
+    state = tiny.train_state(c)
     step = functools.partial(train.train_step, dropout_key=jax.random.key(1))
-    out = {}
-    for n in (1, 2):
-        devices = jax.local_devices()[:n]
-        p = jax.pmap(step, axis_name="batch", devices=devices)
-        b = jax.tree.map(lambda x, n=n: x.reshape(n, 8 // n, *x.shape[1:]), batch)
-        new, metrics = p(parallel.replicate(state, devices), b)
-        out[n] = (jax.device_get(jax.tree.map(lambda x: x[0], new.params)), metrics)
-    for a, b in zip(jax.tree.leaves(out[1][0]), jax.tree.leaves(out[2][0]), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-    old = jax.tree.leaves(state.params)
-    assert any(not np.allclose(a, o) for a, o in zip(jax.tree.leaves(out[2][0]), old, strict=True))
-    np.testing.assert_allclose(out[1][1]["train/loss"][0], out[2][1]["train/loss"][0], rtol=1e-5)
+    batches = [tiny.batch(c, n=8, seed=seed) for seed in range(3)]
+    params = {}
+    for name in ("pmap", "data", "one"):
+        plan = (
+            tiny.one_device(c) if name == "one" else tiny.plan(tiny.override(c, parallelism=name))
+        )
+        s, p_step = plan.place(state), plan.map(step, donate=True)
+        for batch in batches:
+            s, metrics = p_step(s, plan.batch(batch))
+        params[name] = tiny.flat(plan.fetch(s).params)
+        assert np.isfinite(plan.fetch(metrics)["train/loss"])
+    initial = tiny.flat(state.params)
+    for key, want in params["one"].items():
+        assert tiny.rel(params["pmap"][key], params["data"][key]) < 1e-6, key
+        assert tiny.rel(params["data"][key], want) < 1e-5, key
+        assert tiny.rel(want, initial[key]) > 1e-4, key  # the steps moved it
 
 
 @pytest.mark.multidevice
@@ -147,7 +152,8 @@ def test_batch_not_divisible_by_devices_is_one_line(tiny_fashion, tmp_path):
     with pytest.raises(ValueError) as e:
         train.train_and_evaluate(c, str(tmp_path / "run"))
     assert str(e.value) == (
-        "config.input.global_batch_size=129 is not divisible by 2 devices; use a multiple of 2"
+        "config.input.global_batch_size=129 is not divisible by the 2 model replicas of "
+        "parallelism='data'; use a multiple of 2"
     )
     c = _config(tiny_fashion, **{"input.global_batch_size": 64})
     with pytest.raises(ValueError, match=r"global_batch_size=64 is larger than the 32 training"):
@@ -157,7 +163,7 @@ def test_batch_not_divisible_by_devices_is_one_line(tiny_fashion, tmp_path):
 def _final_params(workdir: str, config) -> dict:
     state = train.create_state(config, jax.random.key(0))
     mngr = checkpoint.create(workdir, config.checkpoint)
-    state, plateau = checkpoint.restore_latest(mngr, state, optim.Plateau(lr=0.0))
+    state, plateau = checkpoint.restore(mngr, state, optim.Plateau(lr=0.0))
     mngr.close()
     return int(state.step), jax.device_get(state.params), plateau
 

@@ -113,3 +113,16 @@ def train_state(c: ml_collections.ConfigDict, seed: int = 0):
         apply_fn=model.apply, params=p, tx=optim.build(c.optim)
     )
     return jax.jit(create)(params)
+
+
+def plan(c: ml_collections.ConfigDict, devices: int | None = None):
+    """`parallel.create`'s plan for `c` on the first `devices` devices (default: all)."""
+    from alexnet_jax import parallel
+
+    return parallel.create(c, models.create_model(c), jax.devices()[:devices])
+
+
+def one_device(c: ml_collections.ConfigDict):
+    """The single-device plan: the reference every layout is compared with."""
+    c = override(ml_collections.ConfigDict(c.to_dict()), parallelism="data")
+    return plan(c, devices=1)
