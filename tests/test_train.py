@@ -300,3 +300,40 @@ def test_tfds_source_reads_any_tfds_dataset_by_name():
         ValueError, match="TFDS does not know config.input.dataset='no_such_dataset'"
     ):
         input_pipeline.load(c, "train")
+
+
+def test_stuck_loss_warns_once_after_the_configured_steps_and_not_for_a_falling_loss():
+    from alexnet_jax import metrics
+
+    chance = np.log(10)
+    stuck = metrics.StuckLoss(num_classes=10, steps=3)
+    said = [stuck.update(i, chance * (1 + 0.005 * (-1) ** i)) for i in range(1, 6)]
+    assert said[:2] == [None, None] and said[3:] == [None, None]  # once, at the third step
+    assert said[2].startswith("warning: the training loss has stayed at ln(10) = 2.303")
+    assert "--config.model.init.scheme=pytorch" in said[2] and "\n" not in said[2]
+    falling = metrics.StuckLoss(num_classes=10, steps=3)
+    # within 1% at steps 1, 2 and 4, but never 3 in a row: a net that learns
+    losses = [chance, chance * 0.995, chance * 0.95, chance * 1.001, chance * 0.9, chance * 0.8]
+    assert all(falling.update(i, loss) is None for i, loss in enumerate(losses, 1))
+    assert metrics.StuckLoss(num_classes=10, steps=0).update(1, chance) is None  # off
+
+
+def test_a_net_that_cannot_learn_gets_the_one_line_warning(tiny_fashion, tmp_path, capsys):
+    """Sec. 5's init trap in miniature: weights so small that the logits stay ~0, the loss at
+    ln(10), whatever the (tiny) learning rate does."""
+    c = tiny.override(
+        tiny.config(),
+        **{
+            "input.data_dir": tiny_fashion,
+            "input.train_limit": None,
+            "input.eval_limit": None,
+            "model.init.scheme": "gaussian",
+            "model.init.weight_std": (1e-4,) * 8,
+            "model.init.bias": (0.0,) * 8,
+            "optim.base_lr": 1e-6,
+            "warn_stuck_steps": 3,
+        },
+    )
+    train.train_and_evaluate(c, str(tmp_path / "run"))
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "not learning" in line]
+    assert len(warnings) == 1 and "for 3 steps (since step 1)" in warnings[0]
