@@ -165,22 +165,26 @@ def part_train(a, clock: Clock) -> dict:
 
 
 def part_cores(steps: list[dict]) -> dict:
-    """(5) host cores one device needs = our best synthetic-data train rate / per-core rate."""
-    files = sorted(glob.glob(os.path.join(ROOT, "benchmarks", "results_input_*.json")))
-    if not files:
-        return {"skipped": "skipped: no benchmarks/results_input_*.json (bench_input) to read"}
-    with open(files[-1]) as f:
+    """(5) host cores one device needs = our best synthetic-data train rate / the prepared
+    pipeline's per-core train rate (bench_input's record: one core, per CPU second), for the
+    JPEG and the raw store."""
+    path = os.path.join(ROOT, "benchmarks", "results_input_prepared_cpu2.json")
+    if not os.path.exists(path):
+        return {"skipped": f"skipped: no {os.path.relpath(path, ROOT)} (bench_input) to read"}
+    with open(path) as f:
         rec = json.load(f)
-    per_core = rec.get("pipeline", {}).get("images_per_sec", 0) / max(rec.get("cores", 1), 1)
+    per_core = {
+        r["storage"]: r["train_images_per_cpu_sec"] for r in rec.get("rows", []) if r["cores"] == 1
+    }
     ours = [s["train"]["images_per_sec"] for s in steps if s.get("framework") == "jax"]
     if not per_core or not ours:
-        return {"skipped": f"skipped: no per-core rate in {files[-1]} or no step rate measured"}
+        return {"skipped": f"skipped: no per-core rate in {path} or no step rate measured"}
     return {
-        "input_record": os.path.relpath(files[-1], ROOT),
+        "input_record": os.path.relpath(path, ROOT),
         "input_images_per_sec_per_core": per_core,
         "input_machine": rec.get("hardware", {}).get("cpu", ""),
         "best_train_images_per_sec": max(ours),
-        "cores_needed": max(ours) / per_core,
+        "cores_needed": {k: max(ours) / v for k, v in per_core.items()},
     }
 
 
@@ -366,7 +370,8 @@ def main() -> None:
         if "skipped" in parts["cores"]:
             skipped["cores"] = parts["cores"]["skipped"]
         else:
-            recs["host cores"] = f"{parts['cores']['cores_needed']:.1f} input cores per device"
+            need = parts["cores"]["cores_needed"]
+            recs["host cores"] = ", ".join(f"{n:.1f} ({k} store)" for k, n in need.items())
     rec = {
         "command": " ".join(["python -m benchmarks.device_check", *sys.argv[1:]]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

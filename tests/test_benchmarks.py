@@ -131,7 +131,8 @@ def test_device_check_quick_writes_every_part(tmp_path):
     assert parts["layers"]["auto_should_pick"]["pool"] in ("shifts", "reduce_window")
     train = parts["train"]
     assert train["steps"] == 3 and train["checkpoints"] and train["tensorboard_events"] >= 1
-    assert parts["cores"]["cores_needed"] > 0
+    assert set(parts["cores"]["cores_needed"]) == {"jpeg", "raw"}
+    assert all(n > 0 for n in parts["cores"]["cores_needed"].values())
     md = (out / "device_check.md").read_text()
     assert "| part | result |" in md and "## Train step" in md and "## Numerics" in md
 

@@ -102,25 +102,27 @@ def _loss_and_grads(plan, params, batch):
 
 
 def _assert_same_as_one_device(parallelisms: tuple[str, ...]) -> None:
-    """Logits and every gradient of each layout equal the single-device network's (1e-5).
+    """Logits and every gradient of each layout equal the single-device network's, in float64.
 
-    Random He-scaled params and pixel-scale images (tiny.py): no ReLU or max-pool tie sits
-    within float32 rounding of flipping, and every layout runs the same lowerings.
+    float64 (`jax.enable_x64`), because in float32 a ReLU or a max-pool near-tie within one
+    rounding of flipping makes two correct layouts (other summation orders) differ by ~1e-2
+    in a gradient; in float64 they agree to ~1e-15 and a layout bug is O(1).
     """
-    c = tiny.config()
-    params = jax.device_get(tiny.train_state(c).params)
-    batch = tiny.batch(c, n=BATCH)
-    (want_loss, want_logits), want_grads = _loss_and_grads(tiny.one_device(c), params, batch)
-    want = tiny.flat(want_grads)
-    for parallelism in parallelisms:
-        plan = tiny.plan(tiny.config(parallelism=parallelism))
-        (loss, logits), grads = _loss_and_grads(plan, params, batch)
-        assert tiny.rel(loss, want_loss) < 1e-6
-        assert tiny.rel(logits, want_logits) < 1e-5
-        got = tiny.flat(grads)
-        for name, w in want.items():
-            assert np.linalg.norm(w) > 0, name
-            assert tiny.rel(got[name], w) < 1e-5, (parallelism, name)
+    with jax.enable_x64(True):
+        c = tiny.config(**{"model.dtype": "float64"})
+        params = tiny.float64(jax.device_get(tiny.train_state(c).params))
+        batch = tiny.float64(tiny.batch(c, n=BATCH))
+        (want_loss, want_logits), want_grads = _loss_and_grads(tiny.one_device(c), params, batch)
+        want = tiny.flat(want_grads)
+        for parallelism in parallelisms:
+            plan = tiny.plan(tiny.config(parallelism=parallelism, **{"model.dtype": "float64"}))
+            (loss, logits), grads = _loss_and_grads(plan, params, batch)
+            assert tiny.rel(loss, want_loss) < 1e-12
+            assert tiny.rel(logits, want_logits) < 1e-12
+            got = tiny.flat(grads)
+            for name, w in want.items():
+                assert got[name].dtype == np.float64 and np.linalg.norm(w) > 0, name
+                assert tiny.rel(got[name], w) < 1e-12, (parallelism, name)
 
 
 @pytest.mark.multidevice

@@ -85,6 +85,12 @@ def batch(c: ml_collections.ConfigDict, n: int = 4, seed: int = 0) -> dict[str, 
     }
 
 
+def float64(tree):
+    """Floating leaves as float64 numpy (for comparisons under `jax.enable_x64`)."""
+    to64 = lambda x: np.asarray(x, np.float64) if np.issubdtype(x.dtype, np.floating) else x  # noqa: E731
+    return jax.tree.map(lambda x: to64(np.asarray(x)), tree)
+
+
 def rel(got, want) -> float:
     """||got - want|| / ||want||, in float64."""
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
