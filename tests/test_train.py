@@ -121,6 +121,7 @@ def test_device_prefetch_keeps_the_order_and_sends_ahead():
 
 
 @pytest.mark.multidevice
+@pytest.mark.slow  # 3 train-step compiles
 def test_pmap_and_data_take_the_one_device_steps():
     """Three steps with dropout on: jax.pmap and shard_map run the same per-device step, so
     they agree to 1e-6, and both equal one device on the whole batch (masks included)."""
