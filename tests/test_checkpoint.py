@@ -6,20 +6,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from flax.training import train_state
 
 from alexnet_jax import checkpoint, optim
-
-
-def _state(step: int, value: float):
-    params = {"fc8": {"kernel": jnp.full((3, 2), value), "bias": jnp.zeros(2)}}
-    tx = optim.build(
-        ml_collections.ConfigDict(
-            dict(rule="paper", base_lr=0.01, momentum=0.9, weight_decay=5e-4, decay_biases=True)
-        )
-    )
-    s = train_state.TrainState.create(apply_fn=None, params=params, tx=tx)
-    return s.replace(step=jnp.asarray(step))
+from tests import tiny
 
 
 def test_keeps_the_last_k_and_the_best(tmp_path):
@@ -27,7 +16,7 @@ def test_keeps_the_last_k_and_the_best(tmp_path):
     errors = {2: 0.5, 4: 0.3, 6: 0.4, 8: 0.45}  # the best is step 4
     for step in range(1, 10):
         metrics = {checkpoint.BEST_METRIC: errors[step]} if step in errors else None
-        checkpoint.save(mngr, _state(step, float(step)), optim.Plateau(lr=0.01), metrics)
+        checkpoint.save(mngr, tiny.small_state(step, float(step)), optim.Plateau(lr=0.01), metrics)
     assert sorted(mngr.all_steps()) == [4, 8, 9]
     mngr.close()
 
@@ -38,19 +27,19 @@ def test_the_best_survives_a_restart(tmp_path):
     mngr = checkpoint.create(str(tmp_path), c)
     for step, err in ((2, 0.1), (3, 0.4)):  # the best is step 2
         metrics = {checkpoint.BEST_METRIC: err}
-        checkpoint.save(mngr, _state(step, float(step)), optim.Plateau(lr=0.01), metrics)
+        checkpoint.save(mngr, tiny.small_state(step, float(step)), optim.Plateau(lr=0.01), metrics)
     mngr.close()
     mngr = checkpoint.create(str(tmp_path), c)
     for step, err in ((4, None), (5, 0.3)):
         metrics = None if err is None else {checkpoint.BEST_METRIC: err}
-        checkpoint.save(mngr, _state(step, float(step)), optim.Plateau(lr=0.01), metrics)
+        checkpoint.save(mngr, tiny.small_state(step, float(step)), optim.Plateau(lr=0.01), metrics)
     assert sorted(mngr.all_steps()) == [2, 5]
     mngr.close()
 
 
 def test_restore_gives_back_params_opt_state_lr_and_schedule(tmp_path):
     mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
-    saved = _state(7, 1.5)
+    saved = tiny.small_state(7, 1.5)
     grads = jax.tree.map(jnp.ones_like, saved.params)
     saved = saved.apply_gradients(grads=grads)  # a non-trivial momentum trace
     saved = saved.replace(opt_state=optim.set_learning_rate(saved.opt_state, 1e-3))
@@ -58,7 +47,7 @@ def test_restore_gives_back_params_opt_state_lr_and_schedule(tmp_path):
     checkpoint.save(mngr, saved, plateau)
     mngr.close()
     mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
-    got, got_plateau = checkpoint.restore(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
+    got, got_plateau = checkpoint.restore(mngr, tiny.small_state(0, 0.0), optim.Plateau(lr=0.01))
     assert int(got.step) == 8 and got_plateau == plateau
     for a, b in zip(jax.tree.leaves(got.opt_state), jax.tree.leaves(saved.opt_state), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -71,13 +60,13 @@ def test_restore_gives_back_params_opt_state_lr_and_schedule(tmp_path):
 def test_a_half_written_save_leaves_the_previous_checkpoint_restorable(tmp_path):
     """What kill -9 mid-save leaves behind: Orbax's temporary directory, never renamed."""
     mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
-    checkpoint.save(mngr, _state(5, 2.0), optim.Plateau(lr=0.01))
+    checkpoint.save(mngr, tiny.small_state(5, 2.0), optim.Plateau(lr=0.01))
     mngr.close()
     tmp = tmp_path / "checkpoints" / "9.orbax-checkpoint-tmp-1795456500"
     (tmp / "state").mkdir(parents=True)
     (tmp / "state" / "garbage").write_bytes(os.urandom(100))
     mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
     assert mngr.latest_step() == 5
-    got, _ = checkpoint.restore(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
+    got, _ = checkpoint.restore(mngr, tiny.small_state(0, 0.0), optim.Plateau(lr=0.01))
     np.testing.assert_array_equal(got.params["fc8"]["kernel"], np.full((3, 2), 2.0))
     mngr.close()

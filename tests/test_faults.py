@@ -13,11 +13,9 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-from flax.training import train_state
 
 from alexnet_jax import checkpoint, cli, errors, main, optim, train
 from tests import tiny
@@ -171,21 +169,10 @@ def test_kills_sigterms_and_a_damaged_checkpoint_resume_to_the_same_end(
     )
 
 
-def _state(step: int, value: float):
-    params = {"fc8": {"kernel": jnp.full((3, 2), value), "bias": jnp.zeros(2)}}
-    tx = optim.build(
-        ml_collections.ConfigDict(
-            dict(rule="paper", base_lr=0.01, momentum=0.9, weight_decay=5e-4, decay_biases=True)
-        )
-    )
-    s = train_state.TrainState.create(apply_fn=None, params=params, tx=tx)
-    return s.replace(step=jnp.asarray(step))
-
-
 def _manager(tmp_path, steps=(1, 2, 3)):
     mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=5)))
     for s in steps:
-        checkpoint.save(mngr, _state(s, float(s)), optim.Plateau(lr=0.01, drops=s))
+        checkpoint.save(mngr, tiny.small_state(s, float(s)), optim.Plateau(lr=0.01, drops=s))
     return mngr
 
 
@@ -206,7 +193,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, caps
                 p.unlink()
     else:
         (newest / "schedule" / "metadata").write_bytes(b"\xa3 not json")
-    state, plateau = checkpoint.restore(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
+    state, plateau = checkpoint.restore(mngr, tiny.small_state(0, 0.0), optim.Plateau(lr=0.01))
     assert int(state.step) == 2 and plateau.drops == 2
     np.testing.assert_array_equal(state.params["fc8"]["kernel"], np.full((3, 2), 2.0))
     [line] = capsys.readouterr().err.strip().splitlines()
@@ -222,7 +209,7 @@ def test_when_no_checkpoint_restores_it_says_what_was_tried(tmp_path, capsys):
             if p.is_file() and p.parent.name == "d":
                 p.write_bytes(b"")
     with pytest.raises(errors.InputError) as e:
-        checkpoint.restore(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
+        checkpoint.restore(mngr, tiny.small_state(0, 0.0), optim.Plateau(lr=0.01))
     d = tmp_path / "checkpoints"
     assert str(e.value) == (
         f"no checkpoint in {d} restores: tried and moved aside ['{d}/2.damaged', "
@@ -247,7 +234,7 @@ def test_no_space_during_a_save_is_one_line_and_keeps_the_last_good_checkpoint(
 
     monkeypatch.setattr(atomicity.AtomicRenameTemporaryPath, "finalize", full_disk)
     with pytest.raises(errors.InputError) as e:
-        checkpoint.save(mngr, _state(3, 3.0), optim.Plateau(lr=0.01))
+        checkpoint.save(mngr, tiny.small_state(3, 3.0), optim.Plateau(lr=0.01))
     d = tmp_path / "checkpoints"
     assert str(e.value) == (
         f"no space left in {d} while saving step 3; the last good checkpoint is step 2; free "
@@ -257,9 +244,9 @@ def test_no_space_during_a_save_is_one_line_and_keeps_the_last_good_checkpoint(
     mngr.close()
     monkeypatch.undo()  # space is back: the rerun resumes from step 2 and saves again
     mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=5)))
-    state, plateau = checkpoint.restore(mngr, _state(0, 0.0), optim.Plateau(lr=0.01))
+    state, plateau = checkpoint.restore(mngr, tiny.small_state(0, 0.0), optim.Plateau(lr=0.01))
     assert int(state.step) == 2 and plateau.drops == 2
-    checkpoint.save(mngr, _state(3, 3.0), optim.Plateau(lr=0.01))
+    checkpoint.save(mngr, tiny.small_state(3, 3.0), optim.Plateau(lr=0.01))
     assert mngr.all_steps() == [1, 2, 3]
     mngr.close()
 

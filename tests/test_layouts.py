@@ -18,7 +18,6 @@ import sys
 
 import jax
 import numpy as np
-import optax
 import pytest
 
 from alexnet_jax import models, train
@@ -86,21 +85,6 @@ def test_two_devices_move_only_gradients_or_fig2s_arrows(lowering):
         _check(c, _train_collectives(c), replicas, towers)
 
 
-def _loss_and_grads(plan, params, batch):
-    """(loss, logits), grads of the batch's mean loss, computed per device by `plan`."""
-
-    def per_device(params, batch):
-        def loss_fn(p):
-            logits = plan.model.apply({"params": p}, batch["image"], train=False)
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
-            return loss, logits
-
-        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        return (jax.lax.pmean(loss, "batch"), logits), jax.lax.pmean(grads, "batch")
-
-    return plan.fetch(plan.map(per_device)(plan.place(params), plan.batch(batch)))
-
-
 def _assert_same_as_one_device(parallelisms: tuple[str, ...]) -> None:
     """Logits and every gradient of each layout equal the single-device network's, in float64.
 
@@ -112,11 +96,13 @@ def _assert_same_as_one_device(parallelisms: tuple[str, ...]) -> None:
         c = tiny.config(**{"model.dtype": "float64"})
         params = tiny.float64(jax.device_get(tiny.train_state(c).params))
         batch = tiny.float64(tiny.batch(c, n=BATCH))
-        (want_loss, want_logits), want_grads = _loss_and_grads(tiny.one_device(c), params, batch)
+        (want_loss, want_logits), want_grads = tiny.loss_and_grads(
+            tiny.one_device(c), params, batch
+        )
         want = tiny.flat(want_grads)
         for parallelism in parallelisms:
             plan = tiny.plan(tiny.config(parallelism=parallelism, **{"model.dtype": "float64"}))
-            (loss, logits), grads = _loss_and_grads(plan, params, batch)
+            (loss, logits), grads = tiny.loss_and_grads(plan, params, batch)
             assert tiny.rel(loss, want_loss) < 1e-12
             assert tiny.rel(logits, want_logits) < 1e-12
             got = tiny.flat(grads)

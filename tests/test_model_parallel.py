@@ -9,28 +9,12 @@ import re
 
 import jax
 import numpy as np
-import optax
 import pytest
 import torch
 
 from alexnet_jax import checkpoint, input_pipeline, models, optim, parallel, train
 from benchmarks import comm_model_parallel as comm
 from tests import reference, tiny
-
-
-def _loss_and_grads(plan, params, batch):
-    """(loss, logits), grads of the batch's mean loss, computed per device by `plan`."""
-
-    def per_device(params, batch):
-        def loss_fn(p):
-            logits = plan.model.apply({"params": p}, batch["image"], train=False)
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
-            return loss, logits
-
-        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        return (jax.lax.pmean(loss, "batch"), logits), jax.lax.pmean(grads, "batch")
-
-    return plan.fetch(plan.map(per_device)(plan.place(params), plan.batch(batch)))
 
 
 @pytest.mark.multidevice
@@ -42,8 +26,8 @@ def test_logits_and_every_gradient_equal_the_single_device_model_and_torch():
         config = tiny.config(parallelism="model", **{"model.dtype": "float64"})
         params = tiny.float64(jax.device_get(tiny.train_state(config).params))
         batch = tiny.float64(tiny.batch(config))
-        (_, logits), grads = _loss_and_grads(tiny.plan(config), params, batch)
-        (_, want_logits), want_grads = _loss_and_grads(tiny.one_device(config), params, batch)
+        (_, logits), grads = tiny.loss_and_grads(tiny.plan(config), params, batch)
+        (_, want_logits), want_grads = tiny.loss_and_grads(tiny.one_device(config), params, batch)
     assert tiny.rel(logits, want_logits) < 1e-12
     for layer in params:
         for leaf in ("kernel", "bias"):

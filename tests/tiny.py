@@ -8,10 +8,13 @@ import importlib
 import os
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
+from flax.training import train_state as flax_train_state
 
-from alexnet_jax import models
+from alexnet_jax import models, optim
 
 
 def load_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
@@ -108,10 +111,6 @@ def train_state(c: ml_collections.ConfigDict, seed: int = 0):
 
     (create_state runs flax's init and the optimizer's init op by op: ~10 s of CPU here.)
     """
-    from flax.training import train_state as flax_train_state
-
-    from alexnet_jax import optim
-
     model = models.create_model(c)
     shapes = jax.eval_shape(lambda: models.init_params(model, c, jax.random.key(0)))
     params = random_params(shapes, seed)
@@ -132,3 +131,30 @@ def one_device(c: ml_collections.ConfigDict):
     """The single-device plan: the reference every layout is compared with."""
     c = override(ml_collections.ConfigDict(c.to_dict()), parallelism="data")
     return plan(c, devices=1)
+
+
+def loss_and_grads(plan, params, batch):
+    """(loss, logits), grads of the batch's mean loss, computed per device by `plan`."""
+
+    def per_device(params, batch):
+        def loss_fn(p):
+            logits = plan.model.apply({"params": p}, batch["image"], train=False)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+            return loss, logits
+
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        return (jax.lax.pmean(loss, "batch"), logits), jax.lax.pmean(grads, "batch")
+
+    return plan.fetch(plan.map(per_device)(plan.place(params), plan.batch(batch)))
+
+
+def small_state(step: int, value: float):
+    """A one-layer TrainState with the paper optimizer: what checkpoint tests save and restore."""
+    params = {"fc8": {"kernel": jnp.full((3, 2), value), "bias": jnp.zeros(2)}}
+    tx = optim.build(
+        ml_collections.ConfigDict(
+            dict(rule="paper", base_lr=0.01, momentum=0.9, weight_decay=5e-4, decay_biases=True)
+        )
+    )
+    s = flax_train_state.TrainState.create(apply_fn=None, params=params, tx=tx)
+    return s.replace(step=jnp.asarray(step))
