@@ -17,11 +17,7 @@ import ml_collections
 from alexnet_jax import conv, errors, lrn, pool
 
 INIT_SCHEMES: tuple[str, ...] = ("gaussian", "pytorch")
-DTYPES: dict[str, jnp.dtype] = {
-    "float32": jnp.float32,
-    "bfloat16": jnp.bfloat16,
-    "float64": jnp.float64,  # numerical checks only, under jax.enable_x64
-}
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float64": jnp.float64}  # 64: checks
 # config.model.precision -> the `precision` of every conv and dense (configs/paper.py)
 PRECISIONS: dict[str, str | None] = {"default": None, "high": "high", "highest": "highest"}
 
@@ -136,10 +132,7 @@ class AlexNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        """[b, H, W, C] images -> [b, num_classes] float32 logits (`train` enables dropout).
-
-        With dtype float64 (numerical checks only, under `jax.enable_x64`) the logits are float64.
-        """
+        """[b, H, W, C] images -> [b, num_classes] float32 (float64) logits; `train`: dropout."""
         towers = jax.lax.axis_size(self.tower_axis) if self.tower_axis else 1
         x, split = x.astype(self.dtype), False  # split: x holds only this tower's channels
         acts, masks = {}, {}
@@ -319,14 +312,9 @@ def _check(m: ml_collections.ConfigDict) -> None:
         raise errors.InputError(
             f"config.model.precision={m.precision!r} is unknown; use one of {tuple(PRECISIONS)}"
         )
-    if m.dtype not in DTYPES:
-        raise errors.InputError(
-            f"config.model.dtype={m.dtype!r} is unknown; use one of {tuple(DTYPES)}"
-        )
-    if m.dtype == "float64" and not jax.config.jax_enable_x64:
-        raise errors.InputError(
-            "config.model.dtype='float64' is for numerical checks under jax.enable_x64 only; "
-            "use 'float32' or 'bfloat16'"
+    if m.dtype not in DTYPES or (m.dtype == "float64" and not jax.config.jax_enable_x64):
+        raise errors.InputError(  # float64 is for the tests' numerical checks (enable_x64)
+            f"config.model.dtype={m.dtype!r} is unknown; use 'float32' or 'bfloat16'"
         )
     if not 0.0 <= m.dropout.rate < 1.0:
         raise errors.InputError(f"config.model.dropout.rate={m.dropout.rate} must be in [0, 1)")

@@ -334,7 +334,10 @@ def test_bfloat16_compute_keeps_float32_params():
         ({"init.scheme": "xavier"}, r"config\.model\.init\.scheme='xavier' is unknown"),
         ({"init.bias": (0.0,) * 7}, r"config\.model\.init\.bias has 7 entries"),
         ({"dtype": "float16"}, r"config\.model\.dtype='float16' is unknown"),
-        ({"dtype": "float64"}, r"config\.model\.dtype='float64' is for numerical checks"),
+        (
+            {"dtype": "float64"},
+            r"config\.model\.dtype='float64' is unknown; use 'float32' or 'bfloat16'",
+        ),
         ({"dropout.rate": 1.0}, r"config\.model\.dropout\.rate=1\.0 must be in"),
         ({"conv.lowering": "fast"}, r"unknown grouped-conv lowering 'fast'"),
         ({"pool.after": (1, 2, 6)}, r"config\.model\.pool\.after=\(1, 2, 6\) must hold"),
