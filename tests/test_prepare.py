@@ -252,14 +252,13 @@ def fast_compile():
 
 
 @pytest.mark.slow  # ~60 s on 2 shared cores: three short runs and evaluate.py compile a net each
+@pytest.mark.parametrize("made", ["jpeg"], indirect=True)  # raw reads the same batches (above)
 def test_train_resume_and_evaluate_from_prepared_data(ilsvrc, made, tmp_path, fast_compile):
     """Prepared fake ILSVRC -> training with crops, flips and lighting on the device -> resume
     bit-exact -> evaluate.py's ten-crop row (training evaluates the center crop)."""
     from alexnet_jax import checkpoint, evaluate, optim, train
 
     config, _, _ = made
-    if config.input.storage == "raw":
-        pytest.skip("the same batches as jpeg's after reading (tested above); one run is enough")
     c = load_config("cifar10", "smoke")  # Fashion-MNIST's small two-tower net, 3 x 32 x 32
     c.model.update(num_classes=1000, conv=dict(features=(8, 16, 16, 16, 16)), fc_features=(16, 16))
     c.input = config.input

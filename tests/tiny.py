@@ -33,7 +33,7 @@ def fake_fashion(directory, n_train: int, n_test: int, seed: int = 0) -> dict[st
 
     Returns the images by split, [N, 28, 28, 1] uint8 as the loader gives them.
     """
-    from alexnet_jax import input_pipeline  # here: it imports TensorFlow (module docstring)
+    from alexnet_jax import input_pipeline
 
     rng, images = np.random.default_rng(seed), {}
     os.makedirs(directory, exist_ok=True)
