@@ -187,11 +187,13 @@ def _restore(config, model, mngr) -> tuple[TrainState, optim.Plateau]:
     return checkpoint.restore(mngr, state, plateau)  # past damaged checkpoints, named
 
 
-def _log(loop: _Loop, pending: list, step: int, seconds: float) -> None:
+def _log(loop: _Loop, pending: list, step: int, t0: float) -> None:
     """The mean of the pending steps' metrics to metrics.jsonl, TensorBoard and the progress
-    line; a NaN/Inf loss stops the run before anything is saved."""
+    line; a NaN/Inf loss stops the run before anything is saved. Steps are dispatched
+    asynchronously, so the window since `t0` is closed only once their metrics are fetched."""
     host = zip([i for i, _ in pending], loop.plan.fetch([m for _, m in pending]), strict=True)
     host = list(host)
+    seconds = time.time() - t0
     for i, m in host:
         if not np.isfinite(m["train/loss"]):
             raise FloatingPointError(
@@ -225,7 +227,7 @@ def _train_epoch(loop: _Loop, state, plateau, batches: Iterator, step: int, end:
         stop = loop.stop.signum is not None  # read once: a signal may arrive at any time
         save = step % loop.save_every == 0 or stop
         if step % loop.log_every == 0 or step == end or save:
-            _log(loop, pending, step, time.time() - t)
+            _log(loop, pending, step, t)
             pending, t = [], time.time()
         if save and step < end:
             _save(loop, state, plateau)

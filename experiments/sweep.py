@@ -106,11 +106,12 @@ def _flag_value(value) -> str:
 
 
 def plan(sweep: dict, workdir: str) -> list[RunSpec]:
-    """Every (variant, seed) run of `sweep` under `workdir`, in the sweep's order."""
+    """Every (variant, seed) run of `sweep` under `workdir`: seed by seed, each over the variants
+    in the sweep's order, so that a sweep stopped half-way has every variant at its first seeds."""
     runs = []
-    for variant, v in sweep["variants"].items():
-        overrides = dict(v.get("overrides", {}))
-        for seed in sweep["seeds"]:
+    for seed in sweep["seeds"]:
+        for variant, v in sweep["variants"].items():
+            overrides = dict(v.get("overrides", {}))
             c = resolve(sweep["config"], {**overrides, "seed": seed})
             h = config_hash(c)
             run_dir = os.path.join(workdir, variant, f"s{seed}-{h}")
