@@ -1,17 +1,16 @@
-r"""Figures (PNG): training curves of a run and of a sweep, Fig. 3's conv1 kernels, Fig. 4.
+r"""Figures (PNG): training curves of a run and of a sweep, the ablation bars, Fig. 3 and 4.
 
   python -m experiments.figures --workdir=runs/ablations --out=experiments/results/ablations
   python -m experiments.figures --run=runs/fm --out=experiments/results/fm   # one run
 
 Curves: training loss and validation top-1/top-5 error against epoch, a dotted line where the
-plateau schedule divided the learning rate (Sec. 5). Fig. 3: the conv1 kernels, the first half
-(tower 1) above the second half (tower 2), each kernel scaled to [0, 1] on its own, with each
-tower's mean colour specificity: the share of a kernel's energy off the grey axis,
-||w - mean_c(w)||^2 / ||w||^2 (0 = colour-blind, 1 = no grey component); undefined for
-1-channel input. Fig. 4: test images and the training images nearest to them in fc7 space
-(Euclidean distance, Sec. 6.1).
+plateau schedule divided the learning rate (Sec. 5), the loss of a uniform guess, ln(classes),
+dashed. A sweep also gets its ablation table as bars (deltas.png: each variant's change in test
+error, +-2 SE, beside the paper's) and, when it has a no_dropout variant, Sec. 4.2's train vs
+test error (overfitting_dropout.png). Fig. 3 and Fig. 4 of a run: experiments/net_figures.py.
 """
 
+import itertools
 import json
 import math
 import os
@@ -20,13 +19,12 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
-import jax  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
-import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
 from alexnet_jax.errors import InputError, MissingFileError
+from experiments import net_figures, tables
 
 DPI = 100
 
@@ -57,6 +55,12 @@ def lr_drops(rows: list[dict]) -> list[int]:
     return drops
 
 
+def chance_loss(run_dir: str) -> float:
+    """ln(num_classes): the loss of a uniform guess, where a net that cannot learn stays."""
+    with open(os.path.join(run_dir, "config.json")) as f:
+        return math.log(json.load(f)["model"]["num_classes"])
+
+
 def _curve_axes(title: str):
     fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4), dpi=DPI)
     ax_loss.set(xlabel="epoch", ylabel="training loss", title=title)
@@ -71,6 +75,7 @@ def plot_run(run_dir: str, out_png: str) -> None:
     tr = [r for r in rows if "train/loss" in r]
     ev = [r for r in rows if "eval/top1_err" in r]
     ax_loss.plot([r["step"] / spe for r in tr], [r["train/loss"] for r in tr], label="train loss")
+    ax_loss.axhline(chance_loss(run_dir), ls="--", c="grey", lw=1, label="ln(classes)")
     for key, label in (("eval/top1_err", "top-1"), ("eval/top5_err", "top-5")):
         ax_err.plot([r["step"] / spe for r in ev], [r[key] for r in ev], "o-", label=label)
     for i, s in enumerate(lr_drops(rows)):
@@ -83,175 +88,170 @@ def plot_run(run_dir: str, out_png: str) -> None:
     plt.close(fig)
 
 
-def plot_sweep(workdir: str, out_png: str) -> None:
-    """Every variant of a sweep overlaid: seed mean (thick) and each seed (thin)."""
-    with open(os.path.join(workdir, "sweep.json")) as f:
-        manifest = json.load(f)
+def _manifest(workdir: str, manifest: dict | None) -> dict:
+    if manifest is None:
+        with open(os.path.join(workdir, "sweep.json")) as f:
+            manifest = json.load(f)
+    return manifest
+
+
+def _variant_curves(workdir: str, manifest: dict, variant: str) -> list[tuple]:
+    """(steps per epoch, train rows, eval rows) of each finished run of `variant`."""
+    out = []
+    for r in (r for r in manifest["runs"] if r["variant"] == variant):
+        rows, spe = read_metrics(os.path.join(workdir, r["run_dir"]))
+        out.append(
+            (spe, [x for x in rows if "train/loss" in x], [x for x in rows if "eval/top1_err" in x])
+        )
+    return out
+
+
+def _seed_mean(xs: list[list[float]]) -> np.ndarray:
+    n = min(len(x) for x in xs)
+    return np.mean([x[:n] for x in xs], axis=0)
+
+
+def plot_sweep(workdir: str, out_png: str, manifest: dict | None = None) -> None:
+    """Every variant of a sweep overlaid: seed mean (thick) and each seed (thin); `manifest`
+    (default WORKDIR/sweep.json) may be cut to the finished runs."""
+    manifest = _manifest(workdir, manifest)
     fig, ax_loss, ax_err = _curve_axes("sweep: " + os.path.basename(os.path.normpath(workdir)))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, variant in enumerate(manifest["variants"]):
-        c = colours[i % len(colours)]
-        curves = []
-        for r in (r for r in manifest["runs"] if r["variant"] == variant):
-            rows, spe = read_metrics(os.path.join(workdir, r["run_dir"]))
-            tr = [x for x in rows if "train/loss" in x]
-            ev = [x for x in rows if "eval/top1_err" in x]
+        c, curves = colours[i % len(colours)], _variant_curves(workdir, manifest, variant)
+        for spe, tr, ev in curves:
             ax_loss.plot([x["step"] / spe for x in tr], [x["train/loss"] for x in tr], c=c, lw=0.5)
             ax_err.plot(
                 [x["step"] / spe for x in ev], [x["eval/top1_err"] for x in ev], c=c, lw=0.5
             )
-            curves.append(([x["step"] / spe for x in ev], [x["eval/top1_err"] for x in ev]))
-        n = min(len(x) for x, _ in curves)
-        mean = np.mean([y[:n] for _, y in curves], axis=0)
-        ax_err.plot(curves[0][0][:n], mean, "o-", c=c, lw=2, label=f"{variant} (top-1)")
+        if curves:
+            spe, _, ev = curves[0]
+            mean = _seed_mean([[x["eval/top1_err"] for x in e] for _, _, e in curves])
+            ax_err.plot(
+                [x["step"] / spe for x in ev][: len(mean)],
+                mean,
+                "o-",
+                c=c,
+                lw=2,
+                label=f"{variant} (top-1)",
+            )
+    first = manifest["runs"][0]["run_dir"]
+    ax_loss.axhline(
+        chance_loss(os.path.join(workdir, first)), ls="--", c="grey", lw=1, label="ln(classes)"
+    )
+    ax_loss.legend(fontsize=7)
     ax_err.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_png)
     plt.close(fig)
 
 
-def colour_specificity(kernels: np.ndarray) -> np.ndarray:
-    """[kh, kw, C, K] -> [K]: ||w - mean_c(w)||^2 / ||w||^2 per kernel; nan if C == 1."""
-    if kernels.shape[2] == 1:
-        return np.full(kernels.shape[3], np.nan)
-    w = kernels.astype(np.float64)
-    chroma = w - w.mean(axis=2, keepdims=True)
-    return (chroma**2).sum((0, 1, 2)) / np.maximum((w**2).sum((0, 1, 2)), 1e-30)
-
-
-def tower_split(kernels: np.ndarray, towers: int) -> list[np.ndarray]:
-    """conv1's [kh, kw, C, K] kernels per tower: tower t has output maps t*K/T .. (t+1)*K/T."""
-    k = kernels.shape[3]
-    if k % towers:
-        raise InputError(f"conv1 has {k} kernels, not divisible by config.model.towers={towers}")
-    return np.split(kernels, towers, axis=3)
-
-
-def kernel_mosaic(kernels: np.ndarray, towers: int, cols: int = 16, gap: int = 1) -> np.ndarray:
-    """Fig. 3: [H, W, 3] image of the kernels, tower 1's rows above tower 2's, a blank row
-    between towers; each kernel min-max scaled to [0, 1]; grey kernels repeated on 3 channels."""
-    kh, kw, c, _ = kernels.shape
-    blocks = []
-    for part in tower_split(kernels, towers):
-        n = part.shape[3]
-        cols_ = min(cols, n)
-        rows = math.ceil(n / cols_)
-        block = np.ones((rows * (kh + gap), cols_ * (kw + gap), 3))
-        for i in range(n):
-            w = part[..., i].astype(np.float64)
-            w = (w - w.min()) / max(w.max() - w.min(), 1e-12)
-            if c == 1:
-                w = np.repeat(w, 3, axis=2)
-            r, q = divmod(i, cols_)
-            block[r * (kh + gap) : r * (kh + gap) + kh, q * (kw + gap) : q * (kw + gap) + kw] = w
-        blocks.append(block)
-    width = max(b.shape[1] for b in blocks)
-    padded = [
-        np.pad(b, ((0, 0), (0, width - b.shape[1]), (0, 0)), constant_values=1) for b in blocks
-    ]
-    sep = np.ones((kh + gap, width, 3))
-    return np.concatenate([x for b in padded for x in (b, sep)][:-1], axis=0)
-
-
-def plot_fig3(kernels: np.ndarray, towers: int, out_png: str) -> list[float]:
-    """Fig. 3 as a PNG; returns each tower's mean colour specificity (nan for grey input)."""
-    spec = [float(np.mean(colour_specificity(p))) for p in tower_split(kernels, towers)]
-    image = kernel_mosaic(kernels, towers)
-    fig, ax = plt.subplots(figsize=(8, 8 * image.shape[0] / image.shape[1] + 0.8), dpi=DPI)
-    ax.imshow(image, interpolation="nearest")
-    ax.axis("off")
-    words = [
-        f"tower {t + 1}: " + ("undefined (1-channel input)" if math.isnan(s) else f"{s:.3f}")
-        for t, s in enumerate(spec)
-    ]
-    ax.set_title(
-        f"conv1 kernels {kernels.shape[:3]}, top: tower 1; colour specificity " + ", ".join(words),
-        fontsize=8,
-    )
-    fig.tight_layout()
-    fig.savefig(out_png)
-    plt.close(fig)
-    return spec
-
-
-def nearest(train_feats: np.ndarray, query_feats: np.ndarray, k: int) -> np.ndarray:
-    """[Q, k] indices of the k training vectors nearest to each query, Euclidean (Sec. 6.1)."""
-    d2 = (
-        (query_feats**2).sum(1)[:, None]
-        - 2 * query_feats @ train_feats.T
-        + (train_feats**2).sum(1)[None, :]
-    )
-    return np.argsort(d2, axis=1, kind="stable")[:, :k]
-
-
-def plot_fig4(queries: np.ndarray, train: np.ndarray, idx: np.ndarray, out_png: str) -> None:
-    """Fig. 4 (right): each query image, then its nearest training images by fc7 distance."""
-    q, k = idx.shape
-    fig, axes = plt.subplots(q, k + 1, figsize=(1.2 * (k + 1), 1.2 * q), dpi=DPI, squeeze=False)
-    for i in range(q):
-        row = [queries[i], *train[idx[i]]]
-        for j, img in enumerate(row):
-            ax = axes[i, j]
-            ax.imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title("test" if j == 0 else f"#{j}", fontsize=8)
+def plot_deltas(rows: list[dict], baseline: str, out_png: str) -> None:
+    """The ablation table (experiments/tables.py's rows) as bars: each variant's change in
+    top-1 and top-5 test error against the baseline, +-2 SE, beside the paper's (diamonds)."""
+    rows = [r for r in rows if r["variant"] != baseline]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 1.2 + 0.5 * len(rows)), dpi=DPI, sharey=True)
+    y = np.arange(len(rows))[::-1]
+    for ax, m in zip(axes, ("top1", "top5"), strict=True):
+        d = np.array([r[f"d_{m}"] for r in rows])
+        se = np.nan_to_num(np.array([r[f"d_{m}_se"] for r in rows]))
+        ax.barh(y, d, xerr=2 * se, color="tab:blue", alpha=0.7, capsize=3, label="ours, ±2 SE")
+        paper = [(yy, r[f"paper_d_{m}"]) for yy, r in zip(y, rows, strict=True)]
+        paper = [(yy, p) for yy, p in paper if p is not None]
+        if paper:
+            ax.plot([p for _, p in paper], [yy for yy, _ in paper], "kD", label="paper")
+        ax.axvline(0, c="k", lw=0.8)
+        n = sorted({r["n"] for r in rows})
+        ax.set(
+            xlabel=f"Δ {m[:3]}-{m[3]} error vs {baseline} (points; + = worse)",
+            title=f"{'top-1' if m == 'top1' else 'top-5'}: mean of n={n} seeds",
+        )
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_yticks(y, [f"{r['variant']} ({r['section']})" for r in rows], fontsize=8)
     fig.tight_layout()
     fig.savefig(out_png)
     plt.close(fig)
 
 
-def load_run(run_dir: str):
-    """(config, model, params) of a run's latest checkpoint."""
-    from alexnet_jax import checkpoint, models
-
-    with open(os.path.join(run_dir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
-    model = models.create_model(config)
-    shapes = jax.eval_shape(lambda: models.init_params(model, config, jax.random.key(0)))
-    return config, model, checkpoint.read_params(run_dir, "latest", shapes)
-
-
-def fc7_features(model, params, images: np.ndarray, batch: int = 500) -> np.ndarray:
-    """fc7 activations (after the ReLU) of network-input images [N, H, W, C]."""
-    from alexnet_jax import models
-
-    f = jax.jit(lambda x: models.activations(model, params, x)["fc7"])
-    return np.concatenate(
-        [np.asarray(f(images[i : i + batch])) for i in range(0, len(images), batch)]
+def plot_overfitting(
+    workdir: str, variants: tuple[str, ...], out_png: str, manifest: dict | None = None
+) -> dict:
+    """Sec. 4.2's claim as curves: training vs test top-1 error per epoch, seed means. The
+    training error is the trainer's running one, averaged over each epoch's logged steps (with
+    dropout and augmentation on, as the net trains). Returns each variant's final gap (points)."""
+    manifest = _manifest(workdir, manifest)
+    fig, (ax, ax_gap) = plt.subplots(1, 2, figsize=(11, 4), dpi=DPI)
+    colours, gaps = plt.rcParams["axes.prop_cycle"].by_key()["color"], {}
+    for i, variant in enumerate(variants):
+        c, train, test = colours[i % len(colours)], [], []
+        for _, tr, ev in _variant_curves(workdir, manifest, variant):
+            bounds = [0] + [x["step"] for x in ev]
+            train.append(
+                [
+                    np.mean([x["train/top1_err"] for x in tr if a < x["step"] <= b])
+                    for a, b in itertools.pairwise(bounds)
+                ]
+            )
+            test.append([x["eval/top1_err"] for x in ev])
+        if not test:
+            continue
+        tr_m, te_m = 100 * _seed_mean(train), 100 * _seed_mean(test)
+        epochs = np.arange(1, len(te_m) + 1)
+        ax.plot(epochs, tr_m, "--", c=c, label=f"{variant}: train (running)")
+        ax.plot(epochs, te_m, "o-", c=c, label=f"{variant}: test")
+        ax_gap.plot(epochs, te_m - tr_m, "o-", c=c, label=variant)
+        gaps[variant] = float(te_m[-1] - tr_m[-1])
+    ax.set(xlabel="epoch", ylabel="top-1 error (%)", title="Sec. 4.2: train vs test error")
+    ax_gap.axhline(0, c="k", lw=0.8)
+    ax_gap.set(
+        xlabel="epoch",
+        ylabel="test − train top-1 error (points)",
+        title="overfitting: the gap (seed means)",
     )
+    ax.legend(fontsize=7)
+    ax_gap.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)
+    return gaps
 
 
 def figures_for_run(run_dir: str, out: str, name: str, queries: int = 6, k: int = 6) -> dict:
-    """Curves, Fig. 3 and Fig. 4 of one run into OUT/NAME_*.png; returns what they measured."""
+    """Curves, Fig. 3 and Fig. 4 of one run into OUT/NAME_*.png; returns what they measured.
+    Fig. 4 needs the stored images at the net's input size; otherwise it is named as not drawn."""
     from alexnet_jax import input_pipeline
 
     os.makedirs(out, exist_ok=True)
     plot_run(run_dir, os.path.join(out, f"{name}_curves.png"))
-    config, model, params = load_run(run_dir)
+    config, model, params = net_figures.load_run(run_dir)
     kernels = np.asarray(params["conv1"]["kernel"])
-    spec = plot_fig3(kernels, config.model.towers, os.path.join(out, f"{name}_fig3_conv1.png"))
+    spec = net_figures.plot_fig3(
+        kernels, config.model.towers, os.path.join(out, f"{name}_fig3_conv1.png")
+    )
+    measured = {"colour_specificity": spec}
     c = config.input
     train = input_pipeline.load(c, "train")
+    if train.images.shape[1] != config.model.input_size:
+        measured["fig4"] = (
+            f"not drawn: the stored images are {train.images.shape[1]}x{train.images.shape[1]} "
+            f"and the net reads {config.model.input_size}x{config.model.input_size} "
+            "(resized in the pipeline)"
+        )
+        return measured
     if c.train_limit is not None:
         train = input_pipeline.Split(train.images[: c.train_limit], train.labels[: c.train_limit])
     test = input_pipeline.load(c, c.eval_split)
     normalize = input_pipeline.normalizer(c, train)
-    if train.images.shape[1] != config.model.input_size:
-        raise InputError("Fig. 4 here needs images stored at config.model.input_size")
     prep = lambda x: np.asarray(normalize(x.astype(np.float32)))  # noqa: E731
     pick = np.random.default_rng(0).choice(len(test.labels), queries, replace=False)
-    train_f = fc7_features(model, params, prep(train.images))
-    query_f = fc7_features(model, params, prep(test.images[pick]))
-    idx = nearest(train_f, query_f, k)
-    plot_fig4(test.images[pick], train.images, idx, os.path.join(out, f"{name}_fig4_fc7_nn.png"))
+    train_f = net_figures.fc7_features(model, params, prep(train.images))
+    query_f = net_figures.fc7_features(model, params, prep(test.images[pick]))
+    idx = net_figures.nearest(train_f, query_f, k)
+    net_figures.plot_fig4(
+        test.images[pick], train.images, idx, os.path.join(out, f"{name}_fig4_fc7_nn.png")
+    )
     same = float(np.mean(train.labels[idx] == test.labels[pick][:, None]))
-    return {
-        "colour_specificity": spec,
-        "fig4_neighbour_label_agreement": same,
-        "fig4_test_index": pick.tolist(),
-    }
+    return {**measured, "fig4_neighbour_label_agreement": same, "fig4_test_index": pick.tolist()}
 
 
 def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
@@ -262,6 +262,7 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     )
     flags.DEFINE_string("run", None, "One run's workdir.", **d)
     flags.DEFINE_string("out", None, "Directory for the PNGs.", **d)
+    flags.DEFINE_bool("partial", False, "Draw the finished runs of an unfinished sweep.", **d)
     flags.mark_flags_as_required(["out"], **d)
 
 
@@ -273,9 +274,23 @@ def main(fv: flags.FlagValues) -> None:
     if fv.run:
         measured["run"] = figures_for_run(fv.run, fv.out, "run")
     if fv.workdir:
-        plot_sweep(fv.workdir, os.path.join(fv.out, "sweep_curves.png"))
         with open(os.path.join(fv.workdir, "sweep.json")) as f:
-            manifest = json.load(f)
+            manifest = tables.finished(fv.workdir, json.load(f), fv.partial)
+        plot_sweep(fv.workdir, os.path.join(fv.out, "sweep_curves.png"), manifest)
+        runs = {
+            r["run_dir"]: tables.read_run(os.path.join(fv.workdir, r["run_dir"]))
+            for r in manifest["runs"]
+        }
+        rows = tables.ablation_rows(manifest, runs)
+        if len(rows) > 1:
+            plot_deltas(rows, manifest["baseline"], os.path.join(fv.out, "deltas.png"))
+        if "no_dropout" in manifest["variants"]:
+            measured["overfitting_gap_points"] = plot_overfitting(
+                fv.workdir,
+                (manifest["baseline"], "no_dropout"),
+                os.path.join(fv.out, "overfitting_dropout.png"),
+                manifest,
+            )
         first = {}
         for r in manifest["runs"]:
             first.setdefault(r["variant"], r["run_dir"])

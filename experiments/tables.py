@@ -59,6 +59,8 @@ def read_run(run_dir: str) -> dict:
         "train_loss": trains[-1]["train/loss"] if trains else math.nan,
         "train_top1": 100 * trains[-1]["train/top1_err"] if trains else math.nan,
         "step": last["step"],
+        "epochs": final.get("epoch", math.nan),
+        "final_lr": trains[-1]["lr"] if trains else math.nan,  # 1e-5: Sec. 5's schedule ended
         "wall_time_s": prov.get("wall_time_s", math.nan),
         "git_commit": prov["git_commit"],
         "started": prov["started"],
@@ -126,6 +128,7 @@ def ablation_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
                 else verdict(row[f"d_{metric}"], row[f"d_{metric}_se"], row[f"paper_d_{metric}"])
             )
         row["train_top1_mean"] = mean_std([r["train_top1"] for r in rs])[0]
+        row["epochs_mean"] = mean_std([r["epochs"] for r in rs])[0]
         rows.append(row)
     return rows
 
@@ -134,9 +137,9 @@ def ablation_markdown(rows: list[dict], baseline: str) -> str:
     head = (
         "| variant | paper | n | top-1 err (%) | top-5 err (%) | Δtop-1 vs base (pp) | "
         "paper Δtop-1 | Δtop-5 vs base (pp) | paper Δtop-5 | top-1 verdict | top-5 verdict | "
-        "train top-1 err (%) |"
+        "train top-1 err (%) | epochs |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         is_base = r["variant"] == baseline
 
@@ -151,7 +154,7 @@ def ablation_markdown(rows: list[dict], baseline: str) -> str:
             f"{_fmt(r['top1_mean'])} ± {_fmt(r['top1_std'])} | "
             f"{_fmt(r['top5_mean'])} ± {_fmt(r['top5_std'])} | {d('top1')} | {p('top1')} | "
             f"{d('top5')} | {p('top5')} | {r['verdict_top1']} | {r['verdict_top5']} | "
-            f"{_fmt(r['train_top1_mean'])} |"
+            f"{_fmt(r['train_top1_mean'])} | {_fmt(r['epochs_mean'], 1)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -191,7 +194,31 @@ def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) 
     )
 
 
-def ablation_table(workdir: str, out: str, table_command: str) -> list[dict]:
+def _has_finished(run_dir: str) -> bool:
+    path = os.path.join(run_dir, "provenance.json")
+    if not os.path.isfile(path):
+        return False
+    with open(path) as f:
+        return "final" in json.load(f)
+
+
+def finished(workdir: str, manifest: dict, partial: bool) -> dict:
+    """The manifest, or with `partial` only its finished runs and `unfinished` listing the rest;
+    without `partial` an unfinished run is an error naming it."""
+    done, missing = [], []
+    for r in manifest["runs"]:
+        (done if _has_finished(os.path.join(workdir, r["run_dir"])) else missing).append(r)
+    if missing and not partial:
+        raise InputError(
+            f"{len(missing)} of the sweep's runs have not finished (first: "
+            f"{missing[0]['run_dir']}); rerun the sweep, or pass --partial to table the others"
+        )
+    if not any(r["variant"] == manifest["baseline"] for r in done):
+        raise InputError(f"no run of the baseline {manifest['baseline']!r} has finished yet")
+    return {**manifest, "runs": done, "unfinished": [r["run_dir"] for r in missing]}
+
+
+def ablation_table(workdir: str, out: str, table_command: str, partial: bool = False) -> list[dict]:
     """WORKDIR/sweep.json's runs -> OUT/ablations.{md,csv}, OUT/runs.csv, OUT/run_files/."""
     path = os.path.join(workdir, sweep_lib.MANIFEST)
     if not os.path.isfile(path):
@@ -199,7 +226,7 @@ def ablation_table(workdir: str, out: str, table_command: str) -> list[dict]:
             f"{path} does not exist; run python -m experiments.sweep --workdir={workdir} first"
         )
     with open(path) as f:
-        manifest = json.load(f)
+        manifest = finished(workdir, json.load(f), partial)
     runs = {r["run_dir"]: read_run(os.path.join(workdir, r["run_dir"])) for r in manifest["runs"]}
     rows = ablation_rows(manifest, runs)
     os.makedirs(out, exist_ok=True)
@@ -220,6 +247,14 @@ def ablation_table(workdir: str, out: str, table_command: str) -> list[dict]:
         [
             "# Ablations: test error per variant, mean ± std over seeds",
             provenance_lines(table_command, manifest, runs),
+            *(
+                [
+                    f"**Partial:** {len(manifest['unfinished'])} runs had not finished and are "
+                    f"left out: {', '.join(manifest['unfinished'])}."
+                ]
+                if manifest["unfinished"]
+                else []
+            ),
             ablation_markdown(rows, manifest["baseline"]),
         ]
     )
@@ -308,6 +343,7 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     flags.DEFINE_string("eval_json", None, "alexnet_jax.evaluate's output, for Table 2.", **d)
     flags.DEFINE_string("eval_command", "", "The alexnet_jax.evaluate command (provenance).", **d)
     flags.DEFINE_string("out", None, "Directory for the tables (experiments/results/NAME).", **d)
+    flags.DEFINE_bool("partial", False, "Table the finished runs of an unfinished sweep.", **d)
     flags.mark_flags_as_required(["out"], **d)
 
 
@@ -316,7 +352,7 @@ def main(fv: flags.FlagValues) -> None:
         raise InputError("give --workdir (ablations) and/or --eval_json (Table 2)")
     command = " ".join(["python -m experiments.tables", *sys.argv[1:]])
     if fv.workdir:
-        ablation_table(fv.workdir, fv.out, command)
+        ablation_table(fv.workdir, fv.out, command, fv.partial)
         with open(os.path.join(fv.out, "ablations.md")) as f:
             print(f.read())
     if fv.eval_json:

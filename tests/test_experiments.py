@@ -14,7 +14,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from experiments import figures, tables
+from experiments import figures, net_figures, tables
 from experiments import sweep as sweep_lib
 from tests import tiny
 
@@ -233,13 +233,13 @@ def test_fig3_tower_split_and_colour_specificity(tmp_path):
     kernels[..., 0] = kernels[..., :1, 0]  # same on R, G, B: colour-blind
     kernels[..., 1] = 0
     kernels[:, :, 0, 1], kernels[:, :, 1, 1] = 1.0, -1.0  # no grey component at all
-    spec = figures.colour_specificity(kernels)
+    spec = net_figures.colour_specificity(kernels)
     assert spec[0] == pytest.approx(0.0, abs=1e-12) and spec[1] == pytest.approx(1.0)
     for i in (5, 60):  # against the definition, written out
         w = kernels[..., i].astype(np.float64)
         grey = np.stack([w.mean(2)] * 3, axis=2)
         assert spec[i] == pytest.approx(np.sum((w - grey) ** 2) / np.sum(w**2))
-    mosaic = figures.kernel_mosaic(kernels, towers=2, cols=16, gap=1)
+    mosaic = net_figures.kernel_mosaic(kernels, towers=2, cols=16, gap=1)
     assert mosaic.shape == (7 * 12, 16 * 12, 3)  # 3 rows per tower, a blank row between
     for i in (0, 17, 47, 48, 95):
         tower, j = divmod(i, 48)
@@ -250,19 +250,19 @@ def test_fig3_tower_split_and_colour_specificity(tmp_path):
         np.testing.assert_allclose(tile, (w - w.min()) / (w.max() - w.min()), atol=1e-6)
     assert np.all(mosaic[3 * 12 : 4 * 12] == 1.0)  # the gap between the towers
     out = tmp_path / "fig3.png"
-    spec_towers = figures.plot_fig3(kernels, 2, str(out))
+    spec_towers = net_figures.plot_fig3(kernels, 2, str(out))
     assert spec_towers == pytest.approx([spec[:48].mean(), spec[48:].mean()])
     assert out.read_bytes()[:8] == PNG_MAGIC
-    grey = figures.plot_fig3(kernels[:, :, :1], 2, str(tmp_path / "grey.png"))
+    grey = net_figures.plot_fig3(kernels[:, :, :1], 2, str(tmp_path / "grey.png"))
     assert all(math.isnan(s) for s in grey)
     with pytest.raises(ValueError, match="not divisible"):
-        figures.tower_split(kernels[..., :95], 2)
+        net_figures.tower_split(kernels[..., :95], 2)
 
 
 def test_nearest_neighbours_against_brute_force():
     rng = np.random.default_rng(1)
     train, queries = rng.normal(size=(200, 16)), rng.normal(size=(5, 16))
-    idx = figures.nearest(train, queries, 4)
+    idx = net_figures.nearest(train, queries, 4)
     for q in range(5):
         dists = [np.linalg.norm(queries[q] - t) for t in train]
         assert list(idx[q]) == sorted(range(200), key=dists.__getitem__)[:4]
@@ -296,3 +296,101 @@ def test_lr_drops_are_found_at_the_evaluation_before_the_lower_rate():
         {"step": 70, "lr": 0.0001, "train/loss": 0.8},
     ]
     assert figures.lr_drops(rows) == [40, 60]
+
+
+def _fake_run(run_dir, train_errs: list[list[float]], test_errs: list[float], final=True):
+    """A run directory with metrics.jsonl: per epoch of 10 steps, train rows at the given
+    errors (one per logged step) then one eval row; config.json and provenance.json."""
+    os.makedirs(run_dir)
+    rows, step = [], 0
+    for epoch, (trs, te) in enumerate(zip(train_errs, test_errs, strict=True)):
+        for i, e in enumerate(trs):
+            rows.append(
+                {"step": 10 * epoch + i + 1, "lr": 0.01, "train/loss": 1.0, "train/top1_err": e}
+            )
+        step = 10 * (epoch + 1)
+        rows.append({"step": step, "eval/top1_err": te, "eval/top5_err": te / 10})
+    with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        json.dump({"model": {"num_classes": 10}}, f)
+    with open(os.path.join(run_dir, "results.md"), "w") as f:
+        f.write("| step |\n")
+    prov = {
+        "git_commit": "x",
+        "started": "2026-12-02T00:00:00+00:00",
+        "command": "c",
+        "hardware": {"cpu": "c", "cpu_count": 2, "devices": [], "jax": "j", "python": "p"},
+        "wall_time_s": 1.0,
+    }
+    if final:
+        prov["final"] = {
+            "step": step,
+            "epoch": len(test_errs),
+            "eval/top1_err": test_errs[-1],
+            "eval/top5_err": test_errs[-1] / 10,
+        }
+    with open(os.path.join(run_dir, "provenance.json"), "w") as f:
+        json.dump(prov, f)
+
+
+def _fake_sweep(workdir, runs: dict) -> dict:
+    """runs: {(variant, seed): (train_errs, test_errs, final)} -> the manifest, written."""
+    manifest = {
+        "baseline": "baseline",
+        "variants": {},
+        "runs": [],
+        "sweep": "s",
+        "config": "c",
+        "seeds": [0, 1],
+    }
+    for (variant, seed), (trs, tes, final) in runs.items():
+        manifest["variants"][variant] = {"section": "Sec. 4.2", "claim": None}
+        run_dir = f"{variant}/s{seed}"
+        _fake_run(os.path.join(workdir, run_dir), trs, tes, final)
+        manifest["runs"].append({"variant": variant, "seed": seed, "run_dir": run_dir})
+    with open(os.path.join(workdir, "sweep.json"), "w") as f:
+        json.dump(manifest, f)
+    return manifest
+
+
+def test_overfitting_gap_and_a_partial_sweep(tmp_path):
+    manifest = _fake_sweep(
+        tmp_path,
+        {
+            ("baseline", 0): ([[0.5, 0.3], [0.2, 0.2]], [0.30, 0.25], True),
+            ("baseline", 1): ([[0.4, 0.4], [0.1, 0.3]], [0.20, 0.15], True),
+            ("no_dropout", 0): ([[0.3, 0.1], [0.0, 0.0]], [0.30, 0.32], True),
+            ("no_dropout", 1): ([[0.3, 0.1]], [0.30], False),  # stopped after one epoch
+        },
+    )
+    with pytest.raises(tables.InputError, match="no_dropout/s1.*--partial"):
+        tables.finished(str(tmp_path), manifest, partial=False)
+    done = tables.finished(str(tmp_path), manifest, partial=True)
+    assert done["unfinished"] == ["no_dropout/s1"] and len(done["runs"]) == 3
+    gaps = figures.plot_overfitting(
+        str(tmp_path), ("baseline", "no_dropout"), str(tmp_path / "o.png"), done
+    )
+    # last epoch: baseline test mean 20, train means (20, 20) -> 20; no_dropout 32 - 0
+    assert gaps == pytest.approx({"baseline": 0.0, "no_dropout": 32.0})
+    assert (tmp_path / "o.png").read_bytes()[:8] == PNG_MAGIC
+    runs = {r["run_dir"]: tables.read_run(str(tmp_path / r["run_dir"])) for r in done["runs"]}
+    rows = tables.ablation_rows(done, runs)
+    assert [r["n"] for r in rows] == [2, 1]
+    assert rows[1]["d_top1"] == pytest.approx(32.0 - 20.0)
+    figures.plot_deltas(rows, "baseline", str(tmp_path / "d.png"))
+    assert matplotlib.image.imread(str(tmp_path / "d.png")).shape[:2] == (170, 1100)
+    md = tables.ablation_table(str(tmp_path), str(tmp_path / "t"), "cmd", partial=True)
+    assert len(md) == 2
+    assert "**Partial:** 1 runs had not finished" in (tmp_path / "t" / "ablations.md").read_text()
+
+
+def test_a_sweep_runs_seed_by_seed(tmp_path):
+    path = _sweep_file(tmp_path / "s.py", str(tmp_path))
+    runs = sweep_lib.plan(sweep_lib.load_sweep(path), str(tmp_path / "w"))
+    assert [(r.seed, r.variant) for r in runs] == [
+        (0, "baseline"),
+        (0, "no_lrn"),
+        (1, "baseline"),
+        (1, "no_lrn"),
+    ]
