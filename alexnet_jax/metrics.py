@@ -196,14 +196,18 @@ class StuckLoss:
         self.num_classes, self.steps = num_classes, steps
         self.chance, self.since, self.warned = math.log(num_classes), None, False
 
-    def update(self, step: int, loss: float) -> str | None:
-        """The one-line warning, the first time the loss has been flat for `steps` steps."""
+    def update(self, step: int, loss: float, window: int = 1) -> str | None:
+        """The one-line warning, the first time the loss has been flat for `steps` steps.
+
+        `loss` is the mean over the `window` steps ending at `step` (the trainer's logging
+        window): one batch's loss scatters by more than 1% around ln(C) even when the net
+        learns nothing (+-3% at 32 images), its mean over the window does not."""
         if not self.steps or self.warned or self.num_classes < 2:
             return None
         if abs(loss - self.chance) > 0.01 * self.chance:
             self.since = None
             return None
-        self.since = step if self.since is None else self.since
+        self.since = step - window + 1 if self.since is None else self.since
         if step - self.since + 1 < self.steps:
             return None
         self.warned = True

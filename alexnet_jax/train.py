@@ -200,10 +200,10 @@ def _log(loop: _Loop, pending: list, step: int, t0: float) -> None:
                 f"non-finite training loss {m['train/loss']} at step {i}; the last good "
                 f"checkpoint is in {loop.mngr.directory}"
             )
-        warning = loop.stuck.update(i, float(m["train/loss"]))
-        if warning:
-            print(warning, file=sys.stderr, flush=True)
     scalars = {k: float(np.mean([m[k] for _, m in host])) for k in host[0][1]}
+    warning = loop.stuck.update(step, scalars["train/loss"], window=len(host))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     scalars["images_per_sec"] = len(host) * loop.batch_size / seconds
     scalars["data_wait"] = loop.batches.fraction(seconds)  # share of the time spent on input
     loop.run.write(step, scalars)

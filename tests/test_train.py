@@ -317,6 +317,11 @@ def test_stuck_loss_warns_once_after_the_configured_steps_and_not_for_a_falling_
     losses = [chance, chance * 0.995, chance * 0.95, chance * 1.001, chance * 0.9, chance * 0.8]
     assert all(falling.update(i, loss) is None for i, loss in enumerate(losses, 1))
     assert metrics.StuckLoss(num_classes=10, steps=0).update(1, chance) is None  # off
+    # window means: a flat loss whose single batches scatter by 3% is still seen as flat
+    windows = metrics.StuckLoss(num_classes=10, steps=150)
+    said = [windows.update(step, chance * 1.004, window=10) for step in range(10, 200, 10)]
+    assert said.index(next(filter(None, said))) == 14  # step 150: steps 1..150 are flat
+    assert "for 150 steps (since step 1)" in said[14]
 
 
 def test_a_net_that_cannot_learn_gets_the_one_line_warning(tiny_fashion, tmp_path, capsys):
