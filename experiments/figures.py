@@ -112,8 +112,8 @@ def _seed_mean(xs: list[list[float]]) -> np.ndarray:
 
 
 def plot_sweep(workdir: str, out_png: str, manifest: dict | None = None) -> None:
-    """Every variant of a sweep overlaid: seed mean (thick) and each seed (thin); `manifest`
-    (default WORKDIR/sweep.json) may be cut to the finished runs."""
+    """Every variant of a sweep overlaid: seed mean (thick) and each seed (thin), the loss axis
+    cut at 2 ln(classes); `manifest` (default WORKDIR/sweep.json) may hold only finished runs."""
     manifest = _manifest(workdir, manifest)
     fig, ax_loss, ax_err = _curve_axes("sweep: " + os.path.basename(os.path.normpath(workdir)))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -135,10 +135,9 @@ def plot_sweep(workdir: str, out_png: str, manifest: dict | None = None) -> None
                 lw=2,
                 label=f"{variant} (top-1)",
             )
-    first = manifest["runs"][0]["run_dir"]
-    ax_loss.axhline(
-        chance_loss(os.path.join(workdir, first)), ls="--", c="grey", lw=1, label="ln(classes)"
-    )
+    chance = chance_loss(os.path.join(workdir, manifest["runs"][0]["run_dir"]))
+    ax_loss.axhline(chance, ls="--", c="grey", lw=1, label="ln(classes)")
+    ax_loss.set_ylim(0, min(ax_loss.get_ylim()[1], 2 * chance))  # a first-steps spike, cut
     ax_loss.legend(fontsize=7)
     ax_err.legend(fontsize=7)
     fig.tight_layout()
