@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from alexnet_jax import cli, errors, input_pipeline, models, parallel, weights
+from alexnet_jax import cli, errors, input_pipeline, models, parallel, weight_layouts, weights
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 PREPROCESS = ("caffe", "torchvision", "config")
@@ -59,7 +59,7 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     flags.DEFINE_bool(
         "allow_pickle", False, "Allow a pickled bvlc_npy file (trusted files only).", **d
     )
-    flags.DEFINE_enum("fc6_rows", "hwc", weights.FC6_ROWS, "bvlc_npy fc6 row order.", **d)
+    flags.DEFINE_enum("fc6_rows", "hwc", weight_layouts.FC6_ROWS, "bvlc_npy fc6 row order.", **d)
     flags.mark_flags_as_required(["config", "checkpoint", "images", "out"], **d)
 
 

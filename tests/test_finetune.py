@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from flax.training import train_state as flax_train_state
 
-from alexnet_jax import checkpoint, features, models, optim, train, weights
+from alexnet_jax import checkpoint, features, models, optim, train, weight_layouts, weights
 from tests.conftest import load_config
 from tests.test_features import write_pngs
 from tests.test_weights import (
@@ -91,7 +91,7 @@ def test_bad_fine_tuning_layer_names_are_one_line_errors():
 def test_grey_model_with_summed_conv1_is_the_rgb_torch_net_on_r_eq_g_eq_b(tmp_path):
     rgb, grey = tiny("caffenet", input_size=67), tiny("caffenet", input_size=67, input_channels=1)
     net = torch_net(rgb)
-    tree = weights.from_bvlc(bvlc_dict(net, "hwc", False))
+    tree = weight_layouts.from_bvlc(bvlc_dict(net, "hwc", False))
     with pytest.raises(ValueError, match=r"conv1/kernel .* set grey='sum'") as e:
         weights.adapt(tree, template(grey))
     assert "\n" not in str(e.value)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from alexnet_jax import models, weights
+from alexnet_jax import models, weight_layouts, weights
 from benchmarks.torch_alexnet import TorchAlexNet
 from tests.conftest import load_config
 
@@ -155,7 +155,7 @@ def test_torchvision_export_loads_into_torch_and_gives_our_logits():
     c.model.conv.features = (8, 16, 24, 16, 16)
     params = random_params(c, 3)
     net = torch_net(c)
-    state = {k: torch.tensor(v) for k, v in weights.to_torchvision(params).items()}
+    state = {k: torch.tensor(v) for k, v in weight_layouts.to_torchvision(params).items()}
     for i, seq in zip(TORCHVISION_FEATURES, net.features, strict=True):
         seq[0].weight.data = state.pop(f"features.{i}.weight").double()
         seq[0].bias.data = state.pop(f"features.{i}.bias").double()
@@ -305,7 +305,7 @@ def test_other_bad_inputs_are_one_line_errors(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="conv1/kernel .* has dtype int8"):
         weights.read(str(tmp_path / "ints.npz"))
     with pytest.raises(ValueError, match="fc6_rows='whc' is unknown"):
-        weights.from_bvlc({}, fc6_rows="whc")
+        weight_layouts.from_bvlc({}, fc6_rows="whc")
     with pytest.raises(ValueError, match="needs RGB images"):
         weights.preprocess(np.zeros((2, 4, 4, 1)), "caffe")
     monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
@@ -364,9 +364,9 @@ def test_the_released_files_shapes_fit_our_configs():
     zeros = lambda shape: np.broadcast_to(np.float32(0), shape)  # noqa: E731
     bvlc = {n: [zeros(s), zeros(s[-1:])] for n, s in BVLC_SHAPES.items()}
     for name in ("bvlc_alexnet", "caffenet", "paper"):
-        weights.adapt(weights.from_bvlc(bvlc), template(load_config(name)))
+        weights.adapt(weight_layouts.from_bvlc(bvlc), template(load_config(name)))
     tv = {f"{k}.weight": zeros(s) for k, s in TORCHVISION_SHAPES.items()}
     tv.update({f"{k}.bias": zeros(s[:1]) for k, s in TORCHVISION_SHAPES.items()})
-    weights.adapt(weights.from_torchvision(tv), template(load_config("one_tower_owt")))
+    weights.adapt(weight_layouts.from_torchvision(tv), template(load_config("one_tower_owt")))
     with pytest.raises(ValueError, match=r"conv1/kernel .* \(11, 11, 3, 64\) .* \(11, 11, 3, 96\)"):
-        weights.adapt(weights.from_torchvision(tv), template(load_config("bvlc_alexnet")))
+        weights.adapt(weight_layouts.from_torchvision(tv), template(load_config("bvlc_alexnet")))
