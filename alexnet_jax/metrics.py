@@ -98,6 +98,7 @@ class Run:
                 "git_commit": _git_commit(),
                 "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "hardware": hardware(),
+                "earlier": _earlier_segments(workdir),
             }
             self._write_provenance()
 
@@ -106,13 +107,15 @@ class Run:
             json.dump(self.provenance, f, indent=2)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
-        """One line of metrics.jsonl and TensorBoard scalars."""
+        """One line of metrics.jsonl and TensorBoard scalars; the wall time so far."""
         if self.events is not None:
             self.events(step, scalars)
         if self.main:
             row = {"step": step, "wall_s": round(time.time() - self.t0, 2), **scalars}
             with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
                 f.write(json.dumps(row) + "\n")
+            self.provenance["wall_time_s"] = round(time.time() - self.t0, 1)
+            self._write_provenance()
 
     def finish(self, summary: dict) -> str:
         """Prints and writes the final table (results.md); records wall time in provenance."""
@@ -134,6 +137,21 @@ class Run:
             self.provenance["final"] = summary
             self._write_provenance()
         return table
+
+
+def _earlier_segments(workdir: str) -> list[dict]:
+    """A resumed run's earlier starts (command, commit, start, wall time so far), oldest first,
+    from the provenance.json it left: each session's part of a run keeps its provenance."""
+    path = os.path.join(workdir, "provenance.json")
+    if not os.path.isfile(path):
+        return []
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        return [{"note": "provenance.json of an earlier start was unreadable"}]
+    keep = ("command", "git_commit", "started", "hardware", "wall_time_s")
+    return [*old.get("earlier", []), {k: old[k] for k in keep if k in old}]
 
 
 def progress_line(

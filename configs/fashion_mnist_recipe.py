@@ -1,6 +1,7 @@
 r"""A converged Fashion-MNIST recipe in the paper's spirit: fashion_mnist.py trained to the end.
 
-  python -m experiments.sweep --sweep=experiments/sweeps/recipe.py --workdir=runs/recipe --parallel=2
+  python -m experiments.sweep --sweep=experiments/sweeps/recipe.py --workdir=runs/recipe \
+      --parallel=2
 
 fashion_mnist.py's net (full width: 32, 96, 128, 128, 96 conv kernels, 512-unit fc6/fc7, two
 towers, paper LRN, 3/2 pooling, dropout 0.5, PyTorch's init) and Sec. 5's optimizer, with:

@@ -45,7 +45,7 @@ def read_run(run_dir: str) -> dict:
         raise InputError(f"{run_dir}/metrics.jsonl has no eval row; the run did not finish")
     with open(os.path.join(run_dir, "provenance.json")) as f:
         prov = json.load(f)
-    last = evals[-1]
+    last, earlier = evals[-1], prov.get("earlier", [])
     final = prov.get("final", {})
     for key in ("eval/top1_err", "eval/top5_err"):
         if final.get(key) != last[key]:
@@ -61,8 +61,9 @@ def read_run(run_dir: str) -> dict:
         "step": last["step"],
         "epochs": final.get("epoch", math.nan),
         "final_lr": trains[-1]["lr"] if trains else math.nan,  # 1e-5: Sec. 5's schedule ended
-        "wall_time_s": prov.get("wall_time_s", math.nan),
-        "git_commit": prov["git_commit"],
+        # a run resumed across sessions: every start's wall time and commit (metrics.Run)
+        "wall_time_s": sum(p.get("wall_time_s", math.nan) for p in [*earlier, prov]),
+        "git_commit": ",".join(dict.fromkeys(p.get("git_commit", "?") for p in [*earlier, prov])),
         "started": prov["started"],
         "command": prov["command"],
         "hardware": prov["hardware"],
@@ -169,7 +170,7 @@ def _write_csv(path: str, rows: list[dict]) -> None:
 def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) -> str:
     """Command, config, git commit(s), hardware, summed wall time and dates of the runs."""
     rs = list(runs.values())
-    commits = sorted({r["git_commit"] for r in rs})
+    commits = sorted({c for r in rs for c in r["git_commit"].split(",")})
     hw = rs[0]["hardware"]
     wall = sum(r["wall_time_s"] for r in rs)
     dates = sorted(r["started"] for r in rs)

@@ -186,6 +186,15 @@ def test_resume_is_bit_identical(tiny_fashion, tmp_path):
     with open(tmp_path / "b" / "metrics.jsonl") as f:
         steps = [int(line.split('"step": ')[1].split(",")[0]) for line in f]
     assert steps[:3] == [1, 2, 3] and 4 in steps[3:]  # the second part continued from step 4
+    provenance = {}
+    for run in ("a", "b"):
+        with open(tmp_path / run / "provenance.json") as f:
+            provenance[run] = json.load(f)
+    assert provenance["a"]["earlier"] == []
+    (first_part,) = provenance["b"]["earlier"]  # the first start's record is kept
+    assert (
+        first_part["wall_time_s"] > 0 and first_part["git_commit"] == provenance["b"]["git_commit"]
+    )
 
 
 def _main(*args: str, **popen) -> subprocess.Popen:
