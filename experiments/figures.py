@@ -160,7 +160,7 @@ def plot_deltas(rows: list[dict], baseline: str, out_png: str) -> None:
         if paper:
             ax.plot([p for _, p in paper], [yy for yy, _ in paper], "kD", label="paper")
         ax.axvline(0, c="k", lw=0.8)
-        n = sorted({r["n"] for r in rows})
+        n = "/".join(str(k) for k in sorted({r["n"] for r in rows}))
         ax.set(
             xlabel=f"Δ {m[:3]}-{m[3]} error vs {baseline} (points; + = worse)",
             title=f"{'top-1' if m == 'top1' else 'top-5'}: mean of n={n} seeds",
