@@ -103,8 +103,11 @@ class Run:
             self._write_provenance()
 
     def _write_provenance(self) -> None:
-        with open(os.path.join(self.workdir, "provenance.json"), "w") as f:
+        """Written to a temporary name and renamed: a kill mid-write leaves the last one whole."""
+        path = os.path.join(self.workdir, "provenance.json")
+        with open(path + ".tmp", "w") as f:
             json.dump(self.provenance, f, indent=2)
+        os.replace(path + ".tmp", path)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         """One line of metrics.jsonl and TensorBoard scalars; the wall time so far."""
