@@ -35,7 +35,14 @@ CONFIGS = (
 )
 # Built from the configs above with other data or sizes: counted and shape-checked, while the
 # PyTorch comparisons run on CONFIGS (the same layers).
-DERIVED_CONFIGS = ("bvlc_alexnet", "finetune_fashion", "cifar10", "fashion_mnist_ablation")
+DERIVED_CONFIGS = (
+    "bvlc_alexnet",
+    "finetune_fashion",
+    "cifar10",
+    "fashion_mnist_ablation",
+    "fashion_mnist_converged",
+    "fashion_mnist_recipe",
+)
 
 
 def load_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:

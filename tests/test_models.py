@@ -32,6 +32,8 @@ PARAM_COUNTS = {
     "finetune_fashion": 56_885_962,  # = fashion_mnist_227 (grey conv1, 10 classes)
     "cifar10": 966_986,
     "fashion_mnist_ablation": 181_770,
+    "fashion_mnist_converged": 181_770,  # = fashion_mnist_ablation (trained longer)
+    "fashion_mnist_recipe": 719_626,  # = fashion_mnist (trained longer)
 }
 
 
