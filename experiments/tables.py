@@ -93,7 +93,7 @@ def verdict(d: float, se: float, claim: float | None) -> str:
     if claim is None:
         return ("variant worse" if d > 0 else "variant better") if resolved else "not resolved"
     if not resolved:
-        sign = "not resolved (|d| < 2 SE)"
+        sign = "not resolved (within 2 SE of 0)"
     else:
         sign = "same sign" if (d > 0) == (claim > 0) else "reversed"
     size = "agrees in size" if abs(d - claim) <= 2 * se else "differs in size"

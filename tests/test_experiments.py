@@ -188,7 +188,7 @@ def test_statistics_against_a_hand_computation():
     d, se = tables.delta(variant, base)
     assert d == pytest.approx(2.0)
     assert se == pytest.approx(math.sqrt(4 / 3 + 1 / 3))  # sqrt(s_v^2/n_v + s_b^2/n_b) = 1.291
-    assert tables.verdict(d, se, 1.4) == "not resolved (|d| < 2 SE); agrees in size"
+    assert tables.verdict(d, se, 1.4) == "not resolved (within 2 SE of 0); agrees in size"
     assert tables.verdict(-3.0, 0.5, 1.4) == "reversed; differs in size"
     assert tables.verdict(1.5, 0.5, 1.4) == "same sign; agrees in size"
     assert tables.verdict(1.5, 0.5, None) == "variant worse"
