@@ -1,7 +1,7 @@
 r"""The converged Fashion-MNIST recipe (configs/fashion_mnist_recipe.py), 3 seeds.
 
   python -m experiments.sweep --sweep=experiments/sweeps/recipe.py --workdir=runs/recipe \
-      --parallel=2
+      --parallel=3
   python -m experiments.tables --workdir=runs/recipe --out=experiments/results/recipe_fashion_cpu2
 
 One variant: the table gives its test error as mean +- std over the seeds.
