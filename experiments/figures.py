@@ -262,6 +262,13 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     flags.DEFINE_string("run", None, "One run's workdir.", **d)
     flags.DEFINE_string("out", None, "Directory for the PNGs.", **d)
     flags.DEFINE_bool("partial", False, "Draw the finished runs of an unfinished sweep.", **d)
+    flags.DEFINE_bool(
+        "net_figures",
+        True,
+        "Fig. 3 and Fig. 4 of the baseline's seed 0 (needs its checkpoint); "
+        "--nonet_figures draws only what metrics.jsonl gives, e.g. from committed run_files/.",
+        **d,
+    )
     flags.mark_flags_as_required(["out"], **d)
 
 
@@ -298,8 +305,12 @@ def main(fv: flags.FlagValues) -> None:
                 os.path.join(fv.workdir, run_dir),
                 os.path.join(fv.out, f"{variant}_curves.png"),
             )
-        base = first[manifest["baseline"]]
-        measured[base] = figures_for_run(os.path.join(fv.workdir, base), fv.out, "baseline")
+        if fv.net_figures:
+            base = first[manifest["baseline"]]
+            try:
+                measured[base] = figures_for_run(os.path.join(fv.workdir, base), fv.out, "baseline")
+            except MissingFileError as e:
+                raise MissingFileError(f"Fig. 3/4: {e}; or pass --nonet_figures") from None
     text = json.dumps(measured, indent=2).replace("NaN", "null")  # nan: undefined (grey input)
     with open(os.path.join(fv.out, "figures.json"), "w") as f:
         f.write(text)

@@ -285,6 +285,29 @@ def test_figures_from_a_tiny_run(tiny_sweep, tmp_path):
     assert 0.0 <= measured["fig4_neighbour_label_agreement"] <= 1.0
 
 
+def test_figures_of_a_sweep_without_checkpoints(tiny_sweep, tmp_path, capsys):
+    """Committed run_files/ hold no checkpoints: --nonet_figures draws what metrics.jsonl gives,
+    and without it the missing checkpoint is one line naming the flag."""
+    import shutil
+
+    from alexnet_jax import cli
+
+    _, workdir, _ = tiny_sweep
+    copy = tmp_path / "runs"
+    shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("checkpoints"))
+    out = tmp_path / "figs"
+    argv = ["figures", f"--workdir={copy}", f"--out={out}"]
+    cli.run(figures.define_flags, figures.main, [*argv, "--nonet_figures"])
+    for name in ("sweep_curves.png", "deltas.png", "baseline_curves.png", "no_lrn_curves.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    assert not (out / "baseline_fig3_conv1.png").exists()
+    with pytest.raises(SystemExit) as e:
+        cli.run(figures.define_flags, figures.main, argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0] and "--nonet_figures" in err[0], err
+
+
 def test_lr_drops_are_found_at_the_evaluation_before_the_lower_rate():
     rows = [
         {"step": 10, "lr": 0.01, "train/loss": 2.0},
