@@ -171,7 +171,14 @@ def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) 
     """Command, config, git commit(s), hardware, summed wall time and dates of the runs."""
     rs = list(runs.values())
     commits = sorted({c for r in rs for c in r["git_commit"].split(",")})
-    hw = rs[0]["hardware"]
+    machines: dict[str, int] = {}  # a sweep resumed on another machine lists both
+    for r in rs:
+        hw = r["hardware"]
+        key = (
+            f"{hw['cpu']} ({hw['cpu_count']} cores), devices {hw['devices']}, "
+            f"jax {hw['jax']}, python {hw['python']}"
+        )
+        machines[key] = machines.get(key, 0) + 1
     wall = sum(r["wall_time_s"] for r in rs)
     dates = sorted(r["started"] for r in rs)
     starts = [datetime.datetime.fromisoformat(r["started"]).timestamp() for r in rs]
@@ -183,8 +190,7 @@ def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) 
             f"- sweep: `{manifest['sweep']}`; config: `{manifest['config']}`; seeds: "
             f"{manifest['seeds']}; each run's command is in `run_files/*/*/provenance.json`",
             f"- git commit: {', '.join(commits)}",
-            f"- hardware: {hw['cpu']} ({hw['cpu_count']} cores), devices {hw['devices']}, "
-            f"jax {hw['jax']}, python {hw['python']}",
+            "- hardware: " + "; ".join(f"{k}: {n} run{'s' * (n > 1)}" for k, n in machines.items()),
             f"- wall time: {wall:.0f} s summed over {len(rs)} runs (each run's own wall_time_s); "
             f"{span:.0f} s from the first run's start to the last run's end",
             f"- dates: first run started {dates[0]}, last started {dates[-1]}",

@@ -196,6 +196,24 @@ def test_statistics_against_a_hand_computation():
     assert tables.verdict(*tables.delta([3.0], [2.0]), 1.4) == "no SE (one seed per variant)"
 
 
+def test_provenance_names_every_machine_a_resumed_sweep_ran_on():
+    def run(cpu, started, wall):
+        hw = {"cpu": cpu, "cpu_count": 2, "devices": ["cpu:0"], "jax": "j", "python": "p"}
+        return {"git_commit": "a", "hardware": hw, "wall_time_s": wall, "started": started}
+
+    runs = {
+        "b/s0": run("AMD EPYC", "2026-12-02T06:00:00+00:00", 100.0),
+        "b/s1": run("AMD EPYC", "2026-12-02T06:01:00+00:00", 100.0),
+        "b/s2": run("Intel Xeon", "2026-12-02T12:00:00+00:00", 50.0),
+    }
+    manifest = {"sweep": "s", "config": "c", "seeds": [0, 1, 2]}
+    lines = tables.provenance_lines("t", manifest, runs).splitlines()
+    hw = next(x for x in lines if x.startswith("- hardware:"))
+    assert "AMD EPYC (2 cores)" in hw and ": 2 runs" in hw
+    assert "Intel Xeon (2 cores)" in hw and ": 1 run" in hw
+    assert "250 s summed over 3 runs" in next(x for x in lines if x.startswith("- wall time:"))
+
+
 def test_table2_from_an_eval_json(tmp_path):
     entries = [
         {"checkpoints": ["a"], "mode": "center", "top1_err": 0.20, "top5_err": 0.02, "n": 100},
