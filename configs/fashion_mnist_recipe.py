@@ -13,7 +13,8 @@ towers, paper LRN, 3/2 pooling, dropout 0.5, PyTorch's init) and Sec. 5's optimi
 The target is >= 93.5% mean test accuracy over 3 seeds (VGG16's 0.935 in the Fashion-MNIST
 benchmark). Cost (estimated before the run): this net trains ~340 images/s on one core of the
 2-core AMD EPYC, ~190 s per epoch with its evaluation; 3 seeds x 20 epochs is ~1.6 hours of
-the 2 cores, which one 3-hour session holds. The README's 5-epoch command (fashion_mnist.py) is unchanged.
+the 2 cores, which one 3-hour session holds. The README's 5-epoch command (fashion_mnist.py) is
+unchanged.
 """
 
 import ml_collections
