@@ -13,6 +13,7 @@ paper's claim (variant minus baseline, as Secs. 3.2-3.4 give it) "agrees in size
 within 2 SE of our delta.
 """
 
+import collections
 import csv
 import datetime
 import json
@@ -171,14 +172,11 @@ def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) 
     """Command, config, git commit(s), hardware, summed wall time and dates of the runs."""
     rs = list(runs.values())
     commits = sorted({c for r in rs for c in r["git_commit"].split(",")})
-    machines: dict[str, int] = {}  # a sweep resumed on another machine lists both
-    for r in rs:
-        hw = r["hardware"]
-        key = (
-            f"{hw['cpu']} ({hw['cpu_count']} cores), devices {hw['devices']}, "
-            f"jax {hw['jax']}, python {hw['python']}"
-        )
-        machines[key] = machines.get(key, 0) + 1
+    machines = collections.Counter(  # a sweep resumed on another machine lists both
+        f"{hw['cpu']} ({hw['cpu_count']} cores), devices {hw['devices']}, "
+        f"jax {hw['jax']}, python {hw['python']}"
+        for hw in (r["hardware"] for r in rs)
+    )
     wall = sum(r["wall_time_s"] for r in rs)
     dates = sorted(r["started"] for r in rs)
     starts = [datetime.datetime.fromisoformat(r["started"]).timestamp() for r in rs]

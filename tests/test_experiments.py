@@ -8,12 +8,14 @@ import csv
 import json
 import math
 import os
+import shutil
 import statistics
 
 import matplotlib.image
 import numpy as np
 import pytest
 
+from alexnet_jax import cli
 from experiments import figures, net_figures, tables
 from experiments import sweep as sweep_lib
 from tests import tiny
@@ -306,10 +308,6 @@ def test_figures_from_a_tiny_run(tiny_sweep, tmp_path):
 def test_figures_of_a_sweep_without_checkpoints(tiny_sweep, tmp_path, capsys):
     """Committed run_files/ hold no checkpoints: --nonet_figures draws what metrics.jsonl gives,
     and without it the missing checkpoint is one line naming the flag."""
-    import shutil
-
-    from alexnet_jax import cli
-
     _, workdir, _ = tiny_sweep
     copy = tmp_path / "runs"
     shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("checkpoints"))
