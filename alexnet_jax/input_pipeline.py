@@ -28,6 +28,7 @@ import dataclasses
 import gzip
 import os
 import queue
+import re
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ from alexnet_jax import augment, stats
 from alexnet_jax.errors import InputError, MissingFileError
 
 Batch = dict[str, np.ndarray]
+_SLICED = re.compile(r"(\w+)(?:\[(-?\d*):(-?\d*)\])?")  # "train", "train[55000:]", "train[:-5000]"
 Mode = Literal["center", "ten_crop"]  # evaluation: ten_crop images are [B, 10, H, W, C]
 
 FASHION_MNIST_FILES = {
@@ -116,14 +118,28 @@ def check_split(split: Split, name: str, num_classes: int, channels: int) -> Non
 
 
 def load(c: ml_collections.ConfigDict, split: str) -> Split:
-    """`config.input` -> the named split, from the configured source."""
+    """`config.input` -> the named split, from the configured source.
+
+    The idx source takes TFDS's slice syntax with integer bounds: "train[55000:]" is the last
+    5,000 training images, a validation split held out of training (with train_limit=55000).
+    """
     field = "config.input.eval_split" if split == c.eval_split else "the training split"
     if c.source == "idx":
-        if split not in FASHION_MNIST_FILES:
+        sliced = _SLICED.fullmatch(split)
+        name, a, b = sliced.groups() if sliced else (split, "", "")
+        if name not in FASHION_MNIST_FILES:
             raise InputError(
-                f"{field}={split!r} does not exist; use one of {[*FASHION_MNIST_FILES]}"
+                f"{field}={split!r} does not exist; use one of {[*FASHION_MNIST_FILES]}, "
+                "optionally sliced as 'train[55000:]'"
             )
-        return load_fashion_mnist(c.data_dir, split)
+        data = load_fashion_mnist(c.data_dir, name)
+        rows = slice(int(a) if a else None, int(b) if b else None)
+        if not len(data.labels[rows]):
+            raise InputError(
+                f"{field}={split!r} holds no images: {name!r} has {len(data.labels)}; fix the "
+                "slice bounds"
+            )
+        return Split(data.images[rows], data.labels[rows])
     if c.source == "tfds":
         from alexnet_jax import stream  # TensorFlow: only here
 

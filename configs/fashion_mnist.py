@@ -36,7 +36,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         dataset="fashion_mnist",
         source="idx",  # the original IDX files; "tfds" reads TFDS's fashion_mnist instead
         data_dir="/usr/share/datasets/fashion-mnist",  # Debian's dataset-fashion-mnist
-        eval_split="test",  # Fashion-MNIST has no validation split: its test set plays it
+        # Fashion-MNIST has no validation split: its test set plays it, or hold one out of
+        # training with eval_split="train[55000:]" and train_limit=55000 (input_pipeline.load)
+        eval_split="test",
         crop_padding=2,  # ours: ten-crop/random crops are 28x28 windows of the image padded to 32
         augment=dict(random_crop=False, flip=False, pca_lighting=False, pca_std=0.1),  # ours
     )

@@ -42,6 +42,7 @@ DERIVED_CONFIGS = (
     "fashion_mnist_ablation",
     "fashion_mnist_converged",
     "fashion_mnist_recipe",
+    "fashion_mnist_recipe_long",
 )
 
 

@@ -63,6 +63,24 @@ def test_real_fashion_mnist_files():
     assert np.bincount(test_split.labels).tolist() == [1000] * 10
 
 
+def test_a_validation_split_held_out_of_the_idx_training_files(tmp_path):
+    images = tiny.fake_fashion(tmp_path, n_train=32, n_test=21)["train"]
+    c = _config(str(tmp_path), **{"input.train_limit": 24, "input.eval_split": "train[24:]"})
+    data = input_pipeline.create(c)
+    assert (data.num_train, data.num_eval) == (24, 8)
+    held = input_pipeline.load(c.input, "train[24:]")
+    np.testing.assert_array_equal(held.images, images[24:])
+    np.testing.assert_array_equal(input_pipeline.load(c.input, "train[:-8]").images, images[:24])
+    for split, message in (
+        ("train[40:]", r"eval_split='train\[40:\]' holds no images: 'train' has 32; fix the"),
+        ("validation", r"eval_split='validation' does not exist; .* sliced as 'train\[55000:\]'"),
+        ("train[:5%]", r"eval_split='train\[:5%\]' does not exist"),
+    ):
+        c.input.eval_split = split
+        with pytest.raises(ValueError, match=message):
+            input_pipeline.create(c)
+
+
 def test_training_batches_are_a_seeded_permutation_and_resume_exactly(tiny_fashion):
     c = _config(tiny_fashion)
     split = input_pipeline.load(c.input, "train")
