@@ -55,23 +55,33 @@ def lr_drops(rows: list[dict]) -> list[int]:
     return drops
 
 
+def _run_config(run_dir: str) -> dict:
+    with open(os.path.join(run_dir, "config.json")) as f:
+        return json.load(f)
+
+
 def chance_loss(run_dir: str) -> float:
     """ln(num_classes): the loss of a uniform guess, where a net that cannot learn stays."""
-    with open(os.path.join(run_dir, "config.json")) as f:
-        return math.log(json.load(f)["model"]["num_classes"])
+    return math.log(_run_config(run_dir)["model"]["num_classes"])
 
 
-def _curve_axes(title: str):
+def eval_label(run_dir: str) -> str:
+    """What the run's evaluations measured: the error on its config's input.eval_split (the
+    test set for most Fashion-MNIST runs, a held-out validation split for others)."""
+    return f"error on {_run_config(run_dir)['input']['eval_split']!r}"
+
+
+def _curve_axes(title: str, run_dir: str):
     fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4), dpi=DPI)
     ax_loss.set(xlabel="epoch", ylabel="training loss", title=title)
-    ax_err.set(xlabel="epoch", ylabel="validation error", title=title)
+    ax_err.set(xlabel="epoch", ylabel=eval_label(run_dir), title=title)
     return fig, ax_loss, ax_err
 
 
 def plot_run(run_dir: str, out_png: str) -> None:
     """Training loss and validation top-1/top-5 error vs epoch of one run, lr drops dotted."""
     rows, spe = read_metrics(run_dir)
-    fig, ax_loss, ax_err = _curve_axes(os.path.basename(os.path.normpath(run_dir)))
+    fig, ax_loss, ax_err = _curve_axes(os.path.basename(os.path.normpath(run_dir)), run_dir)
     tr = [r for r in rows if "train/loss" in r]
     ev = [r for r in rows if "eval/top1_err" in r]
     ax_loss.plot([r["step"] / spe for r in tr], [r["train/loss"] for r in tr], label="train loss")
@@ -115,7 +125,9 @@ def plot_sweep(workdir: str, out_png: str, manifest: dict | None = None) -> None
     """Every variant of a sweep overlaid: seed mean (thick) and each seed (thin), the loss axis
     cut at 2 ln(classes); `manifest` (default WORKDIR/sweep.json) may hold only finished runs."""
     manifest = _manifest(workdir, manifest)
-    fig, ax_loss, ax_err = _curve_axes("sweep: " + os.path.basename(os.path.normpath(workdir)))
+    first_run = os.path.join(workdir, manifest["runs"][0]["run_dir"])
+    title = "sweep: " + os.path.basename(os.path.normpath(workdir))
+    fig, ax_loss, ax_err = _curve_axes(title, first_run)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, variant in enumerate(manifest["variants"]):
         c, curves = colours[i % len(colours)], _variant_curves(workdir, manifest, variant)
@@ -135,7 +147,7 @@ def plot_sweep(workdir: str, out_png: str, manifest: dict | None = None) -> None
                 lw=2,
                 label=f"{variant} (top-1)",
             )
-    chance = chance_loss(os.path.join(workdir, manifest["runs"][0]["run_dir"]))
+    chance = chance_loss(first_run)
     ax_loss.axhline(chance, ls="--", c="grey", lw=1, label="ln(classes)")
     ax_loss.set_ylim(0, min(ax_loss.get_ylim()[1], 2 * chance))  # a first-steps spike, cut
     ax_loss.legend(fontsize=7)

@@ -301,6 +301,8 @@ def test_figures_from_a_tiny_run(tiny_sweep, tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
         assert matplotlib.image.imread(str(tmp_path / name)).shape[:2] == (h, w)
     assert (tmp_path / "r_fig3_conv1.png").read_bytes()[:8] == PNG_MAGIC
+    with open(os.path.join(run, "config.json")) as f:  # the curves name the split they read
+        assert figures.eval_label(run) == f"error on {json.load(f)['input']['eval_split']!r}"
     assert all(math.isnan(s) for s in measured["colour_specificity"])  # 1-channel input
     assert 0.0 <= measured["fig4_neighbour_label_agreement"] <= 1.0
 
