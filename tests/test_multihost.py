@@ -107,8 +107,13 @@ def test_two_processes_take_the_same_steps_as_one_device(tmp_path):
         assert set(got[0].files) == set(want)
         for name, w in want.items():
             np.testing.assert_array_equal(got[0][name], got[1][name])  # identical on both
-            assert tiny.rel(got[0][name], w) < 1e-5, (parallelism, name)
-            assert tiny.rel(w, initial[name]) > 1e-4, (parallelism, name)  # the steps moved it
+            # float32 sums split across processes add in another order than on one device;
+            # the mismatch depends on the CPU's kernels (on an AMD EPYC, data+model: 1.7e-5 to
+            # 7.3e-5 relative, 2-4e-4 of each weight's 3-step change; < 1e-5 on an Intel Xeon),
+            # so it is judged against the change
+            moved = tiny.rel(w, initial[name])
+            assert moved > 1e-4, (parallelism, name)  # the steps moved it
+            assert tiny.rel(got[0][name], w) < max(1e-5, 1e-3 * moved), (parallelism, name)
     restored = tiny.train_state(config, seed=7)
     mngr = checkpoint.create(str(tmp_path), config.checkpoint)
     restored, _ = checkpoint.restore(mngr, restored, optim.Plateau(lr=0.0))
