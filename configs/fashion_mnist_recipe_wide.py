@@ -8,8 +8,8 @@ of the 93.5% target, and underfit: clean training error 5.5-6.6%, close to the ~
 the target needs (experiments/results/recipe_long_fashion_cpu2/). Changed here (ours), each from
 that config:
 - 1.5x every width: 48, 144, 192, 192, 144 conv kernels and 768-unit fc6/fc7 (1.61M weights,
-  was 0.72M); the same topology, towers, LRN, pooling and init. A training step costs 1.58x
-  the full-width one (316 vs 499 images/s, batch 128, 2-core AMD EPYC, 2026-12-02).
+  was 0.72M); the same topology, towers, LRN, pooling and init. Its cost on 2 cores is in
+  experiments/results/recipe_wide_fashion_cpu2/README.md (from the training logs).
 - The plateau rule reads a validation split held out of training (the last 5,000 training
   images; training uses the first 55,000), not the test set, which only `evaluate` reads.
 """
