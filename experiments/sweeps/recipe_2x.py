@@ -1,0 +1,23 @@
+r"""The converged recipe's fourth try (configs/fashion_mnist_recipe_2x.py), 3 seeds.
+
+  python -m experiments.sweep --sweep=experiments/sweeps/recipe_2x.py \
+      --workdir=runs/recipe_2x --parallel=2
+  python -m experiments.tables --workdir=runs/recipe_2x \
+      --out=experiments/results/recipe_2x_fashion_cpu2
+"""
+
+
+def get_sweep() -> dict:
+    return dict(
+        config="configs/fashion_mnist_recipe_2x.py",
+        seeds=(0, 1, 2),
+        baseline="recipe_2x",
+        variants={
+            "recipe_2x": dict(
+                overrides={},
+                section="Secs. 4.1, 5",
+                what="recipe_wide at 2x the widths of fashion_mnist.py",
+                claim=None,
+            )
+        },
+    )
