@@ -13,6 +13,11 @@ of the fully resolved config: two different configs never share a directory. A r
 when its provenance.json holds the final result and its config.json equals the resolved config;
 a half-done run is started again and resumes from its checkpoint; a directory whose config.json
 differs is an error. WORKDIR/sweep.json lists the runs (the manifest `experiments.tables` reads).
+
+A sweep longer than one machine's session runs in parts: `--seeds=0,1` runs only those seeds
+(the manifest still lists every run), and a later session copies the results directory's
+run_files/ (config, metrics, provenance; `experiments.tables` writes it) into a fresh WORKDIR,
+where those runs count as finished, and runs the rest with `--seeds=2`.
 """
 
 import concurrent.futures
@@ -186,9 +191,15 @@ def _write_manifest(
 
 
 def run_sweep(
-    sweep_path: str, workdir: str, parallel: int = 1, launch=_launch, command: str = ""
+    sweep_path: str,
+    workdir: str,
+    parallel: int = 1,
+    launch=_launch,
+    command: str = "",
+    seeds: list[int] | None = None,
 ) -> dict:
-    """Runs what is not done yet, `parallel` processes at a time; {run_dir: outcome}.
+    """Runs what is not done yet of `seeds` (default: all the sweep's), `parallel` processes at
+    a time; {run_dir: outcome} for those seeds' runs.
 
     Outcomes: "skipped" (finished before), "ok", or "failed (exit N)". `launch(run)` runs one
     run and returns (exit code, seconds); tests pass an in-process launcher.
@@ -196,20 +207,25 @@ def run_sweep(
     if parallel < 1:
         raise InputError(f"--parallel={parallel} must be at least 1")
     sweep = load_sweep(sweep_path)
+    unknown = sorted(set(seeds or ()) - set(sweep["seeds"]))
+    if unknown:
+        raise InputError(
+            f"--seeds={','.join(map(str, seeds))}: {unknown} not among the sweep's seeds "
+            f"{list(sweep['seeds'])}; give a subset of them"
+        )
     os.makedirs(workdir, exist_ok=True)
     runs = plan(sweep, workdir)
     command = command or f"python -m experiments.sweep --sweep={sweep_path} --workdir={workdir}"
     _write_manifest(sweep_path, sweep, workdir, runs, command)
     outcome, todo = {}, []
-    for r in runs:
+    for r in [r for r in runs if seeds is None or r.seed in seeds]:
         expected = config_json(resolve(sweep["config"], {**r.overrides, "seed": r.seed}))
         if status(r, expected) == "done":
             outcome[r.run_dir] = "skipped"
         else:
             todo.append((r, expected))
-    print(
-        f"{len(runs)} runs: {len(runs) - len(todo)} finished before, {len(todo)} to run", flush=True
-    )
+    n = len(outcome) + len(todo)
+    print(f"{n} runs: {len(outcome)} finished before, {len(todo)} to run", flush=True)
 
     def one(item):
         r, expected = item
@@ -230,13 +246,18 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     flags.DEFINE_string("sweep", None, "Sweep definition (experiments/sweeps/*.py).", **d)
     flags.DEFINE_string("workdir", None, "Directory holding one subdirectory per run.", **d)
     flags.DEFINE_integer("parallel", 1, "Training processes at a time.", **d)
+    flags.DEFINE_list("seeds", None, "Run only these of the sweep's seeds (default: all).", **d)
     flags.mark_flags_as_required(["sweep", "workdir"], **d)
 
 
 def main(fv: flags.FlagValues) -> None:
     t0 = time.time()
     command = " ".join(["python -m experiments.sweep", *sys.argv[1:]])
-    outcome = run_sweep(fv.sweep, fv.workdir, fv.parallel, command=command)
+    try:
+        seeds = None if fv.seeds is None else [int(s) for s in fv.seeds]
+    except ValueError:
+        raise InputError(f"--seeds={','.join(fv.seeds)}: give integers, e.g. --seeds=0,1") from None
+    outcome = run_sweep(fv.sweep, fv.workdir, fv.parallel, command=command, seeds=seeds)
     failed = [d for d, o in outcome.items() if o.startswith("failed")]
     print(f"sweep finished in {time.time() - t0:.0f} s; {len(failed)} failed", flush=True)
     if failed:

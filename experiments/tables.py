@@ -2,6 +2,7 @@ r"""A finished sweep -> the ablation table (markdown + CSV) beside the paper's c
 
   python -m experiments.tables --workdir=runs/ablations --out=experiments/results/ablations
   python -m experiments.tables --eval_json=eval.json --out=experiments/results/table2
+  python -m experiments.tables --eval_json=a.json,b.json ...   # a sweep evaluated in parts
 
 Every number is read from the runs' own metrics.jsonl (the last eval row; provenance.json's
 final result must agree) and each run's small files are copied under OUT/run_files/ so that
@@ -322,12 +323,15 @@ def table2_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def table2(eval_json: str, out: str, command: str, eval_command: str = "") -> list[dict]:
-    """eval.json (alexnet_jax.evaluate) -> OUT/table2.{md,csv}; `eval_command` made eval.json."""
-    if not os.path.isfile(eval_json):
-        raise MissingFileError(f"--eval_json={eval_json} does not exist; run alexnet_jax.evaluate")
-    with open(eval_json) as f:
-        entries = json.load(f)
+def table2(eval_jsons: list[str], out: str, command: str, eval_command: str = "") -> list[dict]:
+    """evaluate's eval.json files (alexnet_jax.evaluate; e.g. one per session of a sweep spread
+    over sessions, entries concatenated) -> OUT/table2.{md,csv}; `eval_command` made them."""
+    entries = []
+    for path in eval_jsons:
+        if not os.path.isfile(path):
+            raise MissingFileError(f"--eval_json={path} does not exist; run alexnet_jax.evaluate")
+        with open(path) as f:
+            entries += json.load(f)
     rows = table2_rows(entries)
     os.makedirs(out, exist_ok=True)
     _write_csv(os.path.join(out, "table2.csv"), rows)
@@ -335,8 +339,8 @@ def table2(eval_json: str, out: str, command: str, eval_command: str = "") -> li
         f.write(
             "# Table 2 style: one net vs an ensemble, center crop vs ten crops\n\n"
             f"- eval.json made by: `{eval_command or 'not given'}`\n"
-            f"- table made by: `{command}`\n- source: `{eval_json}`; errors in %, ± is the "
-            "std over single nets\n\n" + table2_markdown(rows)
+            f"- table made by: `{command}`\n- source: `{', '.join(eval_jsons)}`; errors in %, "
+            "± is the std over single nets\n\n" + table2_markdown(rows)
         )
     return rows
 
@@ -345,7 +349,7 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     """The command-line flags (defined only when run as a program, so modules import cleanly)."""
     d = dict(flag_values=fv)
     flags.DEFINE_string("workdir", None, "A sweep's workdir (holds sweep.json).", **d)
-    flags.DEFINE_string("eval_json", None, "alexnet_jax.evaluate's output, for Table 2.", **d)
+    flags.DEFINE_list("eval_json", None, "alexnet_jax.evaluate's outputs, for Table 2.", **d)
     flags.DEFINE_string("eval_command", "", "The alexnet_jax.evaluate command (provenance).", **d)
     flags.DEFINE_string("out", None, "Directory for the tables (experiments/results/NAME).", **d)
     flags.DEFINE_bool("partial", False, "Table the finished runs of an unfinished sweep.", **d)

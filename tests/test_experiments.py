@@ -105,6 +105,34 @@ def test_sweep_runs_every_variant_and_seed_then_skips_them(tiny_sweep):
 
 
 @pytest.mark.slow
+def test_a_sweep_in_parts_resumes_from_copied_run_files(tiny_sweep, tmp_path):
+    """Session 1 ran seed 0 and kept only run_files/; session 2 runs seed 1 in a fresh workdir."""
+    path, workdir, _ = tiny_sweep
+    with open(os.path.join(workdir, "sweep.json")) as f:
+        planned = json.load(f)["runs"]
+    fresh = tmp_path / "fresh"
+    for r in planned:
+        if r["seed"] == 0:
+            (fresh / r["run_dir"]).mkdir(parents=True)
+            for name in tables.RUN_FILES:  # what a results directory keeps, no checkpoints
+                shutil.copy(os.path.join(workdir, r["run_dir"], name), fresh / r["run_dir"])
+    launched = []
+    out = sweep_lib.run_sweep(
+        path, str(fresh), launch=lambda r: launched.append(r) or (1, 0.0), seeds=[0]
+    )
+    assert launched == [] and set(out.values()) == {"skipped"} and len(out) == 2
+    out = sweep_lib.run_sweep(
+        path, str(fresh), launch=lambda r: launched.append(r) or (1, 0.0), seeds=[1]
+    )
+    assert sorted((r.variant, r.seed) for r in launched) == [("baseline", 1), ("no_lrn", 1)]
+    assert sorted(out) == sorted(str(fresh / r["run_dir"]) for r in planned if r["seed"] == 1)
+    with open(fresh / "sweep.json") as f:
+        assert [r["run_dir"] for r in json.load(f)["runs"]] == [r["run_dir"] for r in planned]
+    with pytest.raises(ValueError, match=r"--seeds=1,5: \[5\] not among the sweep's seeds"):
+        sweep_lib.run_sweep(path, str(fresh), launch=lambda r: (0, 0.0), seeds=[1, 5])
+
+
+@pytest.mark.slow
 def test_sweep_reruns_a_partial_run_and_refuses_a_foreign_config(tiny_sweep):
     path, workdir, _ = tiny_sweep
     with open(os.path.join(workdir, "sweep.json")) as f:
@@ -232,7 +260,7 @@ def test_table2_from_an_eval_json(tmp_path):
         },
     ]
     (tmp_path / "eval.json").write_text(json.dumps(entries))
-    rows = tables.table2(str(tmp_path / "eval.json"), str(tmp_path), "python -m ...")
+    rows = tables.table2([str(tmp_path / "eval.json")], str(tmp_path), "python -m ...")
     one, two = rows
     assert one["nets"] == 1 and two["nets"] == 2
     assert one["center_top1"] == pytest.approx(21.0)
@@ -242,9 +270,18 @@ def test_table2_from_an_eval_json(tmp_path):
     md = (tmp_path / "table2.md").read_text()
     assert "| 1 net (mean of 2) | 21.00 ± 1.41 |" in md
     assert "| ensemble of 2 | 17.00 | 1.00 | 15.00 | 0.00 | +2.00 |" in md
+    # the same entries in two files (a sweep evaluated in two sessions) give the same table
+    (tmp_path / "part1.json").write_text(json.dumps(entries[:1] + entries[2:3]))
+    (tmp_path / "part2.json").write_text(json.dumps(entries[1:2] + entries[3:]))
+    parts = [str(tmp_path / f"part{i}.json") for i in (1, 2)]
+    tables.table2(parts, str(tmp_path / "p"), "")
+    md_parts = (tmp_path / "p" / "table2.md").read_text()
+    assert md_parts.split("\n\n")[-1] == md.split("\n\n")[-1] and "part1.json, " in md_parts
     (tmp_path / "bad.json").write_text(json.dumps([{"mode": "center"}]))
     with pytest.raises(ValueError, match="lacks 'checkpoints'"):
-        tables.table2(str(tmp_path / "bad.json"), str(tmp_path), "")
+        tables.table2([str(tmp_path / "bad.json")], str(tmp_path), "")
+    with pytest.raises(FileNotFoundError, match="--eval_json=.*nope.json does not exist"):
+        tables.table2([str(tmp_path / "nope.json")], str(tmp_path), "")
 
 
 def test_fig3_tower_split_and_colour_specificity(tmp_path):
