@@ -44,6 +44,7 @@ DERIVED_CONFIGS = (
     "fashion_mnist_recipe",
     "fashion_mnist_recipe_long",
     "fashion_mnist_recipe_wide",
+    "fashion_mnist_recipe_2x",
 )
 
 
