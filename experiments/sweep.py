@@ -16,8 +16,9 @@ differs is an error. WORKDIR/sweep.json lists the runs (the manifest `experiment
 
 A sweep longer than one machine's session runs in parts: `--seeds=0,1` runs only those seeds
 (the manifest still lists every run), and a later session copies the results directory's
-run_files/ (config, metrics, provenance; `experiments.tables` writes it) into a fresh WORKDIR,
-where those runs count as finished, and runs the rest with `--seeds=2`.
+run_files/ (config, metrics, provenance; `experiments.tables --partial` writes it) into a fresh
+WORKDIR, where those runs count as finished, and runs the rest with `--seeds=2`. The manifest
+keeps every part's command.
 """
 
 import concurrent.futures
@@ -165,8 +166,15 @@ def _launch(run: RunSpec) -> tuple[int, float]:
 def _write_manifest(
     sweep_path: str, sweep: dict, workdir: str, runs: list[RunSpec], command: str
 ) -> None:
+    path = os.path.join(workdir, MANIFEST)
+    commands = []
+    if os.path.isfile(path):  # an earlier part of this sweep (--seeds), or an earlier start
+        with open(path) as f:
+            old = json.load(f)
+        commands = old.get("commands", [old["command"]] if "command" in old else [])
     manifest = {
         "command": command,
+        "commands": [*commands, command] if command not in commands else commands,
         "sweep": sweep_path,
         "config": sweep["config"],
         "baseline": sweep["baseline"],
@@ -186,7 +194,7 @@ def _write_manifest(
             for r in runs
         ],
     }
-    with open(os.path.join(workdir, MANIFEST), "w") as f:
+    with open(path, "w") as f:
         json.dump(manifest, f, indent=2, default=list)
 
 
@@ -206,6 +214,8 @@ def run_sweep(
     """
     if parallel < 1:
         raise InputError(f"--parallel={parallel} must be at least 1")
+    if seeds is not None and not seeds:
+        raise InputError("--seeds= names no seed; give some of the sweep's, e.g. --seeds=0,1")
     sweep = load_sweep(sweep_path)
     unknown = sorted(set(seeds or ()) - set(sweep["seeds"]))
     if unknown:
@@ -217,15 +227,20 @@ def run_sweep(
     runs = plan(sweep, workdir)
     command = command or f"python -m experiments.sweep --sweep={sweep_path} --workdir={workdir}"
     _write_manifest(sweep_path, sweep, workdir, runs, command)
-    outcome, todo = {}, []
-    for r in [r for r in runs if seeds is None or r.seed in seeds]:
+    outcome, todo, others_done, others = {}, [], 0, 0
+    for r in runs:
         expected = config_json(resolve(sweep["config"], {**r.overrides, "seed": r.seed}))
-        if status(r, expected) == "done":
+        done = status(r, expected) == "done"
+        if seeds is not None and r.seed not in seeds:
+            others, others_done = others + 1, others_done + done
+        elif done:
             outcome[r.run_dir] = "skipped"
         else:
             todo.append((r, expected))
     n = len(outcome) + len(todo)
     print(f"{n} runs: {len(outcome)} finished before, {len(todo)} to run", flush=True)
+    if others:
+        print(f"of the other seeds' {others} runs, {others_done} have finished", flush=True)
 
     def one(item):
         r, expected = item

@@ -184,7 +184,11 @@ def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) 
     span = max(t + r["wall_time_s"] for t, r in zip(starts, rs, strict=True)) - min(starts)
     return "\n".join(
         [
-            f"- runs made by: `{manifest.get('command', 'unknown')}`",
+            "- runs made by: "
+            + ", then ".join(
+                f"`{c}`"
+                for c in manifest.get("commands", []) or [manifest.get("command", "unknown")]
+            ),
             f"- table made by: `{table_command}`",
             f"- sweep: `{manifest['sweep']}`; config: `{manifest['config']}`; seeds: "
             f"{manifest['seeds']}; each run's command is in `run_files/*/*/provenance.json`",
@@ -326,12 +330,23 @@ def table2_markdown(rows: list[dict]) -> str:
 def table2(eval_jsons: list[str], out: str, command: str, eval_command: str = "") -> list[dict]:
     """evaluate's eval.json files (alexnet_jax.evaluate; e.g. one per session of a sweep spread
     over sessions, entries concatenated) -> OUT/table2.{md,csv}; `eval_command` made them."""
-    entries = []
+    entries, seen = [], {}
     for path in eval_jsons:
         if not os.path.isfile(path):
             raise MissingFileError(f"--eval_json={path} does not exist; run alexnet_jax.evaluate")
         with open(path) as f:
-            entries += json.load(f)
+            loaded = json.load(f)
+        if not (isinstance(loaded, list) and all(isinstance(e, dict) for e in loaded)):
+            raise InputError(f"--eval_json={path} is not a list of rows; write it with evaluate")
+        for e in loaded:
+            key = (tuple(e.get("checkpoints", ())), e.get("mode"))
+            if key in seen:
+                raise InputError(
+                    f"--eval_json: {list(key[0])} in mode {key[1]} is in {seen[key]} and {path}; "
+                    "give each evaluation once"
+                )
+            seen[key] = path
+        entries += loaded
     rows = table2_rows(entries)
     os.makedirs(out, exist_ok=True)
     _write_csv(os.path.join(out, "table2.csv"), rows)
@@ -357,6 +372,8 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
 
 
 def main(fv: flags.FlagValues) -> None:
+    if fv.eval_json == []:
+        raise InputError("--eval_json= names no file; give evaluate's eval.json (a,b for several)")
     if not (fv.workdir or fv.eval_json):
         raise InputError("give --workdir (ablations) and/or --eval_json (Table 2)")
     command = " ".join(["python -m experiments.tables", *sys.argv[1:]])

@@ -110,26 +110,31 @@ def test_a_sweep_in_parts_resumes_from_copied_run_files(tiny_sweep, tmp_path):
     path, workdir, _ = tiny_sweep
     with open(os.path.join(workdir, "sweep.json")) as f:
         planned = json.load(f)["runs"]
+    results = tmp_path / "results"  # what session 1 commits: the tables' run_files/, no checkpoints
+    tables.ablation_table(workdir, str(results), "cmd")
     fresh = tmp_path / "fresh"
     for r in planned:
         if r["seed"] == 0:
-            (fresh / r["run_dir"]).mkdir(parents=True)
-            for name in tables.RUN_FILES:  # what a results directory keeps, no checkpoints
-                shutil.copy(os.path.join(workdir, r["run_dir"], name), fresh / r["run_dir"])
+            shutil.copytree(results / tables.RUN_COPIES / r["run_dir"], fresh / r["run_dir"])
     launched = []
     out = sweep_lib.run_sweep(
-        path, str(fresh), launch=lambda r: launched.append(r) or (1, 0.0), seeds=[0]
+        path, str(fresh), launch=lambda r: launched.append(r) or (1, 0.0), command="a", seeds=[0]
     )
     assert launched == [] and set(out.values()) == {"skipped"} and len(out) == 2
     out = sweep_lib.run_sweep(
-        path, str(fresh), launch=lambda r: launched.append(r) or (1, 0.0), seeds=[1]
+        path, str(fresh), launch=lambda r: launched.append(r) or (1, 0.0), command="b", seeds=[1]
     )
     assert sorted((r.variant, r.seed) for r in launched) == [("baseline", 1), ("no_lrn", 1)]
-    assert sorted(out) == sorted(str(fresh / r["run_dir"]) for r in planned if r["seed"] == 1)
+    seed1 = sorted(str(fresh / r["run_dir"]) for r in planned if r["seed"] == 1)
+    assert out == {d: "failed (exit 1)" for d in seed1}  # the fake launcher trained nothing
     with open(fresh / "sweep.json") as f:
-        assert [r["run_dir"] for r in json.load(f)["runs"]] == [r["run_dir"] for r in planned]
+        manifest = json.load(f)
+    assert [r["run_dir"] for r in manifest["runs"]] == [r["run_dir"] for r in planned]
+    assert manifest["commands"] == ["a", "b"]  # every part's command, in order
     with pytest.raises(ValueError, match=r"--seeds=1,5: \[5\] not among the sweep's seeds"):
         sweep_lib.run_sweep(path, str(fresh), launch=lambda r: (0, 0.0), seeds=[1, 5])
+    with pytest.raises(ValueError, match="--seeds= names no seed"):
+        sweep_lib.run_sweep(path, str(fresh), launch=lambda r: (0, 0.0), seeds=[])
 
 
 @pytest.mark.slow
@@ -274,9 +279,14 @@ def test_table2_from_an_eval_json(tmp_path):
     (tmp_path / "part1.json").write_text(json.dumps(entries[:1] + entries[2:3]))
     (tmp_path / "part2.json").write_text(json.dumps(entries[1:2] + entries[3:]))
     parts = [str(tmp_path / f"part{i}.json") for i in (1, 2)]
-    tables.table2(parts, str(tmp_path / "p"), "")
-    md_parts = (tmp_path / "p" / "table2.md").read_text()
-    assert md_parts.split("\n\n")[-1] == md.split("\n\n")[-1] and "part1.json, " in md_parts
+    rows_parts = tables.table2(parts, str(tmp_path / "p"), "")
+    assert [{k: v for k, v in r.items() if v == v} for r in rows_parts] == [
+        {k: v for k, v in r.items() if v == v}
+        for r in rows  # NaN cells (no std of 1) aside
+    ]
+    assert "part1.json, " in (tmp_path / "p" / "table2.md").read_text()
+    with pytest.raises(ValueError, match=r"\['a'\] in mode center is in .*part1.json and"):
+        tables.table2([*parts, parts[0]], str(tmp_path / "p"), "")  # one evaluation twice
     (tmp_path / "bad.json").write_text(json.dumps([{"mode": "center"}]))
     with pytest.raises(ValueError, match="lacks 'checkpoints'"):
         tables.table2([str(tmp_path / "bad.json")], str(tmp_path), "")
