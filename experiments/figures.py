@@ -187,10 +187,13 @@ def plot_deltas(rows: list[dict], baseline: str, out_png: str) -> None:
 def plot_overfitting(
     workdir: str, variants: tuple[str, ...], out_png: str, manifest: dict | None = None
 ) -> dict:
-    """Sec. 4.2's claim as curves: training vs test top-1 error per epoch, seed means. The
+    """Sec. 4.2's claim as curves: training vs evaluation top-1 error per epoch, seed means,
+    named by the runs' input.eval_split (the test set, or a held-out validation split). The
     training error is the trainer's running one, averaged over each epoch's logged steps (with
     dropout and augmentation on, as the net trains). Returns each variant's final gap (points)."""
     manifest = _manifest(workdir, manifest)
+    first_run = os.path.join(workdir, manifest["runs"][0]["run_dir"])
+    split = _run_config(first_run)["input"]["eval_split"]  # "test" or e.g. "train[55000:]"
     fig, (ax, ax_gap) = plt.subplots(1, 2, figsize=(11, 4), dpi=DPI)
     colours, gaps = plt.rcParams["axes.prop_cycle"].by_key()["color"], {}
     for i, variant in enumerate(variants):
@@ -209,14 +212,14 @@ def plot_overfitting(
         tr_m, te_m = 100 * _seed_mean(train), 100 * _seed_mean(test)
         epochs = np.arange(1, len(te_m) + 1)
         ax.plot(epochs, tr_m, "--", c=c, label=f"{variant}: train (running)")
-        ax.plot(epochs, te_m, "o-", c=c, label=f"{variant}: test")
+        ax.plot(epochs, te_m, "o-", c=c, label=f"{variant}: {split}")
         ax_gap.plot(epochs, te_m - tr_m, "o-", c=c, label=variant)
         gaps[variant] = float(te_m[-1] - tr_m[-1])
-    ax.set(xlabel="epoch", ylabel="top-1 error (%)", title="Sec. 4.2: train vs test error")
+    ax.set(xlabel="epoch", ylabel="top-1 error (%)", title=f"Sec. 4.2: train vs {split} error")
     ax_gap.axhline(0, c="k", lw=0.8)
     ax_gap.set(
         xlabel="epoch",
-        ylabel="test − train top-1 error (points)",
+        ylabel=f"{split} − train top-1 error (points)",
         title="overfitting: the gap (seed means)",
     )
     ax.legend(fontsize=7)

@@ -401,7 +401,7 @@ def _fake_run(run_dir, train_errs: list[list[float]], test_errs: list[float], fi
     with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     with open(os.path.join(run_dir, "config.json"), "w") as f:
-        json.dump({"model": {"num_classes": 10}}, f)
+        json.dump({"model": {"num_classes": 10}, "input": {"eval_split": "train[55000:]"}}, f)
     with open(os.path.join(run_dir, "results.md"), "w") as f:
         f.write("| step |\n")
     prov = {
@@ -442,7 +442,7 @@ def _fake_sweep(workdir, runs: dict) -> dict:
     return manifest
 
 
-def test_overfitting_gap_and_a_partial_sweep(tmp_path):
+def test_overfitting_gap_and_a_partial_sweep(tmp_path, monkeypatch):
     manifest = _fake_sweep(
         tmp_path,
         {
@@ -456,9 +456,15 @@ def test_overfitting_gap_and_a_partial_sweep(tmp_path):
         tables.finished(str(tmp_path), manifest, partial=False)
     done = tables.finished(str(tmp_path), manifest, partial=True)
     assert done["unfinished"] == ["no_dropout/s1"] and len(done["runs"]) == 3
+    saved = []
+    monkeypatch.setattr(figures.plt.Figure, "savefig", lambda fig, path: saved.append(fig))
     gaps = figures.plot_overfitting(
         str(tmp_path), ("baseline", "no_dropout"), str(tmp_path / "o.png"), done
     )
+    legend = [t.get_text() for t in saved[0].axes[0].get_legend().get_texts()]
+    assert "baseline: train[55000:]" in legend and not any(x.endswith("test") for x in legend)
+    monkeypatch.undo()
+    figures.plot_overfitting(str(tmp_path), ("baseline",), str(tmp_path / "o.png"), done)
     # last epoch: baseline test mean 20, train means (20, 20) -> 20; no_dropout 32 - 0
     assert gaps == pytest.approx({"baseline": 0.0, "no_dropout": 32.0})
     assert (tmp_path / "o.png").read_bytes()[:8] == PNG_MAGIC
