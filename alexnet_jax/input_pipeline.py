@@ -25,12 +25,8 @@ input_size windows of that, so "center" is the image itself (Fashion-MNIST: 28 o
 """
 
 import dataclasses
-import gzip
-import os
 import queue
-import re
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 from typing import Literal
 
@@ -38,59 +34,17 @@ import jax
 import ml_collections
 import numpy as np
 
-from alexnet_jax import augment, stats
-from alexnet_jax.errors import InputError, MissingFileError
+from alexnet_jax import augment, idx, stats
+from alexnet_jax.errors import InputError
 
 Batch = dict[str, np.ndarray]
-_SLICED = re.compile(r"(\w+)(?:\[(-?\d*):(-?\d*)\])?")  # "train", "train[55000:]", "train[:-5000]"
 Mode = Literal["center", "ten_crop"]  # evaluation: ten_crop images are [B, 10, H, W, C]
-
-FASHION_MNIST_FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
 
 
 @dataclasses.dataclass(frozen=True)
 class Split:
     images: np.ndarray  # [N, H, W, C] uint8
     labels: np.ndarray  # [N] int32
-
-
-def read_idx(path: str) -> np.ndarray:
-    """An IDX file (LeCun's MNIST format, optionally gzipped) as a numpy array."""
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise InputError(
-            f"{path} is a damaged gzip file ({e}); download or install it again"
-        ) from None
-    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
-        raise InputError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
-        raise InputError(f"{path} is truncated: header says {shape}, found {body.size} bytes")
-    return body.reshape(shape)
-
-
-def load_fashion_mnist(data_dir: str, split: str) -> Split:
-    """The original Fashion-MNIST IDX files, as Debian's dataset-fashion-mnist installs them."""
-    paths = [os.path.join(data_dir, name) for name in FASHION_MNIST_FILES[split]]
-    for path in paths:
-        if not os.path.exists(path):
-            raise MissingFileError(
-                f"Fashion-MNIST file {path} is missing; install it with "
-                "`apt-get install dataset-fashion-mnist` or point config.input.data_dir at the "
-                "directory holding the *-ubyte.gz files"
-            )
-    images, labels = (read_idx(p) for p in paths)
-    if images.ndim == 3:
-        images = images[..., None]
-    return Split(images, labels.astype(np.int32))
 
 
 def check_split(split: Split, name: str, num_classes: int, channels: int) -> None:
@@ -118,28 +72,12 @@ def check_split(split: Split, name: str, num_classes: int, channels: int) -> Non
 
 
 def load(c: ml_collections.ConfigDict, split: str) -> Split:
-    """`config.input` -> the named split, from the configured source.
-
-    The idx source takes TFDS's slice syntax with integer bounds: "train[55000:]" is the last
-    5,000 training images, a validation split held out of training (with train_limit=55000).
+    """`config.input` -> the named split, from the configured source. Both sources take TFDS's
+    slice syntax: "train[55000:]" is a validation split held out of training (train_limit=55000).
     """
     field = "config.input.eval_split" if split == c.eval_split else "the training split"
     if c.source == "idx":
-        sliced = _SLICED.fullmatch(split)
-        name, a, b = sliced.groups() if sliced else (split, "", "")
-        if name not in FASHION_MNIST_FILES:
-            raise InputError(
-                f"{field}={split!r} does not exist; use one of {[*FASHION_MNIST_FILES]}, "
-                "optionally sliced as 'train[55000:]'"
-            )
-        data = load_fashion_mnist(c.data_dir, name)
-        rows = slice(int(a) if a else None, int(b) if b else None)
-        if not len(data.labels[rows]):
-            raise InputError(
-                f"{field}={split!r} holds no images: {name!r} has {len(data.labels)}; fix the "
-                "slice bounds"
-            )
-        return Split(data.images[rows], data.labels[rows])
+        return Split(*idx.load(c.data_dir, split, field))
     if c.source == "tfds":
         from alexnet_jax import stream  # TensorFlow: only here
 

@@ -202,10 +202,10 @@ cli.run(main.define_flags, {program}, argv)
 
 
 def test_gzip_cut_is_caught_by_the_idx_reader(world):
-    from alexnet_jax import errors, input_pipeline
+    from alexnet_jax import errors, idx
 
     path = str(world / "cut" / "train-images-idx3-ubyte.gz")
     with pytest.raises(errors.InputError, match="is a damaged gzip file"):
-        input_pipeline.read_idx(path)
+        idx.read_idx(path)
     with gzip.open(world / "data" / "train-images-idx3-ubyte.gz") as f:
         assert len(f.read()) == 16 + 16 * 28 * 28  # the good copy reads whole

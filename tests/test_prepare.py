@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from alexnet_jax import input_pipeline, prepare, prepared, stats
+from alexnet_jax import idx, input_pipeline, prepare, prepared, stats
 from alexnet_jax.errors import InputError
 from benchmarks.bench_input import tar_bytes
 from tests import fake_ilsvrc
@@ -224,7 +224,7 @@ def test_in_memory_data_is_validated_in_one_line(tmp_path):
     from tests import tiny
 
     tiny.fake_fashion(tmp_path, n_train=6, n_test=4)
-    split = input_pipeline.load_fashion_mnist(str(tmp_path), "train")
+    split = input_pipeline.Split(*idx.load_fashion_mnist(str(tmp_path), "train"))
     ok = dict(name="the training split", num_classes=10, channels=1)
     input_pipeline.check_split(split, **ok)
     cases = [
@@ -240,7 +240,7 @@ def test_in_memory_data_is_validated_in_one_line(tmp_path):
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-20])  # a truncated download
     with pytest.raises(InputError, match="is a damaged gzip file"):
-        input_pipeline.read_idx(str(path))
+        idx.read_idx(str(path))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from alexnet_jax import checkpoint, input_pipeline, optim, parallel, train
+from alexnet_jax import checkpoint, idx, input_pipeline, optim, parallel, train
 from tests import tiny
 from tests.conftest import load_config
 
@@ -40,23 +40,23 @@ def _config(data_dir: str, **overrides):
 def test_read_idx_and_its_errors(tmp_path):
     a = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     tiny.write_idx(str(tmp_path / "a.gz"), a)
-    np.testing.assert_array_equal(input_pipeline.read_idx(str(tmp_path / "a.gz")), a)
+    np.testing.assert_array_equal(idx.read_idx(str(tmp_path / "a.gz")), a)
     with gzip.open(tmp_path / "a.gz", "rb") as f:
         data = f.read()
     with gzip.open(tmp_path / "cut.gz", "wb") as f:
         f.write(data[:-3])
     with pytest.raises(ValueError, match="cut.gz is truncated: header says"):
-        input_pipeline.read_idx(str(tmp_path / "cut.gz"))
+        idx.read_idx(str(tmp_path / "cut.gz"))
     with gzip.open(tmp_path / "bad.gz", "wb") as f:
         f.write(b"\x01\x02" + data[2:])
     with pytest.raises(ValueError, match="bad.gz is not an unsigned-byte IDX file"):
-        input_pipeline.read_idx(str(tmp_path / "bad.gz"))
+        idx.read_idx(str(tmp_path / "bad.gz"))
 
 
 @pytest.mark.skipif(not os.path.isdir(REAL_FASHION), reason="scripts/test.sh installs it")
 def test_real_fashion_mnist_files():
-    train_split = input_pipeline.load_fashion_mnist(REAL_FASHION, "train")
-    test_split = input_pipeline.load_fashion_mnist(REAL_FASHION, "test")
+    train_split = input_pipeline.Split(*idx.load_fashion_mnist(REAL_FASHION, "train"))
+    test_split = input_pipeline.Split(*idx.load_fashion_mnist(REAL_FASHION, "test"))
     assert train_split.images.shape == (60000, 28, 28, 1)
     assert test_split.images.shape == (10000, 28, 28, 1)
     assert np.bincount(train_split.labels).tolist() == [6000] * 10  # the published balance

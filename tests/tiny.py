@@ -33,12 +33,12 @@ def fake_fashion(directory, n_train: int, n_test: int, seed: int = 0) -> dict[st
 
     Returns the images by split, [N, 28, 28, 1] uint8 as the loader gives them.
     """
-    from alexnet_jax import input_pipeline
+    from alexnet_jax import idx
 
     rng, images = np.random.default_rng(seed), {}
     os.makedirs(directory, exist_ok=True)
     for split, n in (("train", n_train), ("test", n_test)):
-        images_name, labels_name = input_pipeline.FASHION_MNIST_FILES[split]
+        images_name, labels_name = idx.FILES[split]
         images[split] = rng.integers(0, 256, size=(n, 28, 28)).astype(np.uint8)[..., None]
         write_idx(os.path.join(directory, images_name), images[split][..., 0])
         write_idx(os.path.join(directory, labels_name), rng.integers(0, 10, size=(n,)))
