@@ -47,6 +47,8 @@ def read_run(run_dir: str) -> dict:
         raise InputError(f"{run_dir}/metrics.jsonl has no eval row; the run did not finish")
     with open(os.path.join(run_dir, "provenance.json")) as f:
         prov = json.load(f)
+    with open(os.path.join(run_dir, "config.json")) as f:
+        eval_split = json.load(f)["input"]["eval_split"]  # "test", or a held-out validation split
     last, earlier = evals[-1], prov.get("earlier", [])
     final = prov.get("final", {})
     for key in ("eval/top1_err", "eval/top5_err"):
@@ -56,6 +58,7 @@ def read_run(run_dir: str) -> dict:
                 f"metrics.jsonl's last eval row ({last[key]}); rerun the run"
             )
     return {
+        "eval_split": eval_split,
         "top1": 100 * last["eval/top1_err"],
         "top5": 100 * last["eval/top5_err"],
         "train_loss": trains[-1]["train/loss"] if trains else math.nan,
@@ -169,6 +172,10 @@ def _write_csv(path: str, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def _splits(runs: list[dict]) -> str:
+    return " and ".join(repr(x) for x in sorted({r.get("eval_split", "?") for r in runs}))
+
+
 def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) -> str:
     """Command, config, git commit(s), hardware, summed wall time and dates of the runs."""
     rs = list(runs.values())
@@ -198,8 +205,8 @@ def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) 
             f"{span:.0f} s from the first run's start to the last run's end",
             f"- dates: first run started {dates[0]}, last started {dates[-1]}",
             "- numbers: the last eval row of each run's `metrics.jsonl` (copied under "
-            "`run_files/`), test split; errors in %, deltas in percentage points (pp), "
-            "variant minus baseline",
+            f"`run_files/`), on config.input.eval_split={_splits(rs)}; errors in %, deltas in "
+            "percentage points (pp), variant minus baseline",
         ]
     )
 
@@ -255,7 +262,8 @@ def ablation_table(workdir: str, out: str, table_command: str, partial: bool = F
     _write_csv(os.path.join(out, "ablations.csv"), rows)
     text = "\n\n".join(
         [
-            "# Ablations: test error per variant, mean ± std over seeds",
+            f"# Ablations: error on {_splits(list(runs.values()))} per variant, mean ± std "
+            "over seeds",
             provenance_lines(table_command, manifest, runs),
             *(
                 [

@@ -476,7 +476,10 @@ def test_overfitting_gap_and_a_partial_sweep(tmp_path, monkeypatch):
     assert matplotlib.image.imread(str(tmp_path / "d.png")).shape[:2] == (170, 1100)
     md = tables.ablation_table(str(tmp_path), str(tmp_path / "t"), "cmd", partial=True)
     assert len(md) == 2
-    assert "**Partial:** 1 runs had not finished" in (tmp_path / "t" / "ablations.md").read_text()
+    text = (tmp_path / "t" / "ablations.md").read_text()
+    assert "**Partial:** 1 runs had not finished" in text
+    assert text.startswith("# Ablations: error on 'train[55000:]' per variant")  # not "test"
+    assert "on config.input.eval_split='train[55000:]';" in text
 
 
 def test_a_sweep_runs_seed_by_seed(tmp_path):
