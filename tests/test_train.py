@@ -15,7 +15,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from alexnet_jax import checkpoint, idx, input_pipeline, optim, parallel, train
+from alexnet_jax import checkpoint, idx, input_pipeline, metrics, optim, parallel, train
 from tests import tiny
 from tests.conftest import load_config
 
@@ -312,6 +312,19 @@ def test_end_to_end_on_real_fashion_mnist(tmp_path):
     assert prov["git_commit"] and "alexnet_jax.main" in prov["command"] and prov["wall_time_s"] > 0
     assert ocp.CheckpointManager(os.path.join(workdir, "checkpoints")).latest_step() == 64
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
+
+
+def test_the_commit_on_a_machine_without_git_comes_from_the_sender(monkeypatch):
+    """A GPU box gets a copy of the tree and no git: provenance takes $ALEXNET_GIT_COMMIT."""
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(metrics.subprocess, "run", no_git)
+    monkeypatch.setenv("ALEXNET_GIT_COMMIT", "ef75353")
+    assert metrics._git_commit() == "ef75353"
+    monkeypatch.delenv("ALEXNET_GIT_COMMIT")
+    assert metrics._git_commit() == "unknown"
 
 
 def test_tfds_source_reads_any_tfds_dataset_by_name():
