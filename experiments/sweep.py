@@ -16,9 +16,9 @@ differs is an error. WORKDIR/sweep.json lists the runs (the manifest `experiment
 
 A sweep longer than one machine's session runs in parts: `--seeds=0,1` runs only those seeds
 (the manifest still lists every run), and a later session copies the results directory's
-run_files/ (config, metrics, provenance; `experiments.tables --partial` writes it) into a fresh
-WORKDIR, where those runs count as finished, and runs the rest with `--seeds=2`. The manifest
-keeps every part's command.
+run_files/ (config, metrics, provenance; `experiments.tables --partial` writes it) and
+sweep.json into a fresh WORKDIR, where those runs count as finished, and runs the rest with
+`--seeds=2`. The manifest keeps every part's command.
 """
 
 import concurrent.futures
