@@ -262,8 +262,7 @@ def ablation_table(workdir: str, out: str, table_command: str, partial: bool = F
     _write_csv(os.path.join(out, "ablations.csv"), rows)
     text = "\n\n".join(
         [
-            f"# Ablations: error on {_splits(list(runs.values()))} per variant, mean ± std "
-            "over seeds",
+            f"# Ablations: error on {_splits([*runs.values()])} per variant, mean ± std over seeds",
             provenance_lines(table_command, manifest, runs),
             *(
                 [
