@@ -45,6 +45,7 @@ DERIVED_CONFIGS = (
     "fashion_mnist_recipe_long",
     "fashion_mnist_recipe_wide",
     "fashion_mnist_recipe_2x",
+    "fashion_mnist_recipe_holdout",
 )
 
 

@@ -37,6 +37,7 @@ PARAM_COUNTS = {
     "fashion_mnist_recipe_long": 719_626,  # = fashion_mnist (no dropout: no parameters)
     "fashion_mnist_recipe_wide": 1_613_578,  # fashion_mnist at 1.5x every width
     "fashion_mnist_recipe_2x": 2_863_626,  # fashion_mnist at 2x every width
+    "fashion_mnist_recipe_holdout": 1_613_578,  # = fashion_mnist_recipe_wide
 }
 
 
