@@ -209,7 +209,8 @@ def run_sweep(
     """Runs what is not done yet of `seeds` (default: all the sweep's), `parallel` processes at
     a time; {run_dir: outcome} for those seeds' runs.
 
-    Outcomes: "skipped" (finished before), "ok", or "failed (exit N)". `launch(run)` runs one
+    Outcomes: "skipped" (finished before), "ok", "stopped" (exit 0 before its end: a signal; it
+    resumes from its checkpoint when rerun) or "failed (exit N)". `launch(run)` runs one
     run and returns (exit code, seconds); tests pass an in-process launcher.
     """
     if parallel < 1:
@@ -246,9 +247,14 @@ def run_sweep(
         r, expected = item
         print(f"start {r.run_dir}", flush=True)
         rc, secs = launch(r)
-        ok = rc == 0 and status(r, expected) == "done"
-        print(f"{'done ' if ok else 'FAILED'} {r.run_dir} ({secs:.0f} s, exit {rc})", flush=True)
-        return r.run_dir, "ok" if ok else f"failed (exit {rc})"
+        if rc != 0:
+            word, out = "FAILED", f"failed (exit {rc})"
+        elif status(r, expected) == "done":
+            word, out = "done ", "ok"
+        else:  # exit 0 before its end: stopped by a signal; main.py saved a checkpoint
+            word, out = "STOPPED", "stopped"
+        print(f"{word} {r.run_dir} ({secs:.0f} s, exit {rc})", flush=True)
+        return r.run_dir, out
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
         outcome.update(dict(pool.map(one, todo)))
@@ -274,9 +280,17 @@ def main(fv: flags.FlagValues) -> None:
         raise InputError(f"--seeds={','.join(fv.seeds)}: give integers, e.g. --seeds=0,1") from None
     outcome = run_sweep(fv.sweep, fv.workdir, fv.parallel, command=command, seeds=seeds)
     failed = [d for d, o in outcome.items() if o.startswith("failed")]
-    print(f"sweep finished in {time.time() - t0:.0f} s; {len(failed)} failed", flush=True)
+    stopped = [d for d, o in outcome.items() if o == "stopped"]
+    took = time.time() - t0
+    print(
+        f"sweep finished in {took:.0f} s; {len(failed)} failed, {len(stopped)} stopped", flush=True
+    )
     if failed:
         sys.exit("error: failed runs (see their train.log): " + ", ".join(failed))
+    if stopped:
+        sys.exit(
+            "error: stopped before their end; rerun this command to resume: " + ", ".join(stopped)
+        )
 
 
 if __name__ == "__main__":

@@ -127,6 +127,8 @@ def test_a_sweep_in_parts_resumes_from_copied_run_files(tiny_sweep, tmp_path):
     assert sorted((r.variant, r.seed) for r in launched) == [("baseline", 1), ("no_lrn", 1)]
     seed1 = sorted(str(fresh / r["run_dir"]) for r in planned if r["seed"] == 1)
     assert out == {d: "failed (exit 1)" for d in seed1}  # the fake launcher trained nothing
+    out = sweep_lib.run_sweep(path, str(fresh), launch=lambda r: (0, 0.0), command="b", seeds=[1])
+    assert out == {d: "stopped" for d in seed1}  # exit 0 before the end: a signal, resumable
     with open(fresh / "sweep.json") as f:
         manifest = json.load(f)
     assert [r["run_dir"] for r in manifest["runs"]] == [r["run_dir"] for r in planned]
