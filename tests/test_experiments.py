@@ -127,8 +127,6 @@ def test_a_sweep_in_parts_resumes_from_copied_run_files(tiny_sweep, tmp_path):
     assert sorted((r.variant, r.seed) for r in launched) == [("baseline", 1), ("no_lrn", 1)]
     seed1 = sorted(str(fresh / r["run_dir"]) for r in planned if r["seed"] == 1)
     assert out == {d: "failed (exit 1)" for d in seed1}  # the fake launcher trained nothing
-    out = sweep_lib.run_sweep(path, str(fresh), launch=lambda r: (0, 0.0), command="b", seeds=[1])
-    assert out == {d: "stopped" for d in seed1}  # exit 0 before the end: a signal, resumable
     with open(fresh / "sweep.json") as f:
         manifest = json.load(f)
     assert [r["run_dir"] for r in manifest["runs"]] == [r["run_dir"] for r in planned]
@@ -154,7 +152,7 @@ def test_sweep_reruns_a_partial_run_and_refuses_a_foreign_config(tiny_sweep):
         launched = []
         out = sweep_lib.run_sweep(path, workdir, launch=lambda r: launched.append(r) or (0, 0.0))
         assert [r.run_dir for r in launched] == [first]
-        assert out[first].startswith("failed")  # the fake launcher did not finish it
+        assert out[first] == "stopped"  # exit 0 before its end (as after SIGTERM): resumable
         c = json.loads(cfg)
         c["model"]["lrn"]["k"] = 1.0
         with open(cfg_path, "w") as f:
