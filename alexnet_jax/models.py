@@ -16,7 +16,7 @@ import ml_collections
 
 from alexnet_jax import conv, errors, lrn, pool
 
-INIT_SCHEMES: tuple[str, ...] = ("gaussian", "pytorch")
+INIT_SCHEMES: tuple[str, ...] = ("gaussian", "pytorch", "he")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float64": jnp.float64}  # 64: checks
 # config.model.precision -> the `precision` of every conv and dense (configs/paper.py)
 PRECISIONS: dict[str, str | None] = {"default": None, "high": "high", "highest": "highest"}
@@ -35,9 +35,11 @@ class LRNSpec:
 
 
 def _init_pair(scheme: str, std: float, bias: float, fan_in: int) -> tuple:
-    """(kernel_init, bias_init) of one layer (Sec. 5; Caffe; PyTorch's default)."""
+    """(kernel_init, bias_init) of one layer (Sec. 5; Caffe; PyTorch's default; He et al.)."""
     if scheme == "gaussian":  # Sec. 5: N(0, std) weights, constant biases
         return nn.initializers.normal(stddev=std), nn.initializers.constant(bias)
+    if scheme == "he":  # He et al. 2015: N(0, 2 / fan_in) weights, zero biases (kaiming_normal_)
+        return nn.initializers.normal(stddev=math.sqrt(2.0 / fan_in)), nn.initializers.zeros
     # "pytorch": torch.nn.Conv2d/Linear reset_parameters (kaiming_uniform(a=sqrt(5))), which
     # torchvision's alexnet keeps: weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
     bound = 1.0 / math.sqrt(fan_in)

@@ -57,7 +57,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         ),
         dropout=dict(rate=0.5, inputs_of=("fc7", "fc8")),  # Sec. 4.2: outputs of fc6 and fc7
         init=dict(  # Sec. 5: weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7
-            scheme="gaussian",
+            scheme="gaussian",  # or "pytorch": U(+-1/sqrt(fan_in)); "he": N(0, 2/fan_in), bias 0
             weight_std=(0.01,) * 8,  # conv1..conv5, fc6, fc7, fc8
             bias=(0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0),
         ),

@@ -46,6 +46,7 @@ DERIVED_CONFIGS = (
     "fashion_mnist_recipe_wide",
     "fashion_mnist_recipe_2x",
     "fashion_mnist_recipe_holdout",
+    "fashion_mnist_recipe_he",
 )
 
 

@@ -1,0 +1,23 @@
+r"""The converged recipe's sixth try (configs/fashion_mnist_recipe_he.py), 3 seeds.
+
+  python -m experiments.sweep --sweep=experiments/sweeps/recipe_he.py \
+      --workdir=runs/recipe_he --parallel=2
+  python -m experiments.tables --workdir=runs/recipe_he \
+      --out=experiments/results/recipe_he_fashion_cpu2
+"""
+
+
+def get_sweep() -> dict:
+    return dict(
+        config="configs/fashion_mnist_recipe_he.py",
+        seeds=(0, 1, 2),
+        baseline="recipe_he",
+        variants={
+            "recipe_he": dict(
+                overrides={},
+                section="Secs. 4.1, 5",
+                what="recipe_holdout with He init on standardised input",
+                claim=None,
+            )
+        },
+    )
