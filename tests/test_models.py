@@ -254,6 +254,22 @@ def test_pytorch_init_statistics():
         assert np.abs(np.asarray(p["bias"])).max() <= bound * (1 + 1e-6), layer
 
 
+def test_he_init_statistics_match_torch_kaiming_normal():
+    """The "he" scheme is torch.nn.init.kaiming_normal_ (fan_in, ReLU gain sqrt 2) on each
+    kernel's torch layout, a grouped conv's fan_in being k * k * in / groups; zero biases."""
+    config, model = _model("fashion_mnist_recipe_he")
+    params = models.init_params(model, config, jax.random.key(0))
+    torch.manual_seed(0)
+    for layer, p in params.items():
+        w = np.asarray(p["kernel"], np.float64)  # [k, k, in / groups, out] or [in, out]
+        # 4,096 output units: torch's std to ~0.2%; its fan_in is that of the layer's kernel
+        t = torch.empty(4096, *w.shape[:-1][::-1], dtype=torch.float64)
+        want = torch.nn.init.kaiming_normal_(t, mode="fan_in", nonlinearity="relu").std().item()
+        assert abs(w.std() / want - 1) < 4 / np.sqrt(2 * w.size) + 0.01, layer  # 4 SE
+        assert abs(np.mean(w)) < 4 * want / np.sqrt(w.size), layer
+        np.testing.assert_array_equal(np.asarray(p["bias"]), 0.0)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 4))
 def _jit_apply(model, params, x, key, train: bool):
     """model.apply compiled once (op by op, a 227 net takes 3x as long on CPU)."""
