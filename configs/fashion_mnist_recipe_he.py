@@ -4,7 +4,7 @@ r"""The converged recipe, sixth try: the fifth try's net, He's init on standardi
       --workdir=runs/recipe_he --parallel=2
 
 The first five tries (PyTorch's default init on 0..255 pixels minus the mean image) underfit:
-clean training error 4.7-5% after 25-30 epochs at 1.5x and 2x widths
+clean training error 4.7-5.8% after 25-30 epochs at 1.5x and 2x widths
 (experiments/results/recipe_holdout_fashion_cpu2/). Changed here (ours), from
 configs/fashion_mnist_recipe_holdout.py:
 - He et al.'s init: weights N(0, 2 / fan_in), zero biases, which keeps the activations' scale
