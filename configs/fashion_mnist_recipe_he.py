@@ -12,12 +12,13 @@ configs/fashion_mnist_recipe_holdout.py:
 - input pixels in [0, 1] standardised by the training set's mean and std (torchvision's
   convention), not 0..255 minus the mean image: on 0..255 input, He's init put the first steps'
   loss at NaN (step 5).
-On 400 steps (2-core Intel Xeon, 2026-12-03, commit 4c26f32 plus the "he" scheme) the held-out error after one epoch was 18.0% with
-these two changes against 19.4% for the fifth try, and 80% (loss still at ln 10) for PyTorch's
-init on standardised input.
-Measured (2026-12-03, commit 870781b, 2-core Intel Xeon, seed 0 only, 7,164 s): 91.94% (92.43% with ten crops),
-0.5-0.65 points below the fifth try's seed 0; clean training error 5.69%. With weight decay
-1e-4: 92.02% (92.27%), training error 5.64% (experiments/results/recipe_he_fashion_cpu2/).
+On 400 steps (2-core Intel Xeon, 2026-12-03, commit 4c26f32 plus the "he" scheme) the held-out
+error after one epoch was 18.0% with these two changes against 19.4% for the fifth try, and 80%
+(loss still at ln 10) for PyTorch's init on standardised input.
+Measured (2026-12-03, commit 870781b, 2-core Intel Xeon, seed 0 only, 7,164 s): 91.94% (92.43%
+with ten crops), 0.5-0.65 points below the fifth try's seed 0; clean training error 5.69%. With
+weight decay 1e-4: 92.02% (92.27%), training error 5.64%
+(experiments/results/recipe_he_fashion_cpu2/).
 """
 
 import ml_collections
