@@ -47,6 +47,7 @@ DERIVED_CONFIGS = (
     "fashion_mnist_recipe_2x",
     "fashion_mnist_recipe_holdout",
     "fashion_mnist_recipe_he",
+    "fashion_mnist_recipe_6x6",
 )
 
 
