@@ -13,7 +13,7 @@ Changed here (ours), from the fifth try (configs/fashion_mnist_recipe_holdout.py
   has 5184 x 768 weights (5.15M in the net, was 1.61M).
 Everything else is the fifth try: 1.5x widths, no dropout, crops and flips, Sec. 5's optimizer,
 lr / 10 after 3 epochs without a 0.1-point gain on a 10k held-out split, 3 times, 30-epoch cap.
-Measured (2026-12-03, 2-core Intel Xeon, commit 0b49c4a, seeds 0 and 1): 92.41% (92.74% with ten
+Measured (2026-12-03, 2-core Intel Xeon, commit 0b49c4a, 3 seeds): 92.40% (92.70% with ten
 crops), not the target; seed 0 92.60% (93.07%), seed 1, its lr divided after epoch 12, 92.21%
 (experiments/results/recipe_6x6_fashion_cpu2/).
 """
