@@ -39,7 +39,8 @@ PARAM_COUNTS = {
     "fashion_mnist_recipe_2x": 2_863_626,  # fashion_mnist at 2x every width
     "fashion_mnist_recipe_holdout": 1_613_578,  # = fashion_mnist_recipe_wide
     "fashion_mnist_recipe_he": 1_613_578,  # = fashion_mnist_recipe_holdout (init, input differ)
-    "fashion_mnist_recipe_6x6": 5_152_522,  # recipe_holdout, fc6 on 6x6x144 (no pool5)
+    # recipe_holdout with fc6 on 6x6x144, not 2x2x144: 1_613_578 + (36 - 4) * 144 * 768
+    "fashion_mnist_recipe_6x6": 5_152_522,
 }
 
 
