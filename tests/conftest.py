@@ -48,6 +48,7 @@ DERIVED_CONFIGS = (
     "fashion_mnist_recipe_holdout",
     "fashion_mnist_recipe_he",
     "fashion_mnist_recipe_6x6",
+    "fashion_mnist_recipe_patient",
 )
 
 
