@@ -491,3 +491,15 @@ def test_a_sweep_runs_seed_by_seed(tmp_path):
         (1, "baseline"),
         (1, "no_lrn"),
     ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(f for f in os.listdir(os.path.join(ROOT, "experiments", "sweeps")) if f[0] != "_"),
+)
+def test_every_committed_sweep_plans_runs_of_its_config(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # sweep files name their configs relative to the checkout
+    sweep = sweep_lib.load_sweep(os.path.join("experiments", "sweeps", path))
+    runs = sweep_lib.plan(sweep, str(tmp_path))
+    assert len(runs) == len(sweep["seeds"]) * len(sweep["variants"])
+    assert len({r.run_dir for r in runs}) == len(runs)  # every variant resolves to its own config

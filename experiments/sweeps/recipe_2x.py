@@ -6,18 +6,8 @@ r"""The converged recipe's fourth try (configs/fashion_mnist_recipe_2x.py), 3 se
       --out=experiments/results/recipe_2x_fashion_cpu2
 """
 
+from experiments.sweeps import recipe
+
 
 def get_sweep() -> dict:
-    return dict(
-        config="configs/fashion_mnist_recipe_2x.py",
-        seeds=(0, 1, 2),
-        baseline="recipe_2x",
-        variants={
-            "recipe_2x": dict(
-                overrides={},
-                section="Secs. 4.1, 5",
-                what="recipe_wide at 2x the widths of fashion_mnist.py",
-                claim=None,
-            )
-        },
-    )
+    return recipe("recipe_2x", "recipe_wide at 2x the widths of fashion_mnist.py")

@@ -6,18 +6,8 @@ r"""The converged recipe's seventh try (configs/fashion_mnist_recipe_6x6.py), 3 
       --out=experiments/results/recipe_6x6_fashion_cpu2
 """
 
+from experiments.sweeps import recipe
+
 
 def get_sweep() -> dict:
-    return dict(
-        config="configs/fashion_mnist_recipe_6x6.py",
-        seeds=(0, 1, 2),
-        baseline="recipe_6x6",
-        variants={
-            "recipe_6x6": dict(
-                overrides={},
-                section="Secs. 4.1, 5",
-                what="recipe_holdout without pool5: fc6 reads a 6x6 map",
-                claim=None,
-            )
-        },
-    )
+    return recipe("recipe_6x6", "recipe_holdout without pool5: fc6 reads a 6x6 map")

@@ -6,18 +6,8 @@ r"""The converged recipe's sixth try (configs/fashion_mnist_recipe_he.py), 3 see
       --out=experiments/results/recipe_he_fashion_cpu2
 """
 
+from experiments.sweeps import recipe
+
 
 def get_sweep() -> dict:
-    return dict(
-        config="configs/fashion_mnist_recipe_he.py",
-        seeds=(0, 1, 2),
-        baseline="recipe_he",
-        variants={
-            "recipe_he": dict(
-                overrides={},
-                section="Secs. 4.1, 5",
-                what="recipe_holdout with He init on standardised input",
-                claim=None,
-            )
-        },
-    )
+    return recipe("recipe_he", "recipe_holdout with He init on standardised input")

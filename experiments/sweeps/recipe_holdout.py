@@ -6,18 +6,8 @@ r"""The converged recipe's fifth try (configs/fashion_mnist_recipe_holdout.py), 
       --out=experiments/results/recipe_holdout_fashion_cpu2
 """
 
+from experiments.sweeps import recipe
+
 
 def get_sweep() -> dict:
-    return dict(
-        config="configs/fashion_mnist_recipe_holdout.py",
-        seeds=(0, 1, 2),
-        baseline="recipe_holdout",
-        variants={
-            "recipe_holdout": dict(
-                overrides={},
-                section="Secs. 4.1, 5",
-                what="recipe_wide scheduled on a 10k held-out split, 30-epoch cap",
-                claim=None,
-            )
-        },
-    )
+    return recipe("recipe_holdout", "recipe_wide scheduled on a 10k held-out split, 30-epoch cap")

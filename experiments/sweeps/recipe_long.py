@@ -6,18 +6,8 @@ r"""The converged recipe's second try (configs/fashion_mnist_recipe_long.py), 3 
       --out=experiments/results/recipe_long_fashion_cpu2
 """
 
+from experiments.sweeps import recipe
+
 
 def get_sweep() -> dict:
-    return dict(
-        config="configs/fashion_mnist_recipe_long.py",
-        seeds=(0, 1, 2),
-        baseline="recipe_long",
-        variants={
-            "recipe_long": dict(
-                overrides={},
-                section="Secs. 4.1, 5",
-                what="the recipe without dropout, patience 3, at most 25 epochs",
-                claim=None,
-            )
-        },
-    )
+    return recipe("recipe_long", "the recipe without dropout, patience 3, at most 25 epochs")

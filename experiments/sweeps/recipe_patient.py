@@ -6,18 +6,8 @@ r"""The converged recipe's eighth try (configs/fashion_mnist_recipe_patient.py),
       --out=experiments/results/recipe_patient_fashion_cpu2
 """
 
+from experiments.sweeps import recipe
+
 
 def get_sweep() -> dict:
-    return dict(
-        config="configs/fashion_mnist_recipe_patient.py",
-        seeds=(0, 1, 2),
-        baseline="recipe_patient",
-        variants={
-            "recipe_patient": dict(
-                overrides={},
-                section="Secs. 4.1, 5",
-                what="recipe_6x6 with patience 5 and a 50-epoch cap",
-                claim=None,
-            )
-        },
-    )
+    return recipe("recipe_patient", "recipe_6x6 with patience 5 and a 50-epoch cap")

@@ -6,18 +6,8 @@ r"""The converged recipe's third try (configs/fashion_mnist_recipe_wide.py), 3 s
       --out=experiments/results/recipe_wide_fashion_cpu2
 """
 
+from experiments.sweeps import recipe
+
 
 def get_sweep() -> dict:
-    return dict(
-        config="configs/fashion_mnist_recipe_wide.py",
-        seeds=(0, 1, 2),
-        baseline="recipe_wide",
-        variants={
-            "recipe_wide": dict(
-                overrides={},
-                section="Secs. 4.1, 5",
-                what="recipe_long at 1.5x the widths, scheduled on a held-out split",
-                claim=None,
-            )
-        },
-    )
+    return recipe("recipe_wide", "recipe_long at 1.5x the widths, scheduled on a held-out split")
