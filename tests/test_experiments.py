@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from alexnet_jax import cli
-from experiments import figures, net_figures, tables
+from experiments import figures, net_figures, tables, tries
 from experiments import sweep as sweep_lib
 from tests import tiny
 
@@ -503,3 +503,53 @@ def test_every_committed_sweep_plans_runs_of_its_config(path, tmp_path, monkeypa
     runs = sweep_lib.plan(sweep, str(tmp_path))
     assert len(runs) == len(sweep["seeds"]) * len(sweep["variants"])
     assert len({r.run_dir for r in runs}) == len(runs)  # every variant resolves to its own config
+
+
+def _evaluate_file(path, rows) -> None:
+    """An `alexnet_jax.evaluate --out` file: rows of (run dir(s), mode, top-1 error, n)."""
+    path.write_text(
+        json.dumps(
+            [
+                {"checkpoints": runs, "mode": mode, "top1_err": err, "top5_err": 0.0, "n": n}
+                for runs, mode, err, n in rows
+            ]
+        )
+    )
+
+
+def test_tries_table_holds_each_seeds_numbers_and_leaves_ensembles_out(tmp_path):
+    a, b = tmp_path / "try_a", tmp_path / "try_b"
+    for d, config in ((a, "configs/fashion_mnist_recipe.py"), (b, "configs/x_2x.py")):
+        d.mkdir()
+        (d / "sweep.json").write_text(json.dumps({"config": config}))
+    s = [f"/w/recipe/s{i}-abc" for i in range(3)]
+    _evaluate_file(  # try a: 3 seeds and their ensemble, in one file; training error apart
+        a / "eval_ten_crop.json",
+        [([s[0]], "center", 0.07, 10000), ([s[1]], "center", 0.08, 10000)]
+        + [([s[2]], "center", 0.06, 10000), (s, "center", 0.01, 10000)]
+        + [([s[0]], "ten_crop", 0.065, 10000)],
+    )
+    _evaluate_file(a / "s2_train_error.json", [([s[2]], "center", 0.05, 50000)])
+    _evaluate_file(b / "s1_eval_ten_crop.json", [([s[1]], "center", 0.064, 10000)])
+    rows = cli.run(
+        tries.define_flags,
+        tries.main,
+        ["tries", f"--results={a},{b}", f"--out={tmp_path / 'out'}", "--target=93.0"],
+    )
+    m, sd = statistics.mean([93.0, 92.0, 94.0]), statistics.stdev([93.0, 92.0, 94.0])
+    assert rows[0]["center_each"] == pytest.approx([93.0, 92.0, 94.0])  # seeds in order
+    assert (rows[0]["center_mean"], rows[0]["center_std"]) == pytest.approx((m, sd))
+    assert rows[0]["ten_crop_each"] == pytest.approx([93.5])
+    assert rows[0]["train_each"] == pytest.approx([5.0])  # an error, not an accuracy
+    assert rows[1]["center_n"] == 1 and rows[1]["center_mean"] == pytest.approx(93.6)
+    text = (tmp_path / "out" / "tries.md").read_text()
+    assert (
+        "| 1: try_a | `fashion_mnist_recipe.py` | 3 | 93.00 ± 1.00 (93.00, 92.00, 94.00) |" in text
+    )
+    assert text.rstrip().endswith("| no |")  # one seed above the target is not a met target
+    assert "| yes |" in text  # 3 seeds, mean 93.0 >= 93.0
+    assert (tmp_path / "out" / "tries.png").read_bytes()[:8] == PNG_MAGIC
+    (b / "s1_eval_ten_crop.json").write_text("{")
+    with pytest.raises(SystemExit) as e:
+        cli.run(tries.define_flags, tries.main, ["tries", f"--results={b}", f"--out={tmp_path}"])
+    assert e.value.code == 2
