@@ -111,6 +111,7 @@ def plot(rows: list[dict], target: float, out_png: str) -> None:
             if label:
                 ax.plot([], [], style, mfc="none", color="C0" if dx < 0 else "C1", label=label)
     ax.axhline(target, ls="--", color="C3", label=f"target {target}% (mean of 3, center)")
+    ax.set_ylim(top=max(ax.get_ylim()[1], target) + 0.2)  # the target line off the frame
     names = [r["config"].removeprefix("fashion_mnist_").removesuffix(".py") for r in rows]
     ax.set_xticks(range(len(rows)), [f"{i + 1}\n{n}" for i, n in enumerate(names)], fontsize=8)
     ax.set_xlabel("try (rows of tries.md, by config); bars: mean over seeds")
