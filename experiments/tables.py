@@ -280,6 +280,27 @@ def ablation_table(workdir: str, out: str, table_command: str, partial: bool = F
     return rows
 
 
+def read_eval_json(path: str, source: str = "--eval_json=") -> list[dict]:
+    """The rows `alexnet_jax.evaluate --out=PATH` wrote, checked; `source` names where the
+    path came from in the one-line errors."""
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{source}{path} does not exist; run alexnet_jax.evaluate")
+    try:
+        with open(path) as f:
+            loaded = json.load(f)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{source}{path} is not JSON ({e}); write it with evaluate") from None
+    if not (isinstance(loaded, list) and all(isinstance(e, dict) for e in loaded)):
+        raise InputError(f"{source}{path} is not a list of rows; write it with evaluate")
+    for e in loaded:
+        for key in ("checkpoints", "mode", "top1_err", "top5_err", "n"):
+            if key not in e:
+                raise InputError(
+                    f"eval.json entry {e} lacks {key!r}; write it with alexnet_jax.evaluate"
+                )
+    return loaded
+
+
 def table2_rows(entries: list[dict]) -> list[dict]:
     """evaluate's eval.json entries -> rows by ensemble size: center and ten-crop errors (%).
 
@@ -287,11 +308,6 @@ def table2_rows(entries: list[dict]) -> list[dict]:
     """
     by = {}
     for e in entries:
-        for key in ("checkpoints", "mode", "top1_err", "top5_err", "n"):
-            if key not in e:
-                raise InputError(
-                    f"eval.json entry {e} lacks {key!r}; write it with alexnet_jax.evaluate"
-                )
         by.setdefault((len(e["checkpoints"]), e["mode"]), []).append(e)
     rows = []
     for size in sorted({k[0] for k in by}):
@@ -339,12 +355,7 @@ def table2(eval_jsons: list[str], out: str, command: str, eval_command: str = ""
     over sessions, entries concatenated) -> OUT/table2.{md,csv}; `eval_command` made them."""
     entries, seen = [], {}
     for path in eval_jsons:
-        if not os.path.isfile(path):
-            raise MissingFileError(f"--eval_json={path} does not exist; run alexnet_jax.evaluate")
-        with open(path) as f:
-            loaded = json.load(f)
-        if not (isinstance(loaded, list) and all(isinstance(e, dict) for e in loaded)):
-            raise InputError(f"--eval_json={path} is not a list of rows; write it with evaluate")
+        loaded = read_eval_json(path)
         for e in loaded:
             key = (tuple(e.get("checkpoints", ())), e.get("mode"))
             if key in seen:

@@ -23,6 +23,7 @@ from absl import flags  # noqa: E402
 
 from alexnet_jax import cli  # noqa: E402
 from alexnet_jax.errors import InputError, MissingFileError  # noqa: E402
+from experiments import sweep as sweep_lib  # noqa: E402
 from experiments import tables  # noqa: E402
 
 MODES = ("center", "ten_crop")
@@ -35,17 +36,9 @@ def _seed(run_dir: str) -> int:
     return int(name[1:].split("-")[0])
 
 
-def _rows(path: str) -> list[dict]:
-    try:
-        with open(path) as f:
-            return [r for r in json.load(f) if len(r["checkpoints"]) == 1]
-    except (json.JSONDecodeError, TypeError, KeyError) as e:
-        raise InputError(f"{path} is not a file `alexnet_jax.evaluate --out` wrote ({e})") from None
-
-
 def read_try(results_dir: str) -> dict:
     """{"name", "config", "seeds": {seed: {"center", "ten_crop", "train"}}}, errors in %."""
-    sweep_json = os.path.join(results_dir, "sweep.json")
+    sweep_json = os.path.join(results_dir, sweep_lib.MANIFEST)
     if not os.path.isfile(sweep_json):
         raise MissingFileError(f"{sweep_json} does not exist; give a directory tables.py wrote")
     with open(sweep_json) as f:
@@ -53,7 +46,9 @@ def read_try(results_dir: str) -> dict:
     seeds: dict[int, dict] = {}
     for kind, pattern in (("test", "*eval*.json"), ("train", "*train_error*.json")):
         for path in sorted(glob.glob(os.path.join(results_dir, pattern))):
-            for r in _rows(path):
+            for r in tables.read_eval_json(path, source=""):
+                if len(r["checkpoints"]) > 1:
+                    continue  # an ensemble
                 key = r["mode"] if kind == "test" else "train"
                 seeds.setdefault(_seed(r["checkpoints"][0]), {})[key] = 100 * r["top1_err"]
     if not any("center" in s for s in seeds.values()):
@@ -102,14 +97,15 @@ def markdown(rows: list[dict], target: float) -> str:
 def plot(rows: list[dict], target: float, out_png: str) -> None:
     fig, ax = plt.subplots(figsize=(1.1 * len(rows) + 3, 4))
     for i, r in enumerate(rows):
-        for key, dx, style in (("center", -0.12, "o"), ("ten_crop", 0.12, "^")):
+        for key, dx, style, color, name in (
+            ("center", -0.12, "o", "C0", "center crop"),
+            ("ten_crop", 0.12, "^", "C1", "ten crops"),
+        ):
             xs = r[f"{key}_each"]
-            label = {"center": "center crop", "ten_crop": "ten crops"}[key] if i == 0 else None
-            ax.plot([i + dx] * len(xs), xs, style, mfc="none", color="C0" if dx < 0 else "C1")
+            label = name if i == 0 else None
+            ax.plot([i + dx] * len(xs), xs, style, mfc="none", color=color, label=label)
             if xs:
                 ax.plot([i + dx - 0.08, i + dx + 0.08], [r[f"{key}_mean"]] * 2, "-", color="k")
-            if label:
-                ax.plot([], [], style, mfc="none", color="C0" if dx < 0 else "C1", label=label)
     ax.axhline(target, ls="--", color="C3", label=f"target {target}% (mean of 3, center)")
     ax.set_ylim(top=max(ax.get_ylim()[1], target) + 0.2)  # the target line off the frame
     names = [r["config"].removeprefix("fashion_mnist_").removesuffix(".py") for r in rows]
@@ -134,10 +130,10 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
 def main(fv: flags.FlagValues) -> list[dict]:
     rows = [summary(read_try(d)) for d in fv.results]
     os.makedirs(fv.out, exist_ok=True)
-    command = "python -m experiments.tries " + " ".join(
-        f"--{k}={v}" for k, v in (("out", fv.out), ("target", fv.target))
+    command = (
+        f"python -m experiments.tries --out={fv.out} --target={fv.target} "
+        f"--results={','.join(fv.results)}"
     )
-    command += " --results=" + ",".join(fv.results)
     with open(os.path.join(fv.out, "tries.md"), "w") as f:
         f.write(f"# Recipe tries against {fv.target}%\n\n- made by: `{command}`\n")
         f.write("- from each try's `sweep.json` and `evaluate` files, per seed in brackets\n\n")
