@@ -42,6 +42,7 @@ PARAM_COUNTS = {
     # recipe_holdout with fc6 on 6x6x144, not 2x2x144: 1_613_578 + (36 - 4) * 144 * 768
     "fashion_mnist_recipe_6x6": 5_152_522,
     "fashion_mnist_recipe_patient": 5_152_522,  # = fashion_mnist_recipe_6x6 (schedule differs)
+    "fashion_mnist_recipe_patient8": 5_152_522,  # = fashion_mnist_recipe_patient (schedule differs)
 }
 
 
