@@ -50,6 +50,7 @@ DERIVED_CONFIGS = (
     "fashion_mnist_recipe_6x6",
     "fashion_mnist_recipe_patient",
     "fashion_mnist_recipe_patient8",
+    "fashion_mnist_recipe_dropout",
 )
 
 
