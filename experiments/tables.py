@@ -15,7 +15,6 @@ within 2 SE of our delta.
 """
 
 import collections
-import csv
 import datetime
 import json
 import math
@@ -27,13 +26,11 @@ from absl import flags
 
 from alexnet_jax.errors import InputError, MissingFileError
 from experiments import sweep as sweep_lib
+from experiments import table2
+from experiments.summary import delta, fmt, mean_std, verdict, write_csv
 
 RUN_COPIES = "run_files"  # not "runs": .gitignore ignores every runs/ directory
 RUN_FILES = ("config.json", "provenance.json", "metrics.jsonl", "results.md")
-PAPER_TABLE2 = {  # Table 2, ILSVRC-2012 validation, top-1 / top-5 error (%), ten patches each
-    1: (40.7, 18.2),
-    5: (38.1, 16.4),
-}
 
 
 def read_run(run_dir: str) -> dict:
@@ -75,42 +72,6 @@ def read_run(run_dir: str) -> dict:
     }
 
 
-def mean_std(xs: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; nan for one value)."""
-    n = len(xs)
-    m = sum(xs) / n
-    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1)) if n > 1 else math.nan
-    return m, s
-
-
-def delta(variant: list[float], base: list[float]) -> tuple[float, float]:
-    """Difference of means and its standard error sqrt(s_v^2/n_v + s_b^2/n_b)."""
-    mv, sv = mean_std(variant)
-    mb, sb = mean_std(base)
-    return mv - mb, math.sqrt(sv**2 / len(variant) + sb**2 / len(base))
-
-
-def verdict(d: float, se: float, claim: float | None) -> str:
-    """How our delta d +- se compares with the paper's claimed delta (both in pp)."""
-    if math.isnan(se):
-        return "no SE (one seed per variant)"
-    resolved = abs(d) > 2 * se
-    if claim is None:
-        return ("variant worse" if d > 0 else "variant better") if resolved else "not resolved"
-    if not resolved:
-        sign = "not resolved (within 2 SE of 0)"
-    else:
-        sign = "same sign" if (d > 0) == (claim > 0) else "reversed"
-    size = "agrees in size" if abs(d - claim) <= 2 * se else "differs in size"
-    return f"{sign}; {size}"
-
-
-def _fmt(x: float, digits: int = 2, signed: bool = False) -> str:
-    if math.isnan(x):
-        return "n/a"
-    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
-
-
 def ablation_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
     """One row per variant: mean/std over seeds, delta vs the baseline, the paper's claim."""
     by_variant: dict[str, list[dict]] = {}
@@ -150,26 +111,19 @@ def ablation_markdown(rows: list[dict], baseline: str) -> str:
         is_base = r["variant"] == baseline
 
         def d(m, r=r, is_base=is_base):
-            return "—" if is_base else f"{_fmt(r[f'd_{m}'], signed=True)} ± {_fmt(r[f'd_{m}_se'])}"
+            return "—" if is_base else f"{fmt(r[f'd_{m}'], signed=True)} ± {fmt(r[f'd_{m}_se'])}"
 
         def p(m, r=r):
             return "—" if r[f"paper_d_{m}"] is None else f"{r[f'paper_d_{m}']:+.1f}"
 
         lines.append(
             f"| {r['variant']} | {r['section']} | {r['n']} | "
-            f"{_fmt(r['top1_mean'])} ± {_fmt(r['top1_std'])} | "
-            f"{_fmt(r['top5_mean'])} ± {_fmt(r['top5_std'])} | {d('top1')} | {p('top1')} | "
+            f"{fmt(r['top1_mean'])} ± {fmt(r['top1_std'])} | "
+            f"{fmt(r['top5_mean'])} ± {fmt(r['top5_std'])} | {d('top1')} | {p('top1')} | "
             f"{d('top5')} | {p('top5')} | {r['verdict_top1']} | {r['verdict_top5']} | "
-            f"{_fmt(r['train_top1_mean'])} | {_fmt(r['epochs_mean'], 1)} |"
+            f"{fmt(r['train_top1_mean'])} | {fmt(r['epochs_mean'], 1)} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _write_csv(path: str, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
 
 
 def _splits(runs: list[dict]) -> str:
@@ -258,8 +212,8 @@ def ablation_table(workdir: str, out: str, table_command: str, partial: bool = F
         | {k: v for k, v in runs[r["run_dir"]].items() if k != "hardware"}
         for r in manifest["runs"]
     ]
-    _write_csv(os.path.join(out, "runs.csv"), per_run)
-    _write_csv(os.path.join(out, "ablations.csv"), rows)
+    write_csv(os.path.join(out, "runs.csv"), per_run)
+    write_csv(os.path.join(out, "ablations.csv"), rows)
     text = "\n\n".join(
         [
             f"# Ablations: error on {_splits([*runs.values()])} per variant, mean ± std over seeds",
@@ -277,104 +231,6 @@ def ablation_table(workdir: str, out: str, table_command: str, partial: bool = F
     )
     with open(os.path.join(out, "ablations.md"), "w") as f:
         f.write(text)
-    return rows
-
-
-def read_eval_json(path: str, source: str = "--eval_json=") -> list[dict]:
-    """The rows `alexnet_jax.evaluate --out=PATH` wrote, checked; `source` names where the
-    path came from in the one-line errors."""
-    if not os.path.isfile(path):
-        raise MissingFileError(f"{source}{path} does not exist; run alexnet_jax.evaluate")
-    try:
-        with open(path) as f:
-            loaded = json.load(f)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{source}{path} is not JSON ({e}); write it with evaluate") from None
-    if not (isinstance(loaded, list) and all(isinstance(e, dict) for e in loaded)):
-        raise InputError(f"{source}{path} is not a list of rows; write it with evaluate")
-    for e in loaded:
-        for key in ("checkpoints", "mode", "top1_err", "top5_err", "n"):
-            if key not in e:
-                raise InputError(
-                    f"eval.json entry {e} lacks {key!r}; write it with alexnet_jax.evaluate"
-                )
-    return loaded
-
-
-def table2_rows(entries: list[dict]) -> list[dict]:
-    """evaluate's eval.json entries -> rows by ensemble size: center and ten-crop errors (%).
-
-    Several single-net entries (one per checkpoint) are averaged: mean ± std over nets.
-    """
-    by = {}
-    for e in entries:
-        by.setdefault((len(e["checkpoints"]), e["mode"]), []).append(e)
-    rows = []
-    for size in sorted({k[0] for k in by}):
-        row = {"nets": size}
-        for mode in ("center", "ten_crop"):
-            es = by.get((size, mode), [])
-            for metric in ("top1", "top5"):
-                xs = [100 * e[f"{metric}_err"] for e in es]
-                m, s = mean_std(xs) if xs else (math.nan, math.nan)
-                row[f"{mode}_{metric}"], row[f"{mode}_{metric}_std"] = m, s
-            row[f"{mode}_count"] = len(es)
-            row[f"{mode}_n"] = es[0]["n"] if es else 0
-        row["paper_top1"], row["paper_top5"] = PAPER_TABLE2.get(size, (None, None))
-        rows.append(row)
-    return rows
-
-
-def table2_markdown(rows: list[dict]) -> str:
-    lines = [
-        "| nets | center top-1 (%) | center top-5 (%) | ten-crop top-1 (%) | ten-crop top-5 (%) "
-        "| ten-crop gain top-1 (pp) | paper top-1 / top-5 (ILSVRC val, ten patches) |",
-        "|" + "---|" * 7,
-    ]
-    for r in rows:
-
-        def cell(mode, metric, r=r):
-            m, s = r[f"{mode}_{metric}"], r[f"{mode}_{metric}_std"]
-            return _fmt(m) if math.isnan(s) else f"{_fmt(m)} ± {_fmt(s)}"
-
-        gain = r["center_top1"] - r["ten_crop_top1"]
-        paper = "—" if r["paper_top1"] is None else f"{r['paper_top1']} / {r['paper_top5']}"
-        name = "1 net" if r["nets"] == 1 else f"ensemble of {r['nets']}"
-        if r["nets"] == 1 and r["center_count"] > 1:
-            name += f" (mean of {r['center_count']})"
-        lines.append(
-            f"| {name} | {cell('center', 'top1')} | {cell('center', 'top5')} | "
-            f"{cell('ten_crop', 'top1')} | {cell('ten_crop', 'top5')} | "
-            f"{_fmt(gain, signed=True)} | {paper} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def table2(eval_jsons: list[str], out: str, command: str, eval_command: str = "") -> list[dict]:
-    """evaluate's eval.json files (alexnet_jax.evaluate; e.g. one per session of a sweep spread
-    over sessions, entries concatenated) -> OUT/table2.{md,csv}; `eval_command` made them."""
-    entries, seen = [], {}
-    for path in eval_jsons:
-        loaded = read_eval_json(path)
-        for e in loaded:
-            key = (tuple(e.get("checkpoints", ())), e.get("mode"))
-            if key in seen:
-                raise InputError(
-                    f"--eval_json: {list(key[0])} in mode {key[1]} is in {seen[key]} and {path}; "
-                    "give each evaluation once"
-                )
-            seen[key] = path
-        entries += loaded
-    rows = table2_rows(entries)
-    os.makedirs(out, exist_ok=True)
-    _write_csv(os.path.join(out, "table2.csv"), rows)
-    with open(os.path.join(out, "table2.md"), "w") as f:
-        f.write(
-            "# Table 2 style: one net vs an ensemble, center crop vs ten crops\n\n"
-            f"- eval.json made by: `{eval_command or 'not given'}`\n"
-            f"- table made by: `{command}`\n- source: `{', '.join(eval_jsons)}`; errors in %, "
-            "± is the std over single nets\n\n" + table2_markdown(rows)
-        )
     return rows
 
 
@@ -400,7 +256,7 @@ def main(fv: flags.FlagValues) -> None:
         with open(os.path.join(fv.out, "ablations.md")) as f:
             print(f.read())
     if fv.eval_json:
-        table2(fv.eval_json, fv.out, command, fv.eval_command)
+        table2.table2(fv.eval_json, fv.out, command, fv.eval_command)
         with open(os.path.join(fv.out, "table2.md")) as f:
             print(f.read())
 

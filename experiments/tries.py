@@ -24,7 +24,8 @@ from absl import flags  # noqa: E402
 from alexnet_jax import cli  # noqa: E402
 from alexnet_jax.errors import InputError, MissingFileError  # noqa: E402
 from experiments import sweep as sweep_lib  # noqa: E402
-from experiments import tables  # noqa: E402
+from experiments import table2  # noqa: E402
+from experiments.summary import mean_std, write_csv  # noqa: E402
 
 MODES = ("center", "ten_crop")
 
@@ -46,7 +47,7 @@ def read_try(results_dir: str) -> dict:
     seeds: dict[int, dict] = {}
     for kind, pattern in (("test", "*eval*.json"), ("train", "*train_error*.json")):
         for path in sorted(glob.glob(os.path.join(results_dir, pattern))):
-            for r in tables.read_eval_json(path, source=""):
+            for r in table2.read_eval_json(path, source=""):
                 if len(r["checkpoints"]) > 1:
                     continue  # an ensemble
                 key = r["mode"] if kind == "test" else "train"
@@ -67,7 +68,7 @@ def summary(t: dict) -> dict:
         xs = [s[key] for _, s in sorted(t["seeds"].items()) if key in s]
         if key != "train":
             xs = [100 - x for x in xs]
-        m, sd = tables.mean_std(xs) if xs else (float("nan"), float("nan"))
+        m, sd = mean_std(xs) if xs else (float("nan"), float("nan"))
         row.update({f"{key}_n": len(xs), f"{key}_mean": m, f"{key}_std": sd, f"{key}_each": xs})
     return row
 
@@ -139,7 +140,7 @@ def main(fv: flags.FlagValues) -> list[dict]:
         f.write("- from each try's `sweep.json` and `evaluate` files, per seed in brackets\n\n")
         f.write(markdown(rows, fv.target))
     flat = [{k: v for k, v in r.items() if not k.endswith("_each")} for r in rows]
-    tables._write_csv(os.path.join(fv.out, "tries.csv"), flat)
+    write_csv(os.path.join(fv.out, "tries.csv"), flat)
     plot(rows, fv.target, os.path.join(fv.out, "tries.png"))
     print(markdown(rows, fv.target), end="")
     return rows

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from alexnet_jax import cli
-from experiments import figures, net_figures, tables, tries
+from experiments import figures, net_figures, summary, table2, tables, tries
 from experiments import sweep as sweep_lib
 from tests import tiny
 
@@ -219,16 +219,16 @@ def test_table_holds_the_numbers_of_the_runs_metrics_files(tiny_sweep, tmp_path)
 
 def test_statistics_against_a_hand_computation():
     variant, base = [10.0, 12.0, 14.0], [9.0, 10.0, 11.0]
-    assert tables.mean_std(variant) == pytest.approx((12.0, 2.0))
-    d, se = tables.delta(variant, base)
+    assert summary.mean_std(variant) == pytest.approx((12.0, 2.0))
+    d, se = summary.delta(variant, base)
     assert d == pytest.approx(2.0)
     assert se == pytest.approx(math.sqrt(4 / 3 + 1 / 3))  # sqrt(s_v^2/n_v + s_b^2/n_b) = 1.291
-    assert tables.verdict(d, se, 1.4) == "not resolved (within 2 SE of 0); agrees in size"
-    assert tables.verdict(-3.0, 0.5, 1.4) == "reversed; differs in size"
-    assert tables.verdict(1.5, 0.5, 1.4) == "same sign; agrees in size"
-    assert tables.verdict(1.5, 0.5, None) == "variant worse"
-    assert math.isnan(tables.mean_std([3.0])[1])
-    assert tables.verdict(*tables.delta([3.0], [2.0]), 1.4) == "no SE (one seed per variant)"
+    assert summary.verdict(d, se, 1.4) == "not resolved (within 2 SE of 0); agrees in size"
+    assert summary.verdict(-3.0, 0.5, 1.4) == "reversed; differs in size"
+    assert summary.verdict(1.5, 0.5, 1.4) == "same sign; agrees in size"
+    assert summary.verdict(1.5, 0.5, None) == "variant worse"
+    assert math.isnan(summary.mean_std([3.0])[1])
+    assert summary.verdict(*summary.delta([3.0], [2.0]), 1.4) == "no SE (one seed per variant)"
 
 
 def test_provenance_names_every_machine_a_resumed_sweep_ran_on():
@@ -265,7 +265,7 @@ def test_table2_from_an_eval_json(tmp_path):
         },
     ]
     (tmp_path / "eval.json").write_text(json.dumps(entries))
-    rows = tables.table2([str(tmp_path / "eval.json")], str(tmp_path), "python -m ...")
+    rows = table2.table2([str(tmp_path / "eval.json")], str(tmp_path), "python -m ...")
     one, two = rows
     assert one["nets"] == 1 and two["nets"] == 2
     assert one["center_top1"] == pytest.approx(21.0)
@@ -279,19 +279,19 @@ def test_table2_from_an_eval_json(tmp_path):
     (tmp_path / "part1.json").write_text(json.dumps(entries[:1] + entries[2:3]))
     (tmp_path / "part2.json").write_text(json.dumps(entries[1:2] + entries[3:]))
     parts = [str(tmp_path / f"part{i}.json") for i in (1, 2)]
-    rows_parts = tables.table2(parts, str(tmp_path / "p"), "")
+    rows_parts = table2.table2(parts, str(tmp_path / "p"), "")
     assert [{k: v for k, v in r.items() if v == v} for r in rows_parts] == [
         {k: v for k, v in r.items() if v == v}
         for r in rows  # NaN cells (no std of 1) aside
     ]
     assert "part1.json, " in (tmp_path / "p" / "table2.md").read_text()
     with pytest.raises(ValueError, match=r"\['a'\] in mode center is in .*part1.json and"):
-        tables.table2([*parts, parts[0]], str(tmp_path / "p"), "")  # one evaluation twice
+        table2.table2([*parts, parts[0]], str(tmp_path / "p"), "")  # one evaluation twice
     (tmp_path / "bad.json").write_text(json.dumps([{"mode": "center"}]))
     with pytest.raises(ValueError, match="lacks 'checkpoints'"):
-        tables.table2([str(tmp_path / "bad.json")], str(tmp_path), "")
+        table2.table2([str(tmp_path / "bad.json")], str(tmp_path), "")
     with pytest.raises(FileNotFoundError, match="--eval_json=.*nope.json does not exist"):
-        tables.table2([str(tmp_path / "nope.json")], str(tmp_path), "")
+        table2.table2([str(tmp_path / "nope.json")], str(tmp_path), "")
 
 
 def test_fig3_tower_split_and_colour_specificity(tmp_path):

@@ -10,4 +10,4 @@ from experiments.sweeps import recipe
 
 
 def get_sweep() -> dict:
-    return recipe("recipe_dropout", "recipe_patient with dropout 0.5 on fc6/fc7 and an 80-epoch cap")
+    return recipe("recipe_dropout", "recipe_patient with dropout 0.5 on fc6/fc7, an 80-epoch cap")
