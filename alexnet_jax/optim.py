@@ -2,7 +2,8 @@
 
 The learning rate is optimizer *state* (`optax.inject_hyperparams`), changed only on the host
 between epochs by the plateau controller below: Sec. 5 divides it by 10 "when the validation
-error rate stopped improving", which no `schedule(step)` can express.
+error rate stopped improving", which no `schedule(step)` can express (or, ours, after fixed
+epochs: `fixed_update`).
 """
 
 import dataclasses
@@ -148,6 +149,15 @@ class Plateau:
     cooldown: int = 0  # evaluations left before a plateau may be detected again
     drops: int = 0
     done: bool = False  # a plateau after the last allowed drop: training ends
+
+
+def fixed_update(s: Plateau, epoch: int, *, factor: float, drop_after_epochs) -> Plateau:
+    """After epoch `epoch`: the rate multiplied by `factor` if `epoch` is in `drop_after_epochs`
+    (ours: the epochs at which a run's plateau rule divided it, for a rerun that has no
+    validation split left to read); pure."""
+    if epoch not in drop_after_epochs:
+        return s
+    return dataclasses.replace(s, lr=s.lr * factor, drops=s.drops + 1)
 
 
 def plateau_update(

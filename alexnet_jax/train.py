@@ -244,17 +244,23 @@ def _evaluate(loop: _Loop, state, step: int) -> dict:
     return {**summary, "step": step, "epoch": step / loop.steps_per_epoch}
 
 
-def _schedule(state, plateau, top1_err: float, s: ml_collections.ConfigDict):
-    """Sec. 5: the lr divided by `s.factor` when the validation error stops improving."""
-    plateau = optim.plateau_update(
-        plateau,
-        top1_err,
-        factor=s.factor,
-        patience=s.patience_epochs,
-        threshold=s.threshold,
-        cooldown=s.cooldown_epochs,
-        max_drops=s.max_drops,
-    )
+def _schedule(state, plateau, top1_err: float, epoch: int, s: ml_collections.ConfigDict):
+    """Sec. 5: the lr divided by `s.factor` when the validation error stops improving, or
+    after the fixed epochs `s.drop_after_epochs` (ours) where given."""
+    if s.drop_after_epochs:
+        plateau = optim.fixed_update(
+            plateau, epoch, factor=s.factor, drop_after_epochs=tuple(s.drop_after_epochs)
+        )
+    else:
+        plateau = optim.plateau_update(
+            plateau,
+            top1_err,
+            factor=s.factor,
+            patience=s.patience_epochs,
+            threshold=s.threshold,
+            cooldown=s.cooldown_epochs,
+            max_drops=s.max_drops,
+        )
     return state.replace(opt_state=optim.set_learning_rate(state.opt_state, plateau.lr)), plateau
 
 
@@ -271,7 +277,10 @@ def _train(loop: _Loop, config, state, plateau) -> dict:
         evals = {k: v for k, v in summary.items() if k.startswith("eval/")}
         loop.run.write(step, evals)
         if step % loop.steps_per_epoch == 0:
-            state, plateau = _schedule(state, plateau, summary["eval/top1_err"], config.schedule)
+            epoch = step // loop.steps_per_epoch
+            state, plateau = _schedule(
+                state, plateau, summary["eval/top1_err"], epoch, config.schedule
+            )
         print(
             f"eval at step {step}: top1_err {summary['eval/top1_err']:.4f} top5_err "
             f"{summary['eval/top5_err']:.4f} loss {summary['eval/loss']:.4f}; lr {plateau.lr:g}",

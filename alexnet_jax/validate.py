@@ -43,6 +43,14 @@ def config(c: ml_collections.ConfigDict) -> None:
     _number(s.threshold, "schedule.threshold", 0.0, 1.0, "in [0, 1] (a top-1 error gain)")
     _int(s.cooldown_epochs, "schedule.cooldown_epochs", 0)
     _int(s.max_drops, "schedule.max_drops", 0, " (Sec. 5: 3)")
+    drops = tuple(s.drop_after_epochs)
+    for k, e in enumerate(drops):
+        _int(e, f"schedule.drop_after_epochs[{k}]", 1)
+    if list(drops) != sorted(set(drops)) or (drops and drops[-1] >= c.num_epochs):
+        raise InputError(
+            f"config.schedule.drop_after_epochs={drops} must rise strictly and stay below "
+            f"num_epochs={c.num_epochs}, e.g. (30, 38, 46) with num_epochs=52"
+        )
     i = c.input
     _int(i.global_batch_size, "input.global_batch_size", 1, " (Sec. 5: 128)")
     _int(i.eval_batch_size, "input.eval_batch_size", 1)

@@ -131,6 +131,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         threshold=1e-3,  # ours: a gain below 0.1% top-1 is no improvement
         cooldown_epochs=0,  # ours
         max_drops=3,  # a plateau after the third drop ends training
+        # ours: fixed epochs after which the lr is multiplied by `factor`, instead of the rule
+        # above (to retrain on all the data with the epochs a held-out run's rule chose);
+        # () = the rule above. With it, num_epochs ends the run.
+        drop_after_epochs=(),
     )
     c.init_from = dict(  # start from saved weights instead of Sec. 5's init (weights.py)
         path=config_dict.placeholder(str),  # None: random init

@@ -95,9 +95,28 @@ def resolve(config: str, overrides: dict) -> ml_collections.ConfigDict:
     return c
 
 
+# Fields added to configs/paper.py after runs were recorded, with their neutral value: at that
+# value a field is left out of the hash and of the config.json comparison, so that an older run
+# directory keeps its name and a half-done run still resumes.
+ADDED_FIELDS = {("schedule", "drop_after_epochs"): []}
+
+
+def comparable(config: dict) -> dict:
+    """A parsed config.json without the ADDED_FIELDS that hold their neutral value."""
+    config = json.loads(json.dumps(config))  # a deep copy
+    for (*parents, name), neutral in ADDED_FIELDS.items():
+        d = config
+        for p in parents:
+            d = d.get(p, {})
+        if d.get(name, neutral) == neutral:
+            d.pop(name, None)
+    return config
+
+
 def config_json(c: ml_collections.ConfigDict) -> dict:
-    """A config as the trainer writes it to config.json, parsed (tuples become lists)."""
-    return json.loads(c.to_json_best_effort())
+    """A config as the trainer writes it to config.json, parsed (tuples become lists), less the
+    ADDED_FIELDS at their neutral value."""
+    return comparable(json.loads(c.to_json_best_effort()))
 
 
 def config_hash(c: ml_collections.ConfigDict) -> str:
@@ -141,7 +160,7 @@ def status(run: RunSpec, expected: dict) -> str:
     if not os.path.exists(cfg_path):
         return "new"
     with open(cfg_path) as f:
-        if json.load(f) != expected:
+        if comparable(json.load(f)) != expected:
             raise InputError(
                 f"{cfg_path} is not the config this sweep resolves for {run.variant} seed "
                 f"{run.seed}; move that directory away or use another --workdir"

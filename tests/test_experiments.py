@@ -5,6 +5,7 @@ time) is shared by the tests of the runner, the tables and the figures.
 """
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -163,6 +164,20 @@ def test_sweep_reruns_a_partial_run_and_refuses_a_foreign_config(tiny_sweep):
         for p, text in ((prov_path, prov), (cfg_path, cfg)):
             with open(p, "w") as f:
                 f.write(text)
+
+
+def test_a_field_added_later_keeps_older_run_directories_at_its_neutral_value():
+    c = sweep_lib.resolve("configs/fashion_mnist.py:smoke", {})
+    written = json.loads(c.to_json_best_effort())  # config.json as the trainer writes it now
+    assert written["schedule"]["drop_after_epochs"] == []
+    older = json.loads(json.dumps(written))
+    del older["schedule"]["drop_after_epochs"]  # config.json of a run made before the field
+    assert sweep_lib.comparable(written) == sweep_lib.comparable(older) == sweep_lib.config_json(c)
+    blob = json.dumps(older, sort_keys=True).encode()
+    assert sweep_lib.config_hash(c) == hashlib.sha256(blob).hexdigest()[:10]  # the old hash
+    used = sweep_lib.resolve("configs/fashion_mnist.py:smoke", {"schedule.drop_after_epochs": (3,)})
+    assert sweep_lib.config_json(used)["schedule"]["drop_after_epochs"] == [3]
+    assert sweep_lib.config_hash(used) != sweep_lib.config_hash(c)
 
 
 def test_bad_sweep_and_override_are_one_line_errors(tmp_path):

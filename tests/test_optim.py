@@ -111,6 +111,15 @@ def test_plateau_drops_exactly_where_expected_and_at_most_three_times():
     assert optim.plateau_update(s, 0.1, **KW) == s  # nothing changes once done
 
 
+def test_fixed_drops_come_after_the_listed_epochs_whatever_the_error():
+    s, lrs = optim.Plateau(lr=0.01), []
+    for epoch in range(1, 9):
+        s = optim.fixed_update(s, epoch, factor=0.1, drop_after_epochs=(3, 5, 6))
+        lrs.append(s.lr)
+    np.testing.assert_allclose(lrs, [0.01] * 2 + [1e-3] * 2 + [1e-4] + [1e-5] * 3, rtol=1e-12)
+    assert s.drops == 3 and not s.done  # num_epochs ends such a run
+
+
 def test_plateau_threshold_counts_tiny_gains_as_no_improvement():
     s = optim.Plateau(lr=1.0)
     for e in [0.5, 0.4995, 0.4991]:  # gains below threshold=0.001

@@ -215,6 +215,20 @@ def test_resume_is_bit_identical(tiny_fashion, tmp_path):
     )
 
 
+def test_fixed_schedule_divides_the_lr_after_the_listed_epoch(tiny_fashion, tmp_path):
+    """drop_after_epochs=(1,): epoch 1 at the base rate, epoch 2 at base * factor, whatever the
+    validation error says (4 steps per epoch here)."""
+    c = _config(tiny_fashion, max_steps=8, log_every_steps=1)
+    c.schedule.drop_after_epochs = (1,)
+    train.train_and_evaluate(c, str(tmp_path))
+    with open(tmp_path / "metrics.jsonl") as f:
+        lrs = {r["step"]: r["lr"] for r in map(json.loads, f) if "lr" in r}
+    base = c.optim.base_lr
+    np.testing.assert_allclose([lrs[s] for s in range(1, 9)], [base] * 4 + [base * 0.1] * 4)
+    _, _, plateau = _final_params(str(tmp_path), c)
+    assert plateau.drops == 1 and not plateau.done
+
+
 def _main(*args: str, **popen) -> subprocess.Popen:
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="", PYTHONUNBUFFERED="1")
     return subprocess.Popen(
