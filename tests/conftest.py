@@ -51,6 +51,7 @@ DERIVED_CONFIGS = (
     "fashion_mnist_recipe_patient",
     "fashion_mnist_recipe_patient8",
     "fashion_mnist_recipe_dropout",
+    "fashion_mnist_recipe_all60k",
 )
 
 

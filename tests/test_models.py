@@ -44,6 +44,7 @@ PARAM_COUNTS = {
     "fashion_mnist_recipe_patient": 5_152_522,  # = fashion_mnist_recipe_6x6 (schedule differs)
     "fashion_mnist_recipe_patient8": 5_152_522,  # = fashion_mnist_recipe_patient (schedule differs)
     "fashion_mnist_recipe_dropout": 5_152_522,  # dropout has no weights
+    "fashion_mnist_recipe_all60k": 5_152_522,  # = fashion_mnist_recipe_patient (data differs)
 }
 
 
