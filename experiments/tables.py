@@ -1,4 +1,5 @@
-r"""A finished sweep -> the ablation table (markdown + CSV) beside the paper's claims; Table 2.
+r"""A finished sweep -> the ablation table (markdown + CSV) beside the paper's claims; Table 2
+(experiments/table2.py) from evaluate's files. The command line for both:
 
   python -m experiments.tables --workdir=runs/ablations --out=experiments/results/ablations
   python -m experiments.tables --eval_json=eval.json --out=experiments/results/table2
