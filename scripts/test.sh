@@ -9,4 +9,5 @@ bash scripts/setup.sh test
 dirs="alexnet_jax configs experiments tests benchmarks"
 .venv/bin/ruff format --check $dirs
 .venv/bin/ruff check $dirs
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"
+# --durations: every log names the slowest tests (CI must stay under 15 minutes on 2 cores)
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup --durations=25 "$@"

@@ -38,8 +38,10 @@ def _torch_conv(x, w, stride, padding, groups):
 @pytest.mark.parametrize("cin,cout,ksize,stride,padding,groups", CASES)
 def test_matches_torch_grouped_conv(lowering, cin, cout, ksize, stride, padding, groups):
     x, w = _case(cin, cout, ksize, groups)
-    ours = functools.partial(
-        conv.grouped_conv, stride=stride, padding=padding, groups=groups, lowering=lowering
+    ours = jax.jit(
+        functools.partial(
+            conv.grouped_conv, stride=stride, padding=padding, groups=groups, lowering=lowering
+        )
     )
     got = ours(jnp.asarray(x), jnp.asarray(w))
     want = _torch_conv(x, w, stride, padding, groups).numpy()
@@ -66,9 +68,8 @@ def test_lowerings_give_same_outputs_and_gradients(cin, cout, ksize, stride, pad
         )
         return jnp.sum(y * cot)
 
-    grads = {
-        lw: jax.grad(loss, argnums=(0, 1))(jnp.asarray(x), jnp.asarray(w), lw) for lw in LOWERINGS
-    }
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)  # one compile, not op by op
+    grads = {lw: grad(jnp.asarray(x), jnp.asarray(w), lw) for lw in LOWERINGS}
     # against torch autograd in float64
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
