@@ -62,8 +62,8 @@ def restore_params(workdir: str, config: ml_collections.ConfigDict, which: Which
 def restore_template(config: ml_collections.ConfigDict) -> dict:
     """Zeros shaped like a checkpoint of `config` (shapes traced, nothing initialised)."""
 
-    def tree():
-        state = train.create_state(config, jax.random.key(0))
+    def tree():  # init_from's file is not read: a fine-tuned run's checkpoint is enough
+        state = train.create_state(config, jax.random.key(0), pretrained=False)
         return {"params": state.params, "opt_state": state.opt_state, "step": state.step}
 
     return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(tree))

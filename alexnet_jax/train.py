@@ -245,8 +245,8 @@ def _evaluate(loop: _Loop, state, step: int) -> dict:
 
 
 def _schedule(state, plateau, top1_err: float, epoch: int, s: ml_collections.ConfigDict):
-    """Sec. 5: the lr divided by `s.factor` when the validation error stops improving, or
-    after the fixed epochs `s.drop_after_epochs` (ours) where given."""
+    """Sec. 5: the lr multiplied by `s.factor` (0.1: divided by 10) when the validation error
+    stops improving, or after the fixed epochs `s.drop_after_epochs` (ours) where given."""
     if s.drop_after_epochs:
         plateau = optim.fixed_update(
             plateau, epoch, factor=s.factor, drop_after_epochs=tuple(s.drop_after_epochs)

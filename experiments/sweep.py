@@ -87,9 +87,9 @@ def resolve(config: str, overrides: dict) -> ml_collections.ConfigDict:
     for field, value in overrides.items():
         node = c
         *parents, leaf = field.split(".")
-        for p in parents:
-            node = node[p]
-        if leaf not in node:
+        for p in parents:  # a misspelt or non-dict parent: None, then the one line below
+            node = node.get(p) if isinstance(node, ml_collections.ConfigDict) else None
+        if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
             raise InputError(f"override {field}={value!r}: {config} has no field {field}")
         node[leaf] = tuple(value) if isinstance(value, list) else value
     return c

@@ -33,7 +33,7 @@ def read_eval_json(path: str, source: str = "--eval_json=") -> list[dict]:
         for key in ("checkpoints", "mode", "top1_err", "top5_err", "n"):
             if key not in e:
                 raise InputError(
-                    f"eval.json entry {e} lacks {key!r}; write it with alexnet_jax.evaluate"
+                    f"{source}{path}: entry {e} lacks {key!r}; write it with alexnet_jax.evaluate"
                 )
     return loaded
 

@@ -7,7 +7,8 @@ training error, read from the results directories; a table and a picture against
 A results directory holds `sweep.json` (which names the config) and the files that
 `python -m alexnet_jax.evaluate --out=...` wrote: `*eval*.json` on the test set and
 `*train_error*.json` on the training images. A row of one checkpoint is one net, its seed the
-run directory's `s{seed}-` prefix; rows of several checkpoints (ensembles) are left out.
+run directory's `s{seed}-` prefix; rows of several checkpoints (ensembles) are left out. A net
+in two files (evaluated again beside another) must have the same error in both.
 Accuracies are 100 - top-1 error, in %; mean and sample std (ddof=1) over the seeds.
 """
 
@@ -45,13 +46,20 @@ def read_try(results_dir: str) -> dict:
     with open(sweep_json) as f:
         config = json.load(f)["config"]
     seeds: dict[int, dict] = {}
+    read_in: dict[tuple[int, str], str] = {}  # (seed, key) -> the file it came from
     for kind, pattern in (("test", "*eval*.json"), ("train", "*train_error*.json")):
         for path in sorted(glob.glob(os.path.join(results_dir, pattern))):
             for r in table2.read_eval_json(path, source=""):
                 if len(r["checkpoints"]) > 1:
                     continue  # an ensemble
-                key = r["mode"] if kind == "test" else "train"
-                seeds.setdefault(_seed(r["checkpoints"][0]), {})[key] = 100 * r["top1_err"]
+                seed, key = _seed(r["checkpoints"][0]), r["mode"] if kind == "test" else "train"
+                err = 100 * r["top1_err"]
+                if seeds.setdefault(seed, {}).get(key, err) != err:  # one net evaluated twice
+                    raise InputError(
+                        f"seed {seed}'s {key} error is {seeds[seed][key]:.2f}% in "
+                        f"{read_in[seed, key]} but {err:.2f}% in {path}; keep one of them"
+                    )
+                seeds[seed][key], read_in[seed, key] = err, path
     if not any("center" in s for s in seeds.values()):
         raise InputError(f"{results_dir} has no test evaluation (*eval*.json) of a single net")
     return {

@@ -171,3 +171,12 @@ def test_command_line_prints_the_table_and_writes_json(setup, both_modes, tmp_pa
     assert [
         {k: r[k] for k in ("checkpoints", "mode", "top1_err", "top5_err", "n")} for r in rows
     ] == [{k: r[k] for k in ("checkpoints", "mode", "top1_err", "top5_err", "n")} for r in want]
+
+
+def test_a_fine_tuned_run_evaluates_without_its_pretrained_file(tmp_path):
+    """The checkpoint holds every weight: config.init_from's file, moved away, is not read."""
+    config = load_config("fashion_mnist", "smoke")
+    want = evaluate.restore_template(config)
+    config.init_from.path = str(tmp_path / "moved_away.npz")
+    got = evaluate.restore_template(config)
+    assert jax.tree.map(np.shape, got) == jax.tree.map(np.shape, want)

@@ -191,6 +191,9 @@ def test_bad_sweep_and_override_are_one_line_errors(tmp_path):
         tables.ablation_table(str(tmp_path), str(tmp_path / "out"), "")
     with pytest.raises(ValueError, match="has no field model.lrn.sise"):
         sweep_lib.resolve(os.path.join(ROOT, "configs/fashion_mnist.py"), {"model.lrn.sise": 3})
+    for field in ("modle.lrn.enabled", "seed.x"):  # a misspelt parent, a parent that is a leaf
+        with pytest.raises(ValueError, match=f"has no field {field}"):
+            sweep_lib.resolve(os.path.join(ROOT, "configs/fashion_mnist.py"), {field: 1})
 
 
 @pytest.mark.slow
@@ -303,7 +306,7 @@ def test_table2_from_an_eval_json(tmp_path):
     with pytest.raises(ValueError, match=r"\['a'\] in mode center is in .*part1.json and"):
         table2.table2([*parts, parts[0]], str(tmp_path / "p"), "")  # one evaluation twice
     (tmp_path / "bad.json").write_text(json.dumps([{"mode": "center"}]))
-    with pytest.raises(ValueError, match="lacks 'checkpoints'"):
+    with pytest.raises(ValueError, match=r"--eval_json=.*bad.json: entry .* lacks 'checkpoints'"):
         table2.table2([str(tmp_path / "bad.json")], str(tmp_path), "")
     with pytest.raises(FileNotFoundError, match="--eval_json=.*nope.json does not exist"):
         table2.table2([str(tmp_path / "nope.json")], str(tmp_path), "")
@@ -564,6 +567,11 @@ def test_tries_table_holds_each_seeds_numbers_and_leaves_ensembles_out(tmp_path)
     assert text.rstrip().endswith("| no |")  # one seed above the target is not a met target
     assert "| yes |" in text  # 3 seeds, mean 93.0 >= 93.0
     assert (tmp_path / "out" / "tries.png").read_bytes()[:8] == PNG_MAGIC
+    _evaluate_file(b / "s1s2_eval.json", [([s[1]], "center", 0.064, 10000)])  # s1 again: same
+    assert tries.read_try(str(b))["seeds"] == {1: {"center": pytest.approx(6.4)}}
+    _evaluate_file(b / "s1s2_eval.json", [([s[1]], "center", 0.07, 10000)])  # s1 again: not
+    with pytest.raises(ValueError, match=r"seed 1's center error is 6.40% in .*s1_eval_ten_crop"):
+        tries.read_try(str(b))
     (b / "s1_eval_ten_crop.json").write_text("{")
     with pytest.raises(SystemExit) as e:
         cli.run(tries.define_flags, tries.main, ["tries", f"--results={b}", f"--out={tmp_path}"])
