@@ -226,7 +226,8 @@ def restore(mngr: ocp.CheckpointManager, state, plateau: optim.Plateau):
 def find_step(path: str, which: str | int = "latest") -> tuple[str, int]:
     """(checkpoints directory, step) for a workdir, its checkpoints/ or checkpoints/STEP."""
     path = os.path.abspath(path)
-    if re.fullmatch(r"\d+", os.path.basename(path)) and os.path.isdir(path):
+    is_workdir = os.path.isdir(os.path.join(path, "checkpoints"))  # even one named "123"
+    if re.fullmatch(r"\d+", os.path.basename(path)) and os.path.isdir(path) and not is_workdir:
         return os.path.dirname(path), int(os.path.basename(path))
     directory = path if os.path.basename(path) == "checkpoints" else f"{path}/checkpoints"
     if not os.path.isdir(directory):

@@ -70,3 +70,13 @@ def test_a_half_written_save_leaves_the_previous_checkpoint_restorable(tmp_path)
     got, _ = checkpoint.restore(mngr, tiny.small_state(0, 0.0), optim.Plateau(lr=0.01))
     np.testing.assert_array_equal(got.params["fc8"]["kernel"], np.full((3, 2), 2.0))
     mngr.close()
+
+
+def test_a_workdir_named_by_digits_is_a_workdir_not_a_step(tmp_path):
+    """find_step: a workdir may be called 123; it holds checkpoints/, so it is not a STEP."""
+    for d in ("123/checkpoints/4", "123/checkpoints/8"):
+        os.makedirs(tmp_path / d)
+    w = str(tmp_path / "123")
+    assert checkpoint.find_step(w) == (f"{w}/checkpoints", 8)
+    assert checkpoint.find_step(f"{w}/checkpoints") == (f"{w}/checkpoints", 8)
+    assert checkpoint.find_step(f"{w}/checkpoints/4") == (f"{w}/checkpoints", 4)
