@@ -1,7 +1,7 @@
 """The programs' command line: absl flags, an ml_collections `--config`, one-line errors.
 
-Every program (alexnet_jax.main, evaluate, stats, features, weights; experiments.sweep, tables,
-figures) has `define_flags(fv)` and `main(fv)` and ends with `cli.run(define_flags, main)`.
+Every program (alexnet_jax.main, evaluate, prepare, stats, features, weights; experiments.sweep,
+tables, figures) has `define_flags(fv)` and `main(fv)` and ends with `cli.run(define_flags, main)`.
 Bad input prints `error: <one line>` on stderr and exits 2:
   - a missing config file, or one with a syntax error (the file and line named), or whose
     get_config() rejects its argument (`file.py:arg`);

@@ -12,7 +12,8 @@ paper's "down-sampled the images to a fixed resolution of 256x256" (Sec. 2). Sto
 Shard k of a split holds examples [k*shard_size, (k+1)*shard_size) in a fixed order (train:
 sorted by class, then file name; validation: by file name), as a sequence of .npy arrays
 (labels, then offsets and bytes, or the images). The same pass adds up the training set's
-statistics over the stored pixels (stats.py's mean image and PCA eigens: alexnet_stats_S.npz).
+statistics over the stored pixels (stats.py's mean image and PCA eigens: alexnet_stats_S.npz,
+next to the shards, or in config.input.stats_dir where set).
 
 Parallel over config.input.prepare_workers processes (None: all cores), one shard at a time
 each, with a progress line and an ETA. Resumable: a shard (and its statistics) is written under
@@ -259,7 +260,7 @@ def prepare(c, workers: int | None = None, command: str = "") -> str:
     for f in train:
         stats.add_moment_arrays(m, list(_arrays(f + ".stats")))
     source = manifest["splits"]["train"]["fingerprint"]
-    stats.save(m.finish(), out, c.image_size, command, source=source)
+    stats.save(m.finish(), c.stats_dir or out, c.image_size, command, source=source)
     manifest["command"] = command
     path = os.path.join(out, MANIFEST)
     with open(path + ".tmp", "w") as f:
@@ -305,17 +306,29 @@ def _arrays(path: str):
             yield np.load(f, allow_pickle=False)
 
 
-def main(argv: list[str]) -> None:
-    from alexnet_jax import stats as _stats
+def define_flags(fv, argv: list[str]) -> None:
+    from absl import flags
 
-    config = _stats.config_from_command(argv)
-    command = " ".join(["python -m alexnet_jax.prepare", *argv])
-    path = prepare(config.input, command=command)
+    from alexnet_jax import cli
+
+    cli.define_config(fv, argv, "Config whose input section names the tars and prepared_dir.")
+    flags.mark_flags_as_required(["config"], flag_values=fv)
+
+
+def main(fv, command: str = "python -m alexnet_jax.prepare") -> str:
+    """The command: prepares config.input's dataset once; returns the manifest's path."""
+    path = prepare(fv.config.input, command=command)
     print(f"wrote {path}", flush=True)
+    return path
+
+
+def run(args: list[str]) -> str:
+    """`python -m alexnet_jax.prepare ARGS` in this process (--config=FILE, --config.x=y)."""
+    from alexnet_jax import cli
+
+    command = " ".join(["python -m alexnet_jax.prepare", *args])
+    return cli.run(define_flags, lambda fv: main(fv, command), ["alexnet_jax.prepare", *args])
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except InputError as e:  # bad input: one line, no traceback
-        sys.exit(f"error: {e}")
+    run(sys.argv[1:])

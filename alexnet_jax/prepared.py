@@ -25,7 +25,7 @@ def _command(c) -> str:
     parts = ["python -m alexnet_jax.prepare --config=configs/paper.py"]
     if c.manual_dir is None and c.dataset == "imagenet2012":
         parts.append("--config.input.manual_dir=DIR_OF_THE_ILSVRC2012_TARS")
-    for field in ("dataset", "manual_dir", "prepared_dir", "storage", "image_size"):
+    for field in ("dataset", "manual_dir", "prepared_dir", "stats_dir", "storage", "image_size"):
         if c[field] is not None:
             parts.append(f"--config.input.{field}={c[field]}")
     return " ".join(parts)

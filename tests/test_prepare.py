@@ -19,6 +19,7 @@ from tests.conftest import load_config
 
 pytestmark = pytest.mark.xdist_group("prepare")  # module-scoped fixtures: one worker
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 S = 36  # config.input.image_size
 JPEG_TOLERANCE = 3.0  # mean |stored - PIL reference| in levels at quality 90, 36x36 images
 
@@ -160,6 +161,48 @@ def test_killed_prepare_resumes_to_byte_identical_shards(ilsvrc, made, tmp_path,
                 os.path.join(config.input.prepared_dir, name),
                 shallow=False,
             ), name
+
+
+def test_the_command_line_writes_the_same_shards_and_its_stats_to_stats_dir(
+    ilsvrc, made, tmp_path, capsys
+):
+    """`python -m alexnet_jax.prepare` (run in this process): the shards prepare() wrote, the
+    statistics in config.input.stats_dir where set (and read from there), bad input one line."""
+    config, _, _ = made
+    root = ilsvrc[0]
+    out, st = tmp_path / "p", tmp_path / "stats"
+    fields = dict(
+        manual_dir=root / "manual",
+        prepared_dir=out,
+        stats_dir=st,
+        image_size=S,
+        shard_size=3,
+        storage=config.input.storage,
+        prepare_workers=1,
+    )
+    args = [f"--config={ROOT}/configs/paper.py"] + [
+        f"--config.input.{k}={v}" for k, v in fields.items()
+    ]
+    path = prepare.run(args)
+    assert capsys.readouterr().out.rstrip().endswith(f"wrote {path}")
+    made_dir = config.input.prepared_dir
+    shards = sorted(f for f in os.listdir(made_dir) if f.endswith(".shard"))
+    assert shards and shards == sorted(f for f in os.listdir(out) if f.endswith(".shard"))
+    for name in shards:
+        assert filecmp.cmp(out / name, os.path.join(made_dir, name), shallow=False), name
+    stem = stats.file_stem(str(st), S)
+    assert not os.path.exists(stats.file_stem(str(out), S) + ".npz")
+    with np.load(stem + ".npz") as got, np.load(stats.file_stem(made_dir, S) + ".npz") as want:
+        assert sorted(got) == sorted(want)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    c = _config(root, prepared_dir=str(out), stats_dir=str(st), storage=config.input.storage)
+    assert input_pipeline.create(c).num_train == 7  # reads the statistics from stats_dir
+    with pytest.raises(SystemExit) as e:
+        prepare.run(args[:1])  # no prepared_dir
+    assert e.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: config.input.prepared_dir is not set; give a directory")
 
 
 def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
