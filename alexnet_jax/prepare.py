@@ -18,8 +18,10 @@ next to the shards, or in config.input.stats_dir where set).
 Parallel over config.input.prepare_workers processes (None: all cores), one shard at a time
 each, with a progress line and an ETA. Resumable: a shard (and its statistics) is written under
 a temporary name and renamed when complete, so a killed run continues with the missing shards
-and rerunning gives byte-identical files; `prepared.json`, written last, marks the directory
-complete, and the reader (prepared.py) refuses a directory without it.
+and rerunning gives byte-identical files (`prepare_settings.json`, written first, refuses a
+rerun with another image_size, storage, jpeg_quality, dataset or shard_size); `prepared.json`,
+written last, marks the directory complete, and the reader (prepared.py) refuses a directory
+without it.
 Other TFDS datasets (config.input.dataset="cifar10", ...) are read through TFDS and prepared
 the same way.
 """
@@ -46,6 +48,7 @@ from alexnet_jax.errors import InputError
 
 TARS = {"train": "ILSVRC2012_img_train.tar", "validation": "ILSVRC2012_img_val.tar"}
 MANIFEST = "prepared.json"
+SETTINGS = "prepare_settings.json"  # written first: a rerun that resumes must match it
 
 
 def _tfds_file(name: str) -> str:
@@ -229,6 +232,26 @@ def _progress(split: str, done: int, total: int, images: int, t0: float) -> str:
     )
 
 
+def _check_settings(out: str, settings: dict) -> None:
+    """Shards are kept by name on a rerun, so a rerun must prepare with the same settings."""
+    path = os.path.join(out, SETTINGS)
+    if not os.path.exists(path):
+        with open(path + ".tmp", "w") as f:
+            json.dump(settings, f, indent=2)
+        os.replace(path + ".tmp", path)
+        return
+    with open(path) as f:
+        old = json.load(f)
+    diff = [k for k in settings if old.get(k) != settings[k]]
+    if diff:
+        was = ", ".join(f"{k}={old.get(k)!r}" for k in diff)
+        now = ", ".join(f"{k}={settings[k]!r}" for k in diff)
+        raise InputError(
+            f"{out} holds data prepared with {was}, not {now}; rerun with those settings to "
+            "finish it, or give a new config.input.prepared_dir"
+        )
+
+
 def prepare(c, workers: int | None = None, command: str = "") -> str:
     """Writes (or finishes) config.input.prepared_dir; returns its manifest's path."""
     if c.prepared_dir is None:
@@ -245,7 +268,9 @@ def prepare(c, workers: int | None = None, command: str = "") -> str:
             os.remove(os.path.join(out, name))
     workers = workers or c.prepare_workers or os.cpu_count()
     manifest = {"image_size": c.image_size, "storage": c.storage, "dataset": c.dataset}
-    manifest.update(jpeg_quality=c.jpeg_quality if c.storage == "jpeg" else None, splits={})
+    manifest.update(jpeg_quality=c.jpeg_quality if c.storage == "jpeg" else None)
+    _check_settings(out, {**manifest, "shard_size": c.shard_size})
+    manifest["splits"] = {}
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
         for split in ("train", c.eval_split):

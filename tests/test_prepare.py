@@ -233,6 +233,13 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
         "n01440764.tar:n01440764_9.JPEG is not a readable image",
         _config(root, manual_dir=str(bad), prepared_dir=str(tmp_path / "bad_out")),
     )
+    # a rerun into the same directory with other settings: refused (the shards are kept by name)
+    for field, value in (("storage", "jpeg" if config.input.storage == "raw" else "raw"),
+                         ("image_size", S + 4), ("shard_size", 2)):  # fmt: skip
+        one_line(
+            rf"holds data prepared with (.*, )?{field}=.*, not (.*, )?{field}={value!r}",
+            _config(root, prepared_dir=config.input.prepared_dir, **{field: value}),
+        )
     # statistics of other data next to these shards
     other = tmp_path / "other"
     prepare.prepare(_config(root, prepared_dir=str(other), shard_size=2).input, command="test")
@@ -258,7 +265,7 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
     monkeypatch.setattr(np, "save", no_space)
     one_line("no space left on the device of .*full while writing train-00000", full)
     monkeypatch.undo()
-    assert os.listdir(tmp_path / "full") == []
+    assert os.listdir(tmp_path / "full") == [prepare.SETTINGS]
     with pytest.raises(InputError, match="holds no prepared data; run"):
         input_pipeline.create(full)
 
