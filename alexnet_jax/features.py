@@ -114,7 +114,9 @@ def make_input_fn(config: ml_collections.ConfigDict, preprocess: str, resize: in
             centre_crop(read_image(path, 3), resize, m.input_size).numpy() / 255.0, preprocess
         )
     if preprocess == "config":
-        train = input_pipeline.load(config.input, "train")
+        train = input_pipeline.limit(  # the images training normalised with
+            input_pipeline.load(config.input, "train"), config.input.train_limit
+        )
         normalize = input_pipeline.normalizer(config.input, train)
         native = train.images.shape[1:3]
 

@@ -239,7 +239,8 @@ class Data:
     eval_preprocess: Callable[[Mode], Callable]  # mode -> (batch -> batch), likewise
 
 
-def _limit(split: Split, n: int | None) -> Split:
+def limit(split: Split, n: int | None) -> Split:
+    """The first n examples (config.input.train_limit, eval_limit); None: all."""
     return split if n is None else Split(split.images[:n], split.labels[:n])
 
 
@@ -289,8 +290,8 @@ def create(config: ml_collections.ConfigDict) -> Data:
                 "config.input.dataset='imagenet2012' does not fit in memory; use "
                 "config.input.pipeline='prepared' (configs/paper.py does)"
             )
-        train = _limit(load(c, "train"), c.train_limit)
-        held = _limit(load(c, c.eval_split), c.eval_limit)
+        train = limit(load(c, "train"), c.train_limit)
+        held = limit(load(c, c.eval_split), c.eval_limit)
         check_split(train, "the training split", m.num_classes, m.input_channels)
         check_split(
             held, f"config.input.eval_split={c.eval_split!r}", m.num_classes, m.input_channels
