@@ -131,7 +131,10 @@ def tfds_examples(c, split: str) -> list[tuple[int, tuple]]:
 
 def fixed_size(data: bytes | np.ndarray, size: int) -> np.ndarray:
     """Encoded image (or array) -> uint8 [size, size, 3]: Sec. 2's rescale and central crop."""
-    im = Image.fromarray(data) if isinstance(data, np.ndarray) else Image.open(io.BytesIO(data))
+    if isinstance(data, np.ndarray):  # TFDS: [H, W, 3], or [H, W, 1] (grey), which PIL wants 2-D
+        im = Image.fromarray(data[..., 0] if data.shape[-1] == 1 else data)
+    else:
+        im = Image.open(io.BytesIO(data))
     im = im.convert("RGB")
     w, h = im.size
     scale = size / min(h, w)

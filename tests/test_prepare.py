@@ -81,6 +81,17 @@ def test_prepared_images_are_the_pil_reference_and_labels_right(made):
     assert val_labels.tolist() == [fake_ilsvrc.WNIDS.index(vw[i - 1]) for i in (1, 2, 3)]
 
 
+def test_grey_tfds_arrays_are_prepared_as_rgb():
+    """A TFDS dataset's [H, W, 1] images (MNIST-like) become [S, S, 3], as grey JPEGs do."""
+    grey = np.random.default_rng(0).integers(0, 256, (40, 30, 1), dtype=np.uint8)
+    want = fake_ilsvrc.reference_fixed_size(grey[..., 0], S)  # PIL, on the 2-D image
+    got = prepare.fixed_size(grey, S)
+    assert got.shape == (S, S, 3) and got.dtype == np.uint8
+    for ch in range(3):
+        np.testing.assert_array_equal(got[..., ch], want)
+    np.testing.assert_array_equal(prepare.fixed_size(np.repeat(grey, 3, -1), S), got)
+
+
 def test_statistics_are_numpy_over_the_prepared_set(made):
     config, _, _ = made
     images, _ = _all(config, "train")
