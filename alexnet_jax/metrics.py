@@ -21,16 +21,19 @@ from alexnet_jax.errors import InputError
 
 
 def _git_commit() -> str:
-    """HEAD of the checkout, "+dirty" if tracked files changed. Without git (a GPU box sent a
-    copy of the tree): $ALEXNET_GIT_COMMIT, which the sender sets, else "unknown"."""
+    """HEAD of the checkout, "+dirty" if tracked files changed. Without git or outside a
+    checkout (a GPU box sent a copy of the tree): $ALEXNET_GIT_COMMIT, which the sender sets,
+    else "unknown"."""
     here = os.path.dirname(os.path.abspath(__file__))
     git = lambda *a: subprocess.run(["git", "-C", here, *a], capture_output=True, text=True)  # noqa: E731
     try:
         head = git("rev-parse", "HEAD").stdout.strip()
         dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
     except FileNotFoundError:  # no git on this machine (e.g. a bare GPU box)
+        head = dirty = ""
+    if not head:
         return os.environ.get("ALEXNET_GIT_COMMIT", "unknown")
-    return (head or "unknown") + ("+dirty" if dirty else "")
+    return head + ("+dirty" if dirty else "")
 
 
 def _command() -> str:

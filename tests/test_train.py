@@ -329,17 +329,23 @@ def test_end_to_end_on_real_fashion_mnist(tmp_path):
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
 
 
-def test_the_commit_on_a_machine_without_git_comes_from_the_sender(monkeypatch):
-    """A GPU box gets a copy of the tree and no git: provenance takes $ALEXNET_GIT_COMMIT."""
+def test_the_commit_on_a_machine_without_git_comes_from_the_sender(monkeypatch, tmp_path):
+    """A GPU box gets a copy of the tree, without .git and maybe without git: provenance takes
+    $ALEXNET_GIT_COMMIT."""
+    real = subprocess.run
 
     def no_git(*args, **kwargs):
         raise FileNotFoundError("git")
 
-    monkeypatch.setattr(metrics.subprocess, "run", no_git)
-    monkeypatch.setenv("ALEXNET_GIT_COMMIT", "ef75353")
-    assert metrics._git_commit() == "ef75353"
-    monkeypatch.delenv("ALEXNET_GIT_COMMIT")
-    assert metrics._git_commit() == "unknown"
+    def not_a_checkout(cmd, **kwargs):  # the real git, run in a directory outside any checkout
+        return real([*cmd[:2], str(tmp_path), *cmd[3:]], **kwargs)
+
+    for run in (no_git, not_a_checkout):
+        monkeypatch.setattr(metrics.subprocess, "run", run)
+        monkeypatch.setenv("ALEXNET_GIT_COMMIT", "ef75353")
+        assert metrics._git_commit() == "ef75353"
+        monkeypatch.delenv("ALEXNET_GIT_COMMIT")
+        assert metrics._git_commit() == "unknown"
 
 
 def test_tfds_source_reads_any_tfds_dataset_by_name():
