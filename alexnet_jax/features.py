@@ -165,23 +165,30 @@ def extract(
     input_fn = make_input_fn(config, preprocess, resize)
     forward = plan.map(lambda p, b: models.activations(plan.model, p, b["image"])[layer])
     params = plan.place(params)
+    tmp = f"{out}.tmp{os.getpid()}"  # renamed to `out` when complete: no half-written file
     feats = np.lib.format.open_memmap(
-        out, mode="w+", dtype=np.float32, shape=(len(names), *shapes[layer].shape[1:])
+        tmp, mode="w+", dtype=np.float32, shape=(len(names), *shapes[layer].shape[1:])
     )
     t0 = time.time()
-    for start in range(0, len(names), batch):
-        chunk = names[start : start + batch]
-        x = np.stack([input_fn(os.path.join(images_dir, n)) for n in chunk])
-        x = np.concatenate([x, np.zeros((padded - len(chunk), *x.shape[1:]), x.dtype)])  # 1 shape
-        rows = plan.fetch(forward(params, plan.batch({"image": x})))
-        feats[start : start + len(chunk)] = rows[: len(chunk)]
-        done, dt = start + len(chunk), time.time() - t0
-        print(
-            f"features {layer}: {done}/{len(names)} images  {done / dt:.1f} images/s  "
-            f"ETA {(len(names) - done) * dt / done:.0f}s",
-            flush=True,
-        )
-    feats.flush()
+    try:
+        for start in range(0, len(names), batch):
+            chunk = names[start : start + batch]
+            x = np.stack([input_fn(os.path.join(images_dir, n)) for n in chunk])
+            pad = np.zeros((padded - len(chunk), *x.shape[1:]), x.dtype)
+            rows = plan.fetch(forward(params, plan.batch({"image": np.concatenate([x, pad])})))
+            feats[start : start + len(chunk)] = rows[: len(chunk)]
+            done, dt = start + len(chunk), time.time() - t0
+            print(
+                f"features {layer}: {done}/{len(names)} images  {done / dt:.1f} images/s  "
+                f"ETA {(len(names) - done) * dt / done:.0f}s",
+                flush=True,
+            )
+        feats.flush()
+    except BaseException:  # a bad image, Ctrl-C: an earlier `out` stays as it was
+        del feats
+        os.remove(tmp)
+        raise
+    os.replace(tmp, out)
     with open(os.path.splitext(out)[0] + ".files.txt", "w") as f:
         f.writelines(n + "\n" for n in names)
     return np.asarray(feats)

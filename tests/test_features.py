@@ -83,6 +83,12 @@ def test_any_layer_padding_and_bad_inputs(tmp_path):
     assert got.shape == (3, 3, 3, 16)
     np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(np.load(out), got)
+    (tmp_path / "imgs" / "3.png").write_bytes(b"not a png")  # fails in the second batch
+    with pytest.raises(ValueError, match="cannot decode image .*3.png"):
+        features.extract(c, params, str(tmp_path / "imgs"), out, layer="pool2", batch=2,
+                         preprocess="torchvision", resize=67)  # fmt: skip
+    np.testing.assert_array_equal(np.load(out), got)  # the earlier file is kept whole
+    assert sorted(os.listdir(tmp_path)) == ["imgs", "pool2.files.txt", "pool2.npy"]
     with pytest.raises(
         ValueError,
         match=r"--layer='fc9' is unknown; use one of \['conv1', 'pool1', 'norm1', 'conv2'",
