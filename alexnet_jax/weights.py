@@ -151,25 +151,30 @@ def read(
 
 
 def write(path: str, params: Params, format: str | None = None, *, fc6_rows: str = "hwc") -> None:
-    """Our tree -> a file in `format` (read(path) gives the same arrays back)."""
+    """Our tree -> a file in `format` (read(path) gives the same arrays back). Written under a
+    temporary name and renamed: an error midway leaves an earlier file at `path` whole."""
     format = format or infer_format(path)
-    if format == "npz":
-        flat = {
-            f"{name}/{leaf}": v
-            for name, p in weight_layouts.float32_tree(jax.device_get(params), "params").items()
-            for leaf, v in p.items()
-        }
-        with open(path, "wb") as f:  # np.savez(path) would append .npz to other names
-            np.savez(f, **flat)
-    elif format == "bvlc_npy":
-        with open(path, "wb") as f:
-            np.save(f, np.array(weight_layouts.to_bvlc(params, fc6_rows=fc6_rows), dtype=object))
-    elif format == "torchvision":
-        torch = _torch()
-        state = {k: torch.tensor(v) for k, v in weight_layouts.to_torchvision(params).items()}
-        torch.save(state, path)
-    else:
+    if format not in ("npz", "bvlc_npy", "torchvision"):
         raise InputError(f"cannot write weights format {format!r}; use npz, bvlc_npy, torchvision")
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        if format == "npz":
+            tree = weight_layouts.float32_tree(jax.device_get(params), "params")
+            flat = {f"{name}/{leaf}": v for name, p in tree.items() for leaf, v in p.items()}
+            with open(tmp, "wb") as f:  # np.savez(path) would append .npz to other names
+                np.savez(f, **flat)
+        elif format == "bvlc_npy":
+            layers = weight_layouts.to_bvlc(params, fc6_rows=fc6_rows)
+            with open(tmp, "wb") as f:
+                np.save(f, np.array(layers, dtype=object))
+        else:
+            torch = _torch()
+            state = {k: torch.tensor(v) for k, v in weight_layouts.to_torchvision(params).items()}
+            torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _shape(x) -> tuple[int, ...]:

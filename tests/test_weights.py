@@ -306,6 +306,13 @@ def test_other_bad_inputs_are_one_line_errors(tmp_path, monkeypatch):
         weights.read(str(tmp_path / "ints.npz"))
     with pytest.raises(ValueError, match="fc6_rows='whc' is unknown"):
         weight_layouts.from_bvlc({}, fc6_rows="whc")
+    params, earlier = random_params(tiny("caffenet", input_size=67)), tmp_path / "w.npy"
+    weights.write(str(earlier), params)
+    before = earlier.read_bytes()
+    with pytest.raises(ValueError, match="fc6_rows='whc' is unknown"):  # over an earlier file
+        weights.write(str(earlier), params, fc6_rows="whc")
+    assert earlier.read_bytes() == before  # kept whole, and no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ints.npz", "w.bin", "w.npy"]
     with pytest.raises(ValueError, match="needs RGB images"):
         weights.preprocess(np.zeros((2, 4, 4, 1)), "caffe")
     monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
