@@ -141,7 +141,7 @@ def save(
     """
     os.makedirs(directory, exist_ok=True)
     stem = file_stem(directory, image_size)
-    np.savez(stem + ".npz", **{k: v for k, v in dataclasses.asdict(stats).items()})
+    tmp = f"{stem}.tmp{os.getpid()}"  # both written, then renamed: a crash keeps earlier ones
     info = {
         "command": command,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -152,8 +152,17 @@ def save(
         "channel_mean": stats.channel_mean.tolist(),
         "channel_std": stats.channel_std.tolist(),
     }
-    with open(stem + ".json", "w") as f:
-        json.dump(info, f, indent=2)
+    try:
+        with open(tmp + ".npz", "wb") as f:
+            np.savez(f, **dataclasses.asdict(stats))
+        with open(tmp + ".json", "w") as f:
+            json.dump(info, f, indent=2)
+        os.replace(tmp + ".json", stem + ".json")
+        os.replace(tmp + ".npz", stem + ".npz")
+    finally:
+        for suffix in (".npz", ".json"):
+            if os.path.exists(tmp + suffix):
+                os.remove(tmp + suffix)
     return stem + ".npz"
 
 

@@ -179,7 +179,7 @@ def test_stats_recover_a_known_covariance_and_the_mean_image():
     assert list(got.eigvals) == sorted(got.eigvals, reverse=True)
 
 
-def test_statistics_file_round_trip_and_missing_file_message(tmp_path):
+def test_statistics_file_round_trip_and_missing_file_message(tmp_path, monkeypatch):
     from configs import paper
 
     c = paper.get_config().input
@@ -198,3 +198,15 @@ def test_statistics_file_round_trip_and_missing_file_message(tmp_path):
         np.testing.assert_array_equal(getattr(back, field), getattr(st, field))
     assert back.num_images == 4
     assert "--config=X" in (tmp_path / "alexnet_stats_256.json").read_text()
+    files = sorted(tmp_path.iterdir())
+    before = [f.read_bytes() for f in files]
+
+    def full_disk(f, **arrays):
+        f.write(b"PK half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        stats.save(st, str(tmp_path), 256, "python -m alexnet_jax.stats --config=Y")
+    assert sorted(tmp_path.iterdir()) == files  # the earlier files whole, no temporary left
+    assert [f.read_bytes() for f in files] == before
