@@ -139,7 +139,10 @@ def create_data(config) -> input_pipeline.Data:
     stats.check_source(directory, c.image_size, m["splits"]["train"]["fingerprint"], _command(c))
     train = Shards(d, m["splits"]["train"], m["storage"], c.decode_threads)
     held = Shards(d, m["splits"][c.eval_split], m["storage"], c.decode_threads)
-    n_train = len(train.labels) if c.train_limit is None else min(c.train_limit, len(train.labels))
+    n_all = len(train.labels)
+    n_train = n_all if c.train_limit is None else min(c.train_limit, n_all)
+    # train_limit: every (n_all / n)-th image, so that all classes stay (shards are by class)
+    subset = np.arange(n_train) * n_all // n_train
     n_eval = len(held.labels) if c.eval_limit is None else min(c.eval_limit, len(held.labels))
     normalize = input_pipeline.stats_normalizer(c, st)
     train_pre, eval_pre = input_pipeline.preprocessors(config, normalize, st, 0)
@@ -148,6 +151,7 @@ def create_data(config) -> input_pipeline.Data:
     def train_batches(step):
         rows = input_pipeline.process_rows(gb)
         for ids, pos in input_pipeline.train_order(n_train, gb, config.seed, step, rows):
+            ids = subset[ids]
             yield {"image": train.images(ids), "label": train.labels[ids], "index": pos}
 
     def eval_batches():

@@ -110,7 +110,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # "mean_image": Sec. 2, 0..255 pixels minus the training-set mean image; "mean_std":
         # pixels in [0, 1], per-channel mean and std over the training set (torchvision's)
         normalize="mean_image",
-        train_limit=config_dict.placeholder(int),  # None: the whole split (tests use a prefix)
+        # None: the whole split; n: the first n ("memory"), every (N/n)-th ("prepared": by class)
+        train_limit=config_dict.placeholder(int),
         eval_limit=config_dict.placeholder(int),
     )
     c.optim = dict(

@@ -131,6 +131,14 @@ def test_pipeline_batches_resume_exactly_and_processes_split_the_rows(made, monk
             union = np.concatenate([halves[0][step][k], halves[1][step][k]])
             np.testing.assert_array_equal(union, want[k])
     monkeypatch.undo()
+    # train_limit=3 of the 7 (stored by class): every 7/3-th image, so all classes stay
+    images, labels = _all(config, "train")
+    config.input.update(train_limit=3, global_batch_size=3)
+    epoch = next(input_pipeline.create(config).train(0))  # one batch: the whole subset
+    pairs = lambda xs, ys: sorted((y, x.tobytes()) for x, y in zip(xs, ys, strict=True))  # noqa: E731
+    assert pairs(epoch["image"], epoch["label"]) == pairs(images[[0, 2, 4]], labels[[0, 2, 4]])
+    assert len(set(labels[[0, 2, 4]])) > len(set(labels[:3]))  # a prefix would lose classes
+    config.input.update(train_limit=None, global_batch_size=4)
     # the on-device preprocessing gives the network's input
     x = jax.jit(data.train_preprocess)(b)["image"]
     assert x.shape == (4, 32, 32, 3) and x.dtype == np.float32
