@@ -64,9 +64,13 @@ def check_split(split: Split, name: str, num_classes: int, channels: int) -> Non
             f"{name}: images have {split.images.shape[-1]} channels but "
             f"config.model.input_channels={channels}; set it to {split.images.shape[-1]}"
         )
-    if len(split.labels) and not 0 <= split.labels.min() <= split.labels.max() < num_classes:
+    check_labels(split.labels, name, num_classes)
+
+
+def check_labels(labels: np.ndarray, name: str, num_classes: int) -> None:
+    if len(labels) and not 0 <= labels.min() <= labels.max() < num_classes:
         raise InputError(
-            f"{name}: labels span [{split.labels.min()}, {split.labels.max()}] but "
+            f"{name}: labels span [{labels.min()}, {labels.max()}] but "
             f"config.model.num_classes={num_classes}; labels must lie in [0, {num_classes})"
         )
 

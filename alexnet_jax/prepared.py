@@ -77,6 +77,11 @@ def manifest(c) -> dict:
         raise InputError(f"{d} {state}; run (or rerun, it resumes) `{_command(c)}`")
     with open(path) as f:
         m = json.load(f)
+    if m["dataset"] != c.dataset:
+        raise InputError(
+            f"{d} holds {m['dataset']!r} but config.input.dataset={c.dataset!r}; set it, or give "
+            "the prepared_dir of that dataset"
+        )
     if m["image_size"] != c.image_size:
         raise InputError(
             f"{d} holds {m['image_size']}x{m['image_size']} images but config.input.image_size="
@@ -139,6 +144,8 @@ def create_data(config) -> input_pipeline.Data:
     stats.check_source(directory, c.image_size, m["splits"]["train"]["fingerprint"], _command(c))
     train = Shards(d, m["splits"]["train"], m["storage"], c.decode_threads)
     held = Shards(d, m["splits"][c.eval_split], m["storage"], c.decode_threads)
+    for split, shards in (("train", train), (c.eval_split, held)):
+        input_pipeline.check_labels(shards.labels, f"{d} split {split!r}", config.model.num_classes)
     n_all = len(train.labels)
     n_train = n_all if c.train_limit is None else min(c.train_limit, n_all)
     # train_limit: every (n_all / n)-th image, so that all classes stay (shards are by class)

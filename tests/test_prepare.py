@@ -259,6 +259,16 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
             rf"holds data prepared with (.*, )?{field}=.*, not (.*, )?{field}={value!r}",
             _config(root, prepared_dir=config.input.prepared_dir, **{field: value}),
         )
+    # read with a config of another dataset, or with fewer classes than the labels need
+    made_dir = config.input.prepared_dir
+    with pytest.raises(InputError, match=r"holds 'imagenet2012' but config.input.dataset='cifar"):
+        input_pipeline.create(
+            _config(root, prepared_dir=made_dir, dataset="cifar10", pipeline="prepared")
+        )
+    few = _config(root, prepared_dir=made_dir)
+    few.model.num_classes = 2
+    with pytest.raises(InputError, match=r"split 'train': labels span \[\d+, \d+\] but config"):
+        input_pipeline.create(few)
     # statistics of other data next to these shards
     other = tmp_path / "other"
     prepare.prepare(_config(root, prepared_dir=str(other), shard_size=2).input, command="test")
