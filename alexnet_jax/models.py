@@ -273,6 +273,20 @@ def _check(m: ml_collections.ConfigDict) -> None:
                 f"config.model.conv.{field} has {len(m.conv[field])} entries but "
                 f"config.model.conv.features has {n_conv}; give one per conv layer"
             )
+    for field, low in (("kernel_size", 1), ("stride", 1), ("padding", 0)):
+        for i, v in enumerate(m.conv[field]):
+            if v < low:
+                raise errors.InputError(f"config.model.conv.{field}[{i}]={v} must be >= {low}")
+    for field in ("window", "stride"):
+        if m.pool[field] < 1:
+            raise errors.InputError(f"config.model.pool.{field}={m.pool[field]} must be >= 1")
+    if m.towers < 1:
+        raise errors.InputError(f"config.model.towers={m.towers} must be >= 1 (the paper: 2)")
+    for field, after in (("lrn.after", m.lrn.after), ("pool.after", m.pool.after)):
+        if any(not 1 <= n <= n_conv for n in after):
+            raise errors.InputError(
+                f"config.model.{field}={tuple(after)} must hold conv indices 1..{n_conv}"
+            )
     channels = [m.input_channels, *m.conv.features]
     for i, g in enumerate(m.conv.groups):
         if g < 1 or channels[i] % g or channels[i + 1] % g:
@@ -294,12 +308,13 @@ def _check(m: ml_collections.ConfigDict) -> None:
                     f"config.model.towers={m.towers} does not divide conv{n}'s "
                     f"{m.conv.features[n - 1]} channels, needed by config.model.lrn.within_towers"
                 )
-    for field, after in (("lrn.after", m.lrn.after), ("pool.after", m.pool.after)):
-        if any(not 1 <= n <= n_conv for n in after):
-            raise errors.InputError(
-                f"config.model.{field}={tuple(after)} must hold conv indices 1..{n_conv}"
-            )
     n_layers = n_conv + len(m.fc_features) + 1
+    fcs = [f"fc{n}" for n in range(n_conv + 1, n_layers + 1)]
+    for name in m.dropout.inputs_of:
+        if name not in fcs:
+            raise errors.InputError(
+                f"config.model.dropout.inputs_of names {name!r}; it takes fc layers, of {fcs}"
+            )
     if m.init.scheme not in INIT_SCHEMES:
         raise errors.InputError(
             f"config.model.init.scheme={m.init.scheme!r} is unknown; use one of {INIT_SCHEMES}"
@@ -320,8 +335,15 @@ def _check(m: ml_collections.ConfigDict) -> None:
         )
     if not 0.0 <= m.dropout.rate < 1.0:
         raise errors.InputError(f"config.model.dropout.rate={m.dropout.rate} must be in [0, 1)")
-    conv.resolve_lowering(m.conv.lowering)
-    pool.resolve_lowering(m.pool.get("lowering", "auto"))  # runs saved before the field: auto
+    # the names only: resolving "auto" asks JAX for its backend, which must wait for a
+    # multi-host run's jax.distributed.initialize (main.py checks the config before it)
+    lowerings = (
+        ("conv.lowering", m.conv.lowering, conv.LOWERINGS),
+        ("pool.lowering", m.pool.get("lowering", "auto"), pool.LOWERINGS),  # older runs: auto
+    )
+    for field, value, known in lowerings:
+        if value not in known:
+            raise errors.InputError(f"config.model.{field}={value!r} is unknown; use {known}")
     shapes = layer_shapes(m)
     bad = next((name for name, (h, _, _) in shapes if h < 1), None)
     if bad is not None:

@@ -370,8 +370,15 @@ def test_bfloat16_compute_keeps_float32_params():
             r"config\.model\.dtype='float64' is unknown; use 'float32' or 'bfloat16'",
         ),
         ({"dropout.rate": 1.0}, r"config\.model\.dropout\.rate=1\.0 must be in"),
-        ({"conv.lowering": "fast"}, r"unknown grouped-conv lowering 'fast'"),
+        ({"conv.lowering": "fast"}, r"config\.model\.conv\.lowering='fast' is unknown; use \("),
         ({"pool.after": (1, 2, 6)}, r"config\.model\.pool\.after=\(1, 2, 6\) must hold"),
+        ({"lrn.after": (1, 2, 6)}, r"config\.model\.lrn\.after=\(1, 2, 6\) must hold"),
+        ({"towers": 0}, r"config\.model\.towers=0 must be >= 1"),
+        ({"conv.stride": (4, 1, 0, 1, 1)}, r"config\.model\.conv\.stride\[2\]=0 must be >= 1"),
+        ({"conv.padding": (0, -1, 1, 1, 1)}, r"config\.model\.conv\.padding\[1\]=-1 must be"),
+        ({"pool.stride": 0}, r"config\.model\.pool\.stride=0 must be >= 1"),
+        ({"pool.window": 0}, r"config\.model\.pool\.window=0 must be >= 1"),
+        ({"dropout.inputs_of": ("fc_7", "fc8")}, r"inputs_of names 'fc_7'; it takes fc layers"),
     ],
 )
 def test_bad_model_config_fails_at_construction_in_one_line(overrides, match):

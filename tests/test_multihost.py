@@ -21,7 +21,7 @@ import jax
 import numpy as np
 import pytest
 
-from alexnet_jax import checkpoint, models, optim, parallel, train
+from alexnet_jax import checkpoint, models, optim, parallel, train, validate
 from tests import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +40,9 @@ def _start(parallelism: str):
 
 def _worker(process_id: int, port: int, out_dir: str) -> None:
     """One of the two processes (the test runs it in a subprocess)."""
-    distributed = tiny.config().distributed
+    config = tiny.config()
+    validate.config(config)  # as main.py does: before jax.distributed, so it must not start JAX
+    distributed = config.distributed
     distributed.coordinator_address = f"localhost:{port}"
     distributed.num_processes, distributed.process_id = 2, process_id
     parallel.initialize_distributed(distributed)

@@ -54,7 +54,7 @@ def test_lowering_names():
         == "reduce_window"
     )
     c = tiny.config(**{"model.pool.lowering": "fast"})
-    with pytest.raises(ValueError, match="unknown max-pool lowering 'fast'"):
+    with pytest.raises(ValueError, match="config.model.pool.lowering='fast' is unknown"):
         models.create_model(c)
 
 
