@@ -29,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import ml_collections
@@ -229,8 +230,9 @@ def run_sweep(
     a time; {run_dir: outcome} for those seeds' runs.
 
     Outcomes: "skipped" (finished before), "ok", "stopped" (exit 0 before its end: a signal; it
-    resumes from its checkpoint when rerun) or "failed (exit N)". `launch(run)` runs one
-    run and returns (exit code, seconds); tests pass an in-process launcher.
+    resumes from its checkpoint when rerun), "not started" (after a run stopped, or Ctrl-C: no
+    more are launched) or "failed (exit N)". `launch(run)` runs one run and returns (exit code,
+    seconds); tests pass an in-process launcher.
     """
     if parallel < 1:
         raise InputError(f"--parallel={parallel} must be at least 1")
@@ -262,8 +264,12 @@ def run_sweep(
     if others:
         print(f"of the other seeds' {others} runs, {others_done} have finished", flush=True)
 
+    stop = threading.Event()  # a signal reached the runs (Ctrl-C, SIGTERM): launch no more
+
     def one(item):
         r, expected = item
+        if stop.is_set():
+            return r.run_dir, "not started"
         print(f"start {r.run_dir}", flush=True)
         rc, secs = launch(r)
         if rc != 0:
@@ -272,11 +278,17 @@ def run_sweep(
             word, out = "done ", "ok"
         else:  # exit 0 before its end: stopped by a signal; main.py saved a checkpoint
             word, out = "STOPPED", "stopped"
+            stop.set()
         print(f"{word} {r.run_dir} ({secs:.0f} s, exit {rc})", flush=True)
         return r.run_dir, out
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
-        outcome.update(dict(pool.map(one, todo)))
+        futures = [pool.submit(one, item) for item in todo]
+        try:
+            concurrent.futures.wait(futures)
+        except KeyboardInterrupt:  # the runs got SIGINT too: they save, stop and exit 0
+            stop.set()
+    outcome.update(f.result() for f in futures)
     return outcome
 
 
@@ -299,10 +311,12 @@ def main(fv: flags.FlagValues) -> None:
         raise InputError(f"--seeds={','.join(fv.seeds)}: give integers, e.g. --seeds=0,1") from None
     outcome = run_sweep(fv.sweep, fv.workdir, fv.parallel, command=command, seeds=seeds)
     failed = [d for d, o in outcome.items() if o.startswith("failed")]
-    stopped = [d for d, o in outcome.items() if o == "stopped"]
+    stopped = [d for d, o in outcome.items() if o in ("stopped", "not started")]
     took = time.time() - t0
     print(
-        f"sweep finished in {took:.0f} s; {len(failed)} failed, {len(stopped)} stopped", flush=True
+        f"sweep finished in {took:.0f} s; {len(failed)} failed, {len(stopped)} stopped or not "
+        "started",
+        flush=True,
     )
     if failed:
         sys.exit("error: failed runs (see their train.log): " + ", ".join(failed))

@@ -166,6 +166,20 @@ def test_sweep_reruns_a_partial_run_and_refuses_a_foreign_config(tiny_sweep):
                 f.write(text)
 
 
+def test_a_stopped_run_keeps_the_sweep_from_launching_more(tmp_path, monkeypatch):
+    """A run that exits 0 before its end got a signal (Ctrl-C reaches the whole process
+    group): the sweep starts no further run, and names them for the rerun."""
+    monkeypatch.chdir(ROOT)  # sweep files name their configs relative to the checkout
+    launched = []
+    out = sweep_lib.run_sweep(
+        "experiments/sweeps/recipe_all60k.py",
+        str(tmp_path),
+        launch=lambda r: launched.append(r) or (0, 0.0),  # exit 0, nothing trained: stopped
+    )
+    assert len(launched) == 1 and len(out) == 3
+    assert sorted(out.values()) == ["not started", "not started", "stopped"]
+
+
 def test_a_field_added_later_keeps_older_run_directories_at_its_neutral_value():
     c = sweep_lib.resolve("configs/fashion_mnist.py:smoke", {})
     written = json.loads(c.to_json_best_effort())  # config.json as the trainer writes it now
