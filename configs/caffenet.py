@@ -3,7 +3,9 @@ r"""Caffe's reference net (`bvlc_reference_caffenet`): the paper's layers with C
 - pool before norm (conv, ReLU, pool, LRN), not the paper's norm-then-pool;
 - Caffe's LRN layer: alpha multiplies the *mean* over local_size=5 channels, k=1, across all
   96/256 channels (Caffe does not split the towers for LRN);
-- Caffe's init: weights N(0, 0.01), fc6/fc7 N(0, 0.005); biases 0.1 where the paper uses 1.
+- Caffe's init for it: weights N(0, 0.01), fc6/fc7 N(0, 0.005); biases as the paper's (1 in
+  conv2, conv4, conv5, fc6, fc7; BVLC/caffe models/bvlc_reference_caffenet/train_val.prototxt,
+  commit 74bf4b7). Caffe's bvlc_alexnet uses 0.1 there (experiments/sweeps/init.py's caffe_init).
 """
 
 import ml_collections
@@ -18,5 +20,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.lrn.k = 1.0
     c.model.lrn.within_towers = False
     c.model.init.weight_std = (0.01, 0.01, 0.01, 0.01, 0.01, 0.005, 0.005, 0.01)
-    c.model.init.bias = (0.0, 0.1, 0.0, 0.1, 0.1, 0.1, 0.1, 0.0)
     return c
