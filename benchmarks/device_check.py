@@ -181,10 +181,10 @@ def part_cores(steps: list[dict]) -> dict:
         return {"skipped": f"skipped: no per-core rate in {path} or no step rate measured"}
     return {
         "input_record": os.path.relpath(path, ROOT),
-        "input_images_per_sec_per_core": per_core,
+        "input_images_per_cpu_sec": per_core,  # one core's rate per second of CPU time
         "input_machine": rec.get("hardware", {}).get("cpu", ""),
         "best_train_images_per_sec": max(ours),
-        "cores_needed": {k: max(ours) / v for k, v in per_core.items()},
+        "cores_needed": {k: max(ours) / v for k, v in per_core.items()},  # busy cores, at least
     }
 
 
@@ -371,7 +371,9 @@ def main() -> None:
             skipped["cores"] = parts["cores"]["skipped"]
         else:
             need = parts["cores"]["cores_needed"]
-            recs["host cores"] = ", ".join(f"{n:.1f} ({k} store)" for k, n in need.items())
+            recs["host cores, at least (CPU seconds per second)"] = ", ".join(
+                f"{n:.1f} ({k} store)" for k, n in need.items()
+            )
     rec = {
         "command": " ".join(["python -m benchmarks.device_check", *sys.argv[1:]]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
