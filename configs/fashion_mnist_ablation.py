@@ -15,15 +15,16 @@ a 1% threshold) is fashion_mnist.py's. The ablations switch fields of this confi
 
 import ml_collections
 
-from configs import fashion_mnist
+from configs import common, fashion_mnist
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = fashion_mnist.get_config(arg)
     c.model.conv.features = (16, 48, 64, 64, 48)  # ours: half of fashion_mnist.py's
     c.model.fc_features = (256, 256)
-    c.input.train_limit = 5_000  # ours: the first 5k of the 60k training images
-    c.input.eval_limit = 4_000  # ours: the first 4k of the 10k test images
+    if not common.parse_arg(arg, smoke=False).smoke:  # smoke keeps its few images
+        c.input.train_limit = 5_000  # ours: the first 5k of the 60k training images
+        c.input.eval_limit = 4_000  # ours: the first 4k of the 10k test images
     c.num_epochs = 2  # ours
     c.checkpoint.keep = 1  # ours: a sweep keeps only the last (and best) checkpoint per run
     return c

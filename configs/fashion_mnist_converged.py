@@ -16,7 +16,7 @@ such epoch ends the run.
 Sized (ours) so that 7 variants x 3 seeds fit one 3-hour session on 2 cores: one run is one
 core (--parallel=2), where this net trains ~660 images/s (2-core AMD EPYC, 2026-12-02), i.e.
 ~100 s per epoch with its evaluation; the full width (fashion_mnist.py) does ~340. Runs are
-capped at 8 epochs (3,752 steps of 128): at most 21 x 8 x 100 s = 2.3 hours of the 2 cores.
+capped at 8 epochs (3,744 steps of 128): at most 21 x 8 x 100 s = 2.3 hours of the 2 cores.
 """
 
 import ml_collections
