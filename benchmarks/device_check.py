@@ -263,7 +263,7 @@ def markdown(rec: dict) -> str:
             add(f"- {name}: " + ", ".join(f"{k} {v['median_ms']:.2f}" for k, v in t.items()))
         add(f'\n"auto" should pick: {lay["auto_should_pick"]}; picks now: {lay["auto_now"]}')
     if "train" in p:
-        add("\n## Training run (fashion_mnist_227)\n")
+        add("\n## Training run (python -m alexnet_jax.main; its config in the command)\n")
         add("\n".join(f"- {k}: {v}" for k, v in p["train"].items()))
     if "cores" in p:
         add("\n## Host cores per device\n")
