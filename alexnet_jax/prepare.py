@@ -237,17 +237,19 @@ def _progress(split: str, done: int, total: int, images: int, t0: float) -> str:
 
 def _check_settings(out: str, settings: dict) -> None:
     """Shards are kept by name on a rerun, so a rerun must prepare with the same settings."""
-    path = os.path.join(out, SETTINGS)
-    if not os.path.exists(path):
+    path, manifest = os.path.join(out, SETTINGS), os.path.join(out, MANIFEST)
+    old = {}
+    for f in (manifest, path):  # a directory prepared before SETTINGS existed has the manifest
+        if os.path.exists(f):
+            with open(f) as g:
+                old.update({k: v for k, v in json.load(g).items() if k in settings})
+    if not old:  # a fresh directory
         with open(path + ".tmp", "w") as f:
             json.dump(settings, f, indent=2)
         os.replace(path + ".tmp", path)
-        return
-    with open(path) as f:
-        old = json.load(f)
-    diff = [k for k in settings if old.get(k) != settings[k]]
+    diff = [k for k in old if old[k] != settings[k]]
     if diff:
-        was = ", ".join(f"{k}={old.get(k)!r}" for k in diff)
+        was = ", ".join(f"{k}={old[k]!r}" for k in diff)
         now = ", ".join(f"{k}={settings[k]!r}" for k in diff)
         raise InputError(
             f"{out} holds data prepared with {was}, not {now}; rerun with those settings to "

@@ -5,6 +5,7 @@ Images are 36x36 here (image_size), crops 32: the formulas are the paper's 256 a
 
 import errno
 import filecmp
+import json
 import os
 
 import jax
@@ -259,6 +260,13 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
             rf"holds data prepared with (.*, )?{field}=.*, not (.*, )?{field}={value!r}",
             _config(root, prepared_dir=config.input.prepared_dir, **{field: value}),
         )
+    legacy = tmp_path / "legacy"  # prepared before prepare_settings.json: the manifest says
+    legacy.mkdir()
+    (legacy / prepare.MANIFEST).write_text(json.dumps({"image_size": S, "storage": "raw"}))
+    one_line(
+        "holds data prepared with image_size=36, not image_size=40",
+        _config(root, prepared_dir=str(legacy), image_size=S + 4, storage="raw"),
+    )
     # read with a config of another dataset, or with fewer classes than the labels need
     made_dir = config.input.prepared_dir
     with pytest.raises(InputError, match=r"holds 'imagenet2012' but config.input.dataset='cifar"):
