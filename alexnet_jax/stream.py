@@ -112,6 +112,12 @@ def create_data(config: ml_collections.ConfigDict) -> input_pipeline.Data:
     b = sources.prepare(c)
     sources.check_split(b, "train", "the training split")
     sources.check_split(b, c.eval_split, "config.input.eval_split")
+    classes = b.info.features["label"].num_classes
+    if classes > config.model.num_classes:  # the memory and prepared pipelines check the labels
+        raise InputError(
+            f"{b.name} has {classes} classes but config.model.num_classes="
+            f"{config.model.num_classes}; set it to {classes}"
+        )
     st = stats.load(c.stats_dir or b.data_dir, c)
     normalize = input_pipeline.stats_normalizer(c, st)
     train_pre, eval_pre = input_pipeline.preprocessors(config, normalize, st, 0)

@@ -86,6 +86,10 @@ def _stats_stem(b) -> str:
 
 def test_statistics_command_then_the_stream_pipeline(built):
     config, b, pictures, decoded = built
+    few = config.copy_and_resolve_references()
+    few.model.num_classes = 10
+    with pytest.raises(ValueError, match="imagenet2012 has 1000 classes but config.model.num_cl"):
+        input_pipeline.create(few)
     for suffix in (".npz", ".json"):  # made by the stream test if it ran first
         if os.path.exists(_stats_stem(b) + suffix):
             os.remove(_stats_stem(b) + suffix)
