@@ -243,7 +243,9 @@ def _check_settings(out: str, settings: dict) -> None:
         if os.path.exists(f):
             with open(f) as g:
                 old.update({k: v for k, v in json.load(g).items() if k in settings})
-    if not old:  # a fresh directory
+    if not any(n.endswith((".shard", ".stats")) for n in os.listdir(out)):  # nothing kept yet
+        old = {}  # (a first run that failed before its first shard binds no settings)
+    if not old:  # fresh (an older directory keeps only its manifest's settings)
         with open(path + ".tmp", "w") as f:
             json.dump(settings, f, indent=2)
         os.replace(path + ".tmp", path)

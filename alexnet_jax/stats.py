@@ -157,8 +157,9 @@ def save(
             np.savez(f, **dataclasses.asdict(stats))
         with open(tmp + ".json", "w") as f:
             json.dump(info, f, indent=2)
-        os.replace(tmp + ".json", stem + ".json")
+        # the npz first: a crash before the json leaves an old `source`, which check_source refuses
         os.replace(tmp + ".npz", stem + ".npz")
+        os.replace(tmp + ".json", stem + ".json")
     finally:
         for suffix in (".npz", ".json"):
             if os.path.exists(tmp + suffix):

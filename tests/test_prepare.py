@@ -263,6 +263,7 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
     legacy = tmp_path / "legacy"  # prepared before prepare_settings.json: the manifest says
     legacy.mkdir()
     (legacy / prepare.MANIFEST).write_text(json.dumps({"image_size": S, "storage": "raw"}))
+    (legacy / "train-00000-of-00001.shard").write_bytes(b"")
     one_line(
         "holds data prepared with image_size=36, not image_size=40",
         _config(root, prepared_dir=str(legacy), image_size=S + 4, storage="raw"),
@@ -305,6 +306,8 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "full") == [prepare.SETTINGS]
     with pytest.raises(InputError, match="holds no prepared data; run"):
         input_pipeline.create(full)
+    other = "jpeg" if config.input.storage == "raw" else "raw"  # no shard kept: not bound yet
+    prepare.prepare(_config(root, prepared_dir=str(tmp_path / "full"), storage=other).input)
 
 
 def test_in_memory_data_is_validated_in_one_line(tmp_path):

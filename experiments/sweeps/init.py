@@ -2,12 +2,12 @@ r"""Does Sec. 5's initialisation train? The full paper net on Fashion-MNIST at 2
 
   python -m experiments.sweep --sweep=experiments/sweeps/init.py --workdir=runs/init --parallel=2
 
-Sec. 5: weights N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6 and fc7. Caffe's bvlc_alexnet
-(configs/caffenet.py): fc6/fc7 weights N(0, 0.005) and those biases 0.1; its README says bias 1
-"gave flat loss". Sized (ours) for a 2-core CPU, where this net trains at ~10 images/s per core:
-300 steps of 32 (not 128) on the first 9,600 training images, one evaluation on the first 512
-test images, the loss logged every 10 steps. The stuck-loss warning is set to 150 steps so a run
-that stays at ln(10) shows it. The claim is not a number (None).
+Sec. 5: weights N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6 and fc7. Caffe's bvlc_alexnet (its
+train_val.prototxt): fc6/fc7 weights N(0, 0.005) and those biases 0.1; its README says bias 1 "gave
+flat loss". Sized (ours) for a 2-core CPU, where this net trains at ~10 images/s per core: 300
+steps of 32 (not 128) on the first 9,600 training images, one evaluation on the first 512 test
+images, the loss logged every 10 steps. The stuck-loss warning is set to 150 steps so a run that
+stays at ln(10) shows it. The claim is not a number (None).
 """
 
 SHORT = {
