@@ -270,8 +270,8 @@ def prepare(c, workers: int | None = None, command: str = "") -> str:
         raise InputError(f"config.input.storage={c.storage!r} is unknown; use 'jpeg' or 'raw'")
     out = c.prepared_dir
     os.makedirs(out, exist_ok=True)
-    for name in os.listdir(out):  # a killed run's half-written files
-        if ".tmp" in name:
+    for name in os.listdir(out):  # a killed run's half-written files: NAME.tmp[PID][.npz|.json]
+        if re.search(r"\.tmp\d*(\.npz|\.json)?$", name):
             os.remove(os.path.join(out, name))
     workers = workers or c.prepare_workers or os.cpu_count()
     manifest = {"image_size": c.image_size, "storage": c.storage, "dataset": c.dataset}

@@ -171,7 +171,9 @@ def test_killed_prepare_resumes_to_byte_identical_shards(ilsvrc, made, tmp_path,
     with pytest.raises(InputError, match=r"is half-prepared \(1 shards, no prepared.json\); run"):
         input_pipeline.create(_config(root, prepared_dir=c.prepared_dir))
     monkeypatch.setattr(prepare, "write_shard", real)
+    (tmp_path / "p" / "notes.tmpl").write_text("not ours")  # only our temporary names go
     prepare.prepare(c, command="test")  # continues with the missing shards
+    os.remove(tmp_path / "p" / "notes.tmpl")  # still there, or this raises
     got, want = sorted(os.listdir(c.prepared_dir)), sorted(os.listdir(config.input.prepared_dir))
     assert got == want
     for name in got:
