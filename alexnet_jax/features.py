@@ -29,7 +29,16 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from alexnet_jax import cli, errors, input_pipeline, models, parallel, weight_layouts, weights
+from alexnet_jax import (
+    cli,
+    errors,
+    files,
+    input_pipeline,
+    models,
+    parallel,
+    weight_layouts,
+    weights,
+)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 PREPROCESS = ("caffe", "torchvision", "config")
@@ -165,12 +174,11 @@ def extract(
     input_fn = make_input_fn(config, preprocess, resize)
     forward = plan.map(lambda p, b: models.activations(plan.model, p, b["image"])[layer])
     params = plan.place(params)
-    tmp = f"{out}.tmp{os.getpid()}"  # renamed to `out` when complete: no half-written file
-    feats = np.lib.format.open_memmap(
-        tmp, mode="w+", dtype=np.float32, shape=(len(names), *shapes[layer].shape[1:])
-    )
     t0 = time.time()
-    try:
+    with files.replaced(out) as tmp:  # a bad image or Ctrl-C midway: an earlier `out` stays
+        feats = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.float32, shape=(len(names), *shapes[layer].shape[1:])
+        )
         for start in range(0, len(names), batch):
             chunk = names[start : start + batch]
             x = np.stack([input_fn(os.path.join(images_dir, n)) for n in chunk])
@@ -184,11 +192,6 @@ def extract(
                 flush=True,
             )
         feats.flush()
-    except BaseException:  # a bad image, Ctrl-C: an earlier `out` stays as it was
-        del feats
-        os.remove(tmp)
-        raise
-    os.replace(tmp, out)
     with open(os.path.splitext(out)[0] + ".files.txt", "w") as f:
         f.writelines(n + "\n" for n in names)
     return np.asarray(feats)

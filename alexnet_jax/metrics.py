@@ -17,6 +17,7 @@ import time
 import jax
 import ml_collections
 
+from alexnet_jax import files
 from alexnet_jax.errors import InputError
 
 
@@ -108,10 +109,7 @@ class Run:
 
     def _write_provenance(self) -> None:
         """Written to a temporary name and renamed: a kill mid-write leaves the last one whole."""
-        path = os.path.join(self.workdir, "provenance.json")
-        with open(path + ".tmp", "w") as f:
-            json.dump(self.provenance, f, indent=2)
-        os.replace(path + ".tmp", path)
+        files.write_json(os.path.join(self.workdir, "provenance.json"), self.provenance)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         """One line of metrics.jsonl and TensorBoard scalars; the wall time so far."""

@@ -43,7 +43,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from alexnet_jax import stats
+from alexnet_jax import files, stats
 from alexnet_jax.errors import InputError
 
 TARS = {"train": "ILSVRC2012_img_train.tar", "validation": "ILSVRC2012_img_val.tar"}
@@ -179,15 +179,11 @@ def _image(source: tuple, size: int) -> np.ndarray:
 
 
 def _save_atomic(path: str, arrays: list[np.ndarray]) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with open(tmp, "wb") as f:
+        with files.replaced(path) as tmp, open(tmp, "wb") as f:
             for a in arrays:
                 np.save(f, a, allow_pickle=False)
-        os.replace(tmp, path)
     except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         if e.errno == errno.ENOSPC:
             raise InputError(
                 f"no space left on the device of {os.path.dirname(path)} while writing "
@@ -246,9 +242,7 @@ def _check_settings(out: str, settings: dict) -> None:
     if not any(n.endswith((".shard", ".stats")) for n in os.listdir(out)):  # nothing kept yet
         old = {}  # (a first run that failed before its first shard binds no settings)
     if not old:  # fresh (an older directory keeps only its manifest's settings)
-        with open(path + ".tmp", "w") as f:
-            json.dump(settings, f, indent=2)
-        os.replace(path + ".tmp", path)
+        files.write_json(path, settings)
     diff = [k for k in old if old[k] != settings[k]]
     if diff:
         was = ", ".join(f"{k}={old[k]!r}" for k in diff)
@@ -270,8 +264,8 @@ def prepare(c, workers: int | None = None, command: str = "") -> str:
         raise InputError(f"config.input.storage={c.storage!r} is unknown; use 'jpeg' or 'raw'")
     out = c.prepared_dir
     os.makedirs(out, exist_ok=True)
-    for name in os.listdir(out):  # a killed run's half-written files: NAME.tmp[PID][.npz|.json]
-        if re.search(r"\.tmp\d*(\.npz|\.json)?$", name):
+    for name in os.listdir(out):  # a killed run's half-written files (files.replaced)
+        if re.search(r"\.tmp\d+$", name):
             os.remove(os.path.join(out, name))
     workers = workers or c.prepare_workers or os.cpu_count()
     manifest = {"image_size": c.image_size, "storage": c.storage, "dataset": c.dataset}
@@ -295,9 +289,7 @@ def prepare(c, workers: int | None = None, command: str = "") -> str:
     stats.save(m.finish(), c.stats_dir or out, c.image_size, command, source=source)
     manifest["command"] = command
     path = os.path.join(out, MANIFEST)
-    with open(path + ".tmp", "w") as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(path + ".tmp", path)
+    files.write_json(path, manifest)
     return path
 
 

@@ -26,6 +26,7 @@ import sys
 import ml_collections
 import numpy as np
 
+from alexnet_jax import files
 from alexnet_jax.errors import InputError, MissingFileError
 
 
@@ -141,7 +142,6 @@ def save(
     """
     os.makedirs(directory, exist_ok=True)
     stem = file_stem(directory, image_size)
-    tmp = f"{stem}.tmp{os.getpid()}"  # both written, then renamed: a crash keeps earlier ones
     info = {
         "command": command,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -152,18 +152,10 @@ def save(
         "channel_mean": stats.channel_mean.tolist(),
         "channel_std": stats.channel_std.tolist(),
     }
-    try:
-        with open(tmp + ".npz", "wb") as f:
-            np.savez(f, **dataclasses.asdict(stats))
-        with open(tmp + ".json", "w") as f:
-            json.dump(info, f, indent=2)
-        # the npz first: a crash before the json leaves an old `source`, which check_source refuses
-        os.replace(tmp + ".npz", stem + ".npz")
-        os.replace(tmp + ".json", stem + ".json")
-    finally:
-        for suffix in (".npz", ".json"):
-            if os.path.exists(tmp + suffix):
-                os.remove(tmp + suffix)
+    with files.replaced(stem + ".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **dataclasses.asdict(stats))
+    files.write_json(stem + ".json", info)  # after the npz: a crash between leaves an old
+    # `source` beside the new arrays, which check_source refuses
     return stem + ".npz"
 
 

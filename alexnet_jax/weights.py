@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from alexnet_jax import weight_layouts
+from alexnet_jax import files, weight_layouts
 from alexnet_jax.errors import InputError, MissingFileError, MissingPackageError
 
 FORMATS: tuple[str, ...] = ("npz", "bvlc_npy", "torchvision", "orbax")
@@ -156,8 +156,7 @@ def write(path: str, params: Params, format: str | None = None, *, fc6_rows: str
     format = format or infer_format(path)
     if format not in ("npz", "bvlc_npy", "torchvision"):
         raise InputError(f"cannot write weights format {format!r}; use npz, bvlc_npy, torchvision")
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    with files.replaced(path) as tmp:
         if format == "npz":
             tree = weight_layouts.float32_tree(jax.device_get(params), "params")
             flat = {f"{name}/{leaf}": v for name, p in tree.items() for leaf, v in p.items()}
@@ -171,10 +170,6 @@ def write(path: str, params: Params, format: str | None = None, *, fc6_rows: str
             torch = _torch()
             state = {k: torch.tensor(v) for k, v in weight_layouts.to_torchvision(params).items()}
             torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _shape(x) -> tuple[int, ...]:
