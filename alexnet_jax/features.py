@@ -30,6 +30,7 @@ import tensorflow as tf
 from absl import flags
 
 from alexnet_jax import (
+    architecture,
     cli,
     errors,
     files,
@@ -163,7 +164,7 @@ def extract(
     one = jnp.zeros(models.input_shape(config, 1), jnp.float32)
     shapes = jax.eval_shape(lambda p: models.activations(model, p, one), params)
     if layer not in shapes:
-        order = [n for n, _ in models.layer_shapes(config.model)]  # the network's order
+        order = [n for n, _ in architecture.layer_shapes(config.model)]  # the network's order
         known = order + sorted(set(shapes) - set(order), key=lambda n: (n == "logits", n))
         raise errors.InputError(f"--layer={layer!r} is unknown; use one of {known}")
     if batch < 1:

@@ -33,7 +33,7 @@ def config(c: ml_collections.ConfigDict) -> None:
     for field, sizes in (("conv.features", m.conv.features), ("fc_features", m.fc_features)):
         for k, n in enumerate(sizes):
             _int(n, f"model.{field}[{k}]", 1)
-    models.create_model(c)  # the rest of config.model (models._check)
+    models.create_model(c)  # the rest of config.model (architecture.check)
     optim.validate(c.optim)
     s = c.schedule
     _number(s.factor, "schedule.factor", 0.0, 1.0, "in (0, 1] (Sec. 5: 0.1)")

@@ -36,7 +36,7 @@ import sys
 
 import numpy as np
 
-from alexnet_jax import models, parallel, train
+from alexnet_jax import architecture, models, parallel, train
 
 _OPS = ("all-gather", "reduce-scatter", "all-reduce", "collective-permute", "all-to-all")
 _DTYPE_BYTES = {"f32": 4, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "f64": 8, "pred": 1, "u8": 1}
@@ -97,7 +97,7 @@ def fig2_values(m) -> dict[str, int]:
     after the first (conv3) or a fully connected layer; its whole input crosses once. The
     logits are gathered for the softmax.
     """
-    shapes = dict(models.layer_shapes(m))
+    shapes = dict(architecture.layer_shapes(m))
     last_stage = {}
     for name, shape in shapes.items():  # the last stage (conv, norm or pool) of each conv layer
         last_stage[int(re.sub(r"\D", "", name))] = shape

@@ -26,14 +26,14 @@ def _config(name: str, overrides: str = ""):
 
 def _train_flops(m) -> float:
     """FLOPs of one image's train step: 3x the forward pass's 2*MACs (convs and dense layers)."""
-    from alexnet_jax import models
+    from alexnet_jax import architecture
 
     macs, cin = 0, m.input_channels
-    convs = [s for name, s in models.layer_shapes(m) if name.startswith("conv")]
+    convs = [s for name, s in architecture.layer_shapes(m) if name.startswith("conv")]
     for i, (h, w, c) in enumerate(convs):
         macs += h * w * c * m.conv.kernel_size[i] ** 2 * cin // m.conv.groups[i]
         cin = c
-    width = int(np.prod(models.layer_shapes(m)[-1][1]))
+    width = int(np.prod(architecture.layer_shapes(m)[-1][1]))
     for n in (*m.fc_features, m.num_classes):
         macs, width = macs + width * n, n
     return 3 * 2 * macs

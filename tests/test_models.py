@@ -11,7 +11,7 @@ import optax
 import pytest
 import torch
 
-from alexnet_jax import models
+from alexnet_jax import architecture, models
 from tests import reference
 from tests.conftest import CONFIGS, DERIVED_CONFIGS, load_config
 
@@ -138,7 +138,7 @@ def test_layer_shapes_arithmetic_matches_the_module(name):
     params = jax.eval_shape(lambda: models.init_params(model, config, jax.random.key(0)))
     x = jnp.zeros(models.input_shape(config, 1))
     acts = jax.eval_shape(lambda p: models.activations(model, p, x), params)
-    for stage, shape in models.layer_shapes(config.model):
+    for stage, shape in architecture.layer_shapes(config.model):
         assert acts[stage].shape == (1, *shape), stage
 
 
@@ -389,4 +389,4 @@ def test_bad_model_config_fails_at_construction_in_one_line(overrides, match):
 
 def test_input_size_67_is_the_smallest_that_fits():
     config, model = _model("paper", input_size=67)
-    assert models.layer_shapes(config.model)[-1] == ("pool5", (1, 1, 256))
+    assert architecture.layer_shapes(config.model)[-1] == ("pool5", (1, 1, 256))
