@@ -15,12 +15,10 @@ last good step. `lock_workdir` allows one live run per workdir.
 import contextlib
 import dataclasses
 import errno
-import fcntl
 import logging
 import os
 import re
 import shutil
-import socket
 import sys
 
 import jax
@@ -29,11 +27,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from alexnet_jax import optim
+from alexnet_jax import files, optim
 from alexnet_jax.errors import InputError, MissingFileError
 
 BEST_METRIC = "eval/top1_err"
-LOCK_FILE = "run.lock"
+LOCK_FILE = files.LOCK_FILE
 
 # Mid-epoch checkpoints have no evaluation: Orbax's warning about that would print at every one;
 # reading metadata without a handler registry warns per item (we read only the state's); a
@@ -296,31 +294,9 @@ def read(path: str, which: str | int = "latest", template=None) -> tuple[dict, i
 
 @contextlib.contextmanager
 def lock_workdir(workdir: str):
-    """One live run per workdir: an flock on WORKDIR/run.lock, released by the kernel when the
-    process ends (kill -9 included), so it is never stale. A second run fails in one line."""
+    """One live run per workdir (files.locked); a second run fails in one line."""
     if jax.process_index() != 0:  # multi-host: the processes share one run
         yield
         return
-    path = os.path.join(workdir, LOCK_FILE)
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        f = open(path, "a+")  # noqa: SIM115 (held for the run)
-    except OSError as e:
-        raise InputError(f"--workdir={workdir} is not writable ({e.strerror})") from None
-    try:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise InputError(
-                f"--workdir={workdir} is in use by {holder}; wait for it, stop it, or use "
-                "another --workdir"
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)}")
-        f.flush()
+    with files.locked(workdir, "--workdir"):
         yield
-    finally:
-        f.close()  # releases the lock

@@ -2,12 +2,20 @@
 
 A crash, kill -9 or full disk midway leaves an earlier file at the target whole; what is left
 behind is only `PATH.tmpPID`, which no reader opens (prepare.py removes its own on a rerun).
+`locked` keeps a directory to one live writer (a training run's workdir, prepare's output).
 """
 
 import contextlib
+import fcntl
 import json
 import os
+import socket
+import sys
 from collections.abc import Iterator
+
+from alexnet_jax.errors import InputError
+
+LOCK_FILE = "run.lock"
 
 
 @contextlib.contextmanager
@@ -26,3 +34,33 @@ def replaced(path: str) -> Iterator[str]:
 def write_json(path: str, obj) -> None:
     with replaced(path) as tmp, open(tmp, "w") as f:
         json.dump(obj, f, indent=2)
+
+
+@contextlib.contextmanager
+def locked(directory: str, flag: str) -> Iterator[None]:
+    """One live writer per directory: an flock on DIRECTORY/run.lock, released by the kernel
+    when the process ends (kill -9 included), so it is never stale. A second writer fails in one
+    line naming `flag` (the option that chose the directory, e.g. "--workdir") and the holder."""
+    path = os.path.join(directory, LOCK_FILE)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        f = open(path, "a+")  # noqa: SIM115 (held for the block)
+    except OSError as e:
+        raise InputError(f"{flag}={directory} is not writable ({e.strerror})") from None
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise InputError(
+                f"{flag}={directory} is in use by {holder}; wait for it, stop it, or use "
+                f"another {flag}"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)}")
+        f.flush()
+        yield
+    finally:
+        f.close()  # releases the lock

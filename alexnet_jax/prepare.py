@@ -263,7 +263,11 @@ def prepare(c, workers: int | None = None, command: str = "") -> str:
     if c.storage not in ("jpeg", "raw"):
         raise InputError(f"config.input.storage={c.storage!r} is unknown; use 'jpeg' or 'raw'")
     out = c.prepared_dir
-    os.makedirs(out, exist_ok=True)
+    with files.locked(out, "config.input.prepared_dir"):  # one prepare per directory at a time
+        return _prepare(c, out, workers, command)
+
+
+def _prepare(c, out: str, workers: int | None, command: str) -> str:
     for name in os.listdir(out):  # a killed run's half-written files (files.replaced)
         if re.search(r"\.tmp\d+$", name):
             os.remove(os.path.join(out, name))

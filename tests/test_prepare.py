@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from alexnet_jax import idx, input_pipeline, prepare, prepared, stats
+from alexnet_jax import files, idx, input_pipeline, prepare, prepared, stats
 from alexnet_jax.errors import InputError
 from benchmarks.bench_input import tar_bytes
 from tests import fake_ilsvrc
@@ -270,6 +270,15 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
         "holds data prepared with image_size=36, not image_size=40",
         _config(root, prepared_dir=str(legacy), image_size=S + 4, storage="raw"),
     )
+    # a second prepare into a directory another one is writing: refused, nothing touched
+    busy = tmp_path / "busy"
+    with files.locked(str(busy), "--workdir"):  # the first one (here: this process)
+        (busy / "train-00000-of-00001.shard.tmp4242").write_bytes(b"its half-written shard")
+        one_line(
+            rf"config.input.prepared_dir={busy} is in use by pid {os.getpid()} on ",
+            _config(root, prepared_dir=str(busy)),
+        )
+        assert sorted(os.listdir(busy)) == [files.LOCK_FILE, "train-00000-of-00001.shard.tmp4242"]
     # read with a config of another dataset, or with fewer classes than the labels need
     made_dir = config.input.prepared_dir
     with pytest.raises(InputError, match=r"holds 'imagenet2012' but config.input.dataset='cifar"):
@@ -305,7 +314,7 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
     monkeypatch.setattr(np, "save", no_space)
     one_line("no space left on the device of .*full while writing train-00000", full)
     monkeypatch.undo()
-    assert os.listdir(tmp_path / "full") == [prepare.SETTINGS]
+    assert sorted(os.listdir(tmp_path / "full")) == sorted([prepare.SETTINGS, files.LOCK_FILE])
     with pytest.raises(InputError, match="holds no prepared data; run"):
         input_pipeline.create(full)
     other = "jpeg" if config.input.storage == "raw" else "raw"  # no shard kept: not bound yet
