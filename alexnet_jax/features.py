@@ -176,7 +176,11 @@ def extract(
     forward = plan.map(lambda p, b: models.activations(plan.model, p, b["image"])[layer])
     params = plan.place(params)
     t0 = time.time()
-    with files.replaced(out) as tmp:  # a bad image or Ctrl-C midway: an earlier `out` stays
+    listing = os.path.splitext(out)[0] + ".files.txt"
+    # a bad image or Ctrl-C midway: an earlier `out` and its listing stay, both whole
+    with files.replaced(out) as tmp, files.replaced(listing) as tmp_listing:
+        with open(tmp_listing, "w") as f:
+            f.writelines(n + "\n" for n in names)
         feats = np.lib.format.open_memmap(
             tmp, mode="w+", dtype=np.float32, shape=(len(names), *shapes[layer].shape[1:])
         )
@@ -193,8 +197,6 @@ def extract(
                 flush=True,
             )
         feats.flush()
-    with open(os.path.splitext(out)[0] + ".files.txt", "w") as f:
-        f.writelines(n + "\n" for n in names)
     return np.asarray(feats)
 
 

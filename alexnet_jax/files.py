@@ -21,7 +21,13 @@ LOCK_FILE = "run.lock"
 @contextlib.contextmanager
 def replaced(path: str) -> Iterator[str]:
     """Yields a temporary path next to `path`: renamed to `path` if the block ends normally,
-    removed if it raises."""
+    removed if it raises. A missing directory is the caller's path, named in one line."""
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise InputError(
+            f"cannot write {path}: the directory {parent} does not exist; create it or give "
+            "another path"
+        )
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         yield tmp

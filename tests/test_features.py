@@ -89,6 +89,11 @@ def test_any_layer_padding_and_bad_inputs(tmp_path):
                          preprocess="torchvision", resize=67)  # fmt: skip
     np.testing.assert_array_equal(np.load(out), got)  # the earlier file is kept whole
     assert sorted(os.listdir(tmp_path)) == ["imgs", "pool2.files.txt", "pool2.npy"]
+    assert (tmp_path / "pool2.files.txt").read_text() == "0.png\n1.png\n2.png\n"  # and its rows
+    missing = tmp_path / "no_dir" / "pool2.npy"
+    with pytest.raises(ValueError, match=f"cannot write {missing}: the directory .*no_dir does no"):
+        features.extract(c, params, str(tmp_path / "imgs"), str(missing), layer="pool2",
+                         preprocess="torchvision", resize=67)  # fmt: skip
     with pytest.raises(
         ValueError,
         match=r"--layer='fc9' is unknown; use one of \['conv1', 'pool1', 'norm1', 'conv2'",

@@ -313,6 +313,8 @@ def test_other_bad_inputs_are_one_line_errors(tmp_path, monkeypatch):
         weights.write(str(earlier), params, fc6_rows="whc")
     assert earlier.read_bytes() == before  # kept whole, and no temporary file left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ints.npz", "w.bin", "w.npy"]
+    with pytest.raises(ValueError, match=f"cannot write {tmp_path}/no/w.npz: the directory"):
+        weights.write(str(tmp_path / "no" / "w.npz"), params)
     with pytest.raises(ValueError, match="needs RGB images"):
         weights.preprocess(np.zeros((2, 4, 4, 1)), "caffe")
     monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
