@@ -287,7 +287,7 @@ def _train(loop: _Loop, config, state, plateau) -> dict:
             flush=True,
         )
         _save(loop, state, plateau, evals)
-    if loop.stop.signum:
+    if loop.stop.signum and step < loop.total and not plateau.done:  # else nothing was left
         print(
             f"stopped by signal {loop.stop.signum} at step {step}; checkpoint saved in "
             f"{loop.mngr.directory}; rerun with the same --workdir to resume",
