@@ -76,15 +76,16 @@ def center_crop(images: jax.Array, size: int) -> jax.Array:
 
 
 def ten_crop(images: jax.Array, size: int) -> jax.Array:
-    """[B, S, S, C] -> [B, 10, size, size, C] in torchvision's TenCrop order (Sec. 4.1)."""
+    """[B, S, S, C] -> [B, 10, size, size, C]: the four corner patches, the center one, then
+    "their horizontal reflections" (Sec. 4.1), in torchvision's TenCrop order. The reflections
+    are of the patches, as Caffe's oversample; torchvision crops the reflected image, whose
+    center patch is one pixel off when S - size is odd (256 -> 227)."""
     h, w = images.shape[-3], images.shape[-2]
     corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size)]
-
-    def five(x):
-        crops = [x[:, t : t + size, s : s + size] for t, s in corners]
-        return [*crops, center_crop(x, size)]
-
-    return jnp.stack(five(images) + five(images[:, :, ::-1]), axis=1)
+    crops = [images[:, t : t + size, s : s + size] for t, s in corners]
+    crops.append(center_crop(images, size))
+    mirrored = [crops[i][:, :, ::-1] for i in (1, 0, 3, 2, 4)]  # the reflected image's corners
+    return jnp.stack(crops + mirrored, axis=1)
 
 
 def lighting_shift(alphas: jax.Array, eigvals, eigvecs, scale) -> jax.Array:

@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 from absl import flags, logging
 
-from alexnet_jax import checkpoint, cli, input_pipeline, models, parallel, train
+from alexnet_jax import checkpoint, cli, input_pipeline, models, parallel, train, validate
 from alexnet_jax.errors import InputError
 
 Which = Literal["latest", "best"]
@@ -95,6 +95,7 @@ def run(
     (and their ensemble if there are several) and mode."""
     if not workdirs:
         raise InputError("--checkpoints is empty; pass one or more training workdirs")
+    validate.config(config)  # as main does: e.g. eval_limit=-5 would drop the last 5 images
     modes = list(modes or config.input.eval_modes)
     for mode in modes:
         if mode not in ("center", "ten_crop"):

@@ -15,7 +15,8 @@ FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-_SLICED = re.compile(r"(\w+)(?:\[(-?\d*):(-?\d*)\])?")  # "train", "train[55000:]", "train[:-5000]"
+# "train", "train[55000:]", "train[:-5000]"
+_SLICED = re.compile(r"(\w+)(?:\[((?:-?\d+)?):((?:-?\d+)?)\])?")
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -31,6 +32,8 @@ def read_idx(path: str) -> np.ndarray:
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise InputError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise InputError(f"{path} is truncated: its header ends after {len(data)} bytes")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):

@@ -138,6 +138,11 @@ OTHER_CASES = [
     (evaluate, [SMOKE, "--checkpoints={w}/run", "--which=first"], "--which=first"),
     (evaluate, [SMOKE, "--checkpoints={w}/run", "--modes=five_crop"], "'five_crop' is unknown"),
     (evaluate, ["--checkpoints={w}/run"], "--config is required"),
+    (
+        evaluate,
+        [SMOKE, "--checkpoints={w}/run", "--config.input.eval_limit=-5"],
+        "config.input.eval_limit=-5 must be an integer >= 1",
+    ),
     (weights, [SMOKE, "--in={w}/missing.npz", "--out={w}/o.npz"], "missing.npz does not exist"),
     (weights, [SMOKE, "--in={w}/w.bin", "--out={w}/o.npz"], "cannot tell the weights format"),
     (weights, [SMOKE, "--in={w}/cut.npz", "--out={w}/o.npz"], "cut.npz is truncated or not a"),

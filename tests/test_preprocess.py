@@ -44,23 +44,19 @@ def test_central_crop_is_the_floor_centred_window(h, w, size):
     np.testing.assert_array_equal(got, image[top : top + size, left : left + size])
 
 
-def test_ten_crop_returns_exactly_the_ten_patches():
-    image = np.arange(7 * 9 * 3).reshape(7, 9, 3)  # every pixel distinct
+@pytest.mark.parametrize("w", [9, 10])  # 10: W - size odd, as 256 -> 227
+def test_ten_crop_returns_exactly_the_ten_patches(w):
+    image = np.arange(7 * w * 3).reshape(7, w, 3)  # every pixel distinct
     got = np.asarray(augment.ten_crop(jnp.asarray(image[None]), 5))[0]
-    mirror = image[:, ::-1]
-    want = [
-        image[0:5, 0:5],  # top-left
-        image[0:5, 4:9],  # top-right
-        image[2:7, 0:5],  # bottom-left
-        image[2:7, 4:9],  # bottom-right
-        image[1:6, 2:7],  # center
-        mirror[0:5, 0:5],  # the same five of the reflected image
-        mirror[0:5, 4:9],
-        mirror[2:7, 0:5],
-        mirror[2:7, 4:9],
-        mirror[1:6, 2:7],
-    ]
+    tl, tr, bl, br = image[0:5, 0:5], image[0:5, w - 5 :], image[2:7, 0:5], image[2:7, w - 5 :]
+    middle = image[1:6, (w - 5) // 2 : (w - 5) // 2 + 5]
+    # the five, then "their horizontal reflections" (Sec. 4.1) in torchvision's order: the
+    # corners of the reflected image (its top-left is the reflected top-right)
+    want = [tl, tr, bl, br, middle] + [p[:, ::-1] for p in (tr, tl, br, bl, middle)]
     np.testing.assert_array_equal(got, np.stack(want))
+    if w % 2 == 1:  # an even margin: torchvision's TenCrop (crops of the reflected image)
+        mirror = image[:, ::-1]
+        np.testing.assert_array_equal(got[9], mirror[1:6, (w - 5) // 2 : (w - 5) // 2 + 5])
     batched = np.asarray(augment.ten_crop(jnp.asarray(np.stack([image, image + 1000])), 5))
     np.testing.assert_array_equal(batched[1], np.stack(want) + 1000)  # [B, 10, ...]
     # the reflected five are the reflections of the five, up to corner order

@@ -51,6 +51,9 @@ def test_read_idx_and_its_errors(tmp_path):
         f.write(b"\x01\x02" + data[2:])
     with pytest.raises(ValueError, match="bad.gz is not an unsigned-byte IDX file"):
         idx.read_idx(str(tmp_path / "bad.gz"))
+    (tmp_path / "head").write_bytes(data[:6])  # 3 dimensions announced, half of one given
+    with pytest.raises(ValueError, match="head is truncated: its header ends after 6 bytes"):
+        idx.read_idx(str(tmp_path / "head"))
 
 
 @pytest.mark.skipif(not os.path.isdir(REAL_FASHION), reason="scripts/test.sh installs it")
@@ -75,6 +78,7 @@ def test_a_validation_split_held_out_of_the_idx_training_files(tmp_path):
         ("train[40:]", r"eval_split='train\[40:\]' holds no images: 'train' has 32; fix the"),
         ("validation", r"eval_split='validation' does not exist; .* sliced as 'train\[55000:\]'"),
         ("train[:5%]", r"eval_split='train\[:5%\]' does not exist"),
+        ("train[-:]", r"eval_split='train\[-:\]' does not exist"),
     ):
         c.input.eval_split = split
         with pytest.raises(ValueError, match=message):
