@@ -51,6 +51,11 @@ def table2_rows(entries: list[dict]) -> list[dict]:
         row = {"nets": size}
         for mode in ("center", "ten_crop"):
             es = by.get((size, mode), [])
+            if len({e["n"] for e in es}) > 1:  # e.g. one file on the test set, one held out
+                raise InputError(
+                    f"the {size}-net {mode} entries were evaluated on different numbers of "
+                    f"images {sorted({e['n'] for e in es})}; give evaluations of one split"
+                )
             for metric in ("top1", "top5"):
                 xs = [100 * e[f"{metric}_err"] for e in es]
                 m, s = mean_std(xs) if xs else (math.nan, math.nan)

@@ -50,8 +50,8 @@ def read_try(results_dir: str) -> dict:
     for kind, pattern in (("test", "*eval*.json"), ("train", "*train_error*.json")):
         for path in sorted(glob.glob(os.path.join(results_dir, pattern))):
             for r in table2.read_eval_json(path, source=""):
-                if len(r["checkpoints"]) > 1:
-                    continue  # an ensemble
+                if len(r["checkpoints"]) > 1 or (kind == "train" and r["mode"] != "center"):
+                    continue  # an ensemble; a training error other than the clean (center) one
                 seed, key = _seed(r["checkpoints"][0]), r["mode"] if kind == "test" else "train"
                 err = 100 * r["top1_err"]
                 if seeds.setdefault(seed, {}).get(key, err) != err:  # one net evaluated twice

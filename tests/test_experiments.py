@@ -317,6 +317,10 @@ def test_table2_from_an_eval_json(tmp_path):
         for r in rows  # NaN cells (no std of 1) aside
     ]
     assert "part1.json, " in (tmp_path / "p" / "table2.md").read_text()
+    held = [{**e, "checkpoints": ["c"], "n": 50} for e in entries[:1]]  # another split
+    (tmp_path / "held.json").write_text(json.dumps(held))
+    with pytest.raises(ValueError, match=r"1-net center entries .* numbers of images \[50, 100\]"):
+        table2.table2([str(tmp_path / "eval.json"), str(tmp_path / "held.json")], str(tmp_path), "")
     with pytest.raises(ValueError, match=r"\['a'\] in mode center is in .*part1.json and"):
         table2.table2([*parts, parts[0]], str(tmp_path / "p"), "")  # one evaluation twice
     (tmp_path / "bad.json").write_text(json.dumps([{"mode": "center"}]))
@@ -561,7 +565,10 @@ def test_tries_table_holds_each_seeds_numbers_and_leaves_ensembles_out(tmp_path)
         + [([s[2]], "center", 0.06, 10000), (s, "center", 0.01, 10000)]
         + [([s[0]], "ten_crop", 0.065, 10000)],
     )
-    _evaluate_file(a / "s2_train_error.json", [([s[2]], "center", 0.05, 50000)])
+    _evaluate_file(  # the clean training error is the center crop's; ten crops left out
+        a / "s2_train_error.json",
+        [([s[2]], "center", 0.05, 50000), ([s[2]], "ten_crop", 0.04, 50000)],
+    )
     _evaluate_file(b / "s1_eval_ten_crop.json", [([s[1]], "center", 0.064, 10000)])
     rows = cli.run(
         tries.define_flags,
