@@ -70,6 +70,13 @@ class _Events:
         self.event, self.summary = event_pb2.Event, summary_pb2.Summary
         self.writer = EventFileWriter(workdir)
 
+    def restart(self, step: int) -> None:
+        """TensorBoard drops the events at `step` and after written by an earlier start (the
+        steps logged past its last checkpoint, which this start writes again)."""
+        log = self.event(wall_time=time.time(), step=step)
+        log.session_log.status = log.session_log.START
+        self.writer.add_event(log)
+
     def __call__(self, step: int, scalars: dict[str, float]) -> None:
         values = [self.summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()]
         self.writer.add_event(
@@ -81,9 +88,11 @@ class _Events:
 
 
 class Run:
-    """The files of one run in its workdir; only process 0 writes."""
+    """The files of one run in its workdir; only process 0 writes. `start_step`: the step the
+    run resumes from; what an earlier start logged after it (past its last checkpoint, before
+    a kill) is dropped, since this start logs those steps again."""
 
-    def __init__(self, workdir: str, config: ml_collections.ConfigDict):
+    def __init__(self, workdir: str, config: ml_collections.ConfigDict, start_step: int = 0):
         try:
             os.makedirs(workdir, exist_ok=True)
             probe = os.path.join(workdir, ".write_test")
@@ -96,6 +105,8 @@ class Run:
         self.main = jax.process_index() == 0
         self.events = _Events(workdir) if self.main else None
         if self.main:
+            _drop_rows_after(os.path.join(workdir, "metrics.jsonl"), start_step)
+            self.events.restart(start_step + 1)
             with open(os.path.join(workdir, "config.json"), "w") as f:
                 f.write(config.to_json_best_effort(indent=2))
             self.provenance = {
@@ -142,6 +153,26 @@ class Run:
             self.provenance["final"] = summary
             self._write_provenance()
         return table
+
+
+def _drop_rows_after(path: str, step: int) -> None:
+    """Keeps the rows of metrics.jsonl up to `step` (every row of a step is written before its
+    checkpoint); a line cut short by a kill goes too."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        lines = f.readlines()
+    keep = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("step", 0) <= step:
+            keep.append(line if line.endswith("\n") else line + "\n")
+    if keep != lines:
+        with files.replaced(path) as tmp, open(tmp, "w") as f:
+            f.writelines(keep)
 
 
 def _earlier_segments(workdir: str) -> list[dict]:

@@ -310,8 +310,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mngr = checkpoint.create(workdir, config.checkpoint)
     try:
         state, plateau = _restore(config, model, mngr)
-        run = metrics.Run(workdir, config)  # after the data and checkpoint checks: a bad
-        # rerun overwrites none of the run's files
+        # after the data and checkpoint checks: a bad rerun overwrites none of the run's files
+        run = metrics.Run(workdir, config, start_step=int(state.step))
         loop = _build(config, plan, data, run, mngr, start_step=int(state.step))
         print(
             f"{models.count_params(state.params):,} learned parameters; {loop.total} steps of "
