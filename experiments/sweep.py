@@ -127,7 +127,8 @@ def config_hash(c: ml_collections.ConfigDict) -> str:
 
 def _flag_value(value) -> str:
     if isinstance(value, tuple | list):
-        return "(" + ",".join(str(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        # repr: ml_collections reads "(fc8,)" as the string "(fc8,)", "('fc8',)" as ("fc8",)
+        return "(" + ",".join(repr(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     return str(value)
 
 

@@ -16,7 +16,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from alexnet_jax import cli
+from alexnet_jax import cli, main
 from experiments import figures, net_figures, summary, table2, tables, tries
 from experiments import sweep as sweep_lib
 from tests import tiny
@@ -539,6 +539,33 @@ def test_every_committed_sweep_plans_runs_of_its_config(path, tmp_path, monkeypa
     runs = sweep_lib.plan(sweep, str(tmp_path))
     assert len(runs) == len(sweep["seeds"]) * len(sweep["variants"])
     assert len({r.run_dir for r in runs}) == len(runs)  # every variant resolves to its own config
+    for r in runs:  # the trainer's command line gives the config the run was planned for
+        assert sweep_lib.config_hash(_trainer_config(r)) == r.config_hash, r.variant
+
+
+def _trainer_config(run):
+    """The config alexnet_jax.main parses from a planned run's command."""
+    assert run.command[1:3] == ("-m", "alexnet_jax.main")
+    return cli.parse(main.define_flags, ["main", *run.command[3:]]).config
+
+
+def test_sweep_commands_carry_tuples_of_strings_and_numbers(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    fields = {
+        "model.dropout.inputs_of": ("fc8",),
+        "input.eval_modes": ("center", "ten_crop"),
+        "model.conv.features": (8, 16, 16, 16, 8),
+    }
+    variants = {"v": {"overrides": fields}}
+    sweep = {"config": "configs/fashion_mnist.py", "seeds": [0], "variants": variants}
+    [run] = sweep_lib.plan(sweep, str(tmp_path))
+    c = _trainer_config(run)
+    for name, value in fields.items():
+        node = c
+        for part in name.split("."):
+            node = node[part]
+        assert tuple(node) == value, name
+    assert sweep_lib.config_hash(c) == run.config_hash
 
 
 def _evaluate_file(path, rows) -> None:
