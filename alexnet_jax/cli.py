@@ -70,8 +70,10 @@ def load_config(value: str) -> ml_collections.ConfigDict:
     try:
         fv(argv)
     except flags.IllegalFlagValueError as e:  # get_config(arg) raised; e holds its traceback
-        last = re.sub(r"^[\w.]+: ", "", str(e).strip().splitlines()[-1])  # "pkg.Error: ..."
-        raise InputError(f"--config={value}: {last}") from None
+        last = str(e).strip().splitlines()[-1]  # "pkg.Error: ..."
+        if not re.match(r"(alexnet_jax\.errors\.)?(InputError|MissingFileError): ", last):
+            raise RuntimeError(f"--config={value}: get_config raised\n{e}") from None  # a bug
+        raise InputError(f"--config={value}: {last.split(': ', 1)[1]}") from None
     return fv.config
 
 

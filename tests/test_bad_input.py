@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from alexnet_jax import checkpoint, cli, evaluate, features, main, stats, weights
+from alexnet_jax import checkpoint, cli, errors, evaluate, features, main, stats, weights
 from experiments import figures, sweep, tables
 from tests import tiny
 
@@ -205,6 +205,26 @@ cli.run(main.define_flags, {program}, argv)
     assert r.stderr.strip().splitlines() == [
         "error: config.model.num_classes=0 must be an integer >= 1 (ImageNet: 1000)"
     ]
+
+
+def test_a_bug_in_a_config_file_keeps_its_traceback(tmp_path):
+    """ml_collections turns anything get_config raises into a flag error: only our InputErrors
+    (a bad `:arg`) become one line; a TypeError in the file is a bug, with its file and line."""
+    path = tmp_path / "buggy.py"
+    path.write_text(
+        "from configs import fashion_mnist\n"
+        "def get_config(arg=None):\n"
+        "    c = fashion_mnist.get_config(arg)\n"
+        "    c.model.fc_features = (1, 2) + [3]\n"
+        "    return c\n"
+    )
+    with pytest.raises(RuntimeError) as e:
+        cli.load_config(str(path))
+    assert not isinstance(e.value, errors.InputError)
+    assert 'buggy.py", line 4, in get_config' in str(e.value)
+    assert "TypeError: can only concatenate tuple" in str(e.value)
+    with pytest.raises(errors.InputError, match=r"^--config=configs/fashion_mnist.py:bogus: unk"):
+        cli.load_config("configs/fashion_mnist.py:bogus")
 
 
 def test_gzip_cut_is_caught_by_the_idx_reader(world):
