@@ -35,6 +35,9 @@ def read_metrics(run_dir: str) -> tuple[list[dict], float]:
         raise MissingFileError(f"{run_dir} has no metrics.jsonl; pass a training --workdir")
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f if line.strip()]
+    # runs resumed before train.py dropped a killed start's rows hold some steps twice
+    rows = list({("eval/top1_err" in r, r["step"]): r for r in rows}.values())
+    rows.sort(key=lambda r: (r["step"], "eval/top1_err" in r))
     with open(os.path.join(run_dir, "provenance.json")) as f:
         final = json.load(f).get("final")
     if not final:

@@ -503,6 +503,17 @@ def test_overfitting_gap_and_a_partial_sweep(tmp_path, monkeypatch):
     figures.plot_overfitting(str(tmp_path), ("baseline",), str(tmp_path / "o.png"), done)
     # last epoch: baseline test mean 20, train means (20, 20) -> 20; no_dropout 32 - 0
     assert gaps == pytest.approx({"baseline": 0.0, "no_dropout": 32.0})
+    [base0] = [r["run_dir"] for r in done["runs"] if r["run_dir"].startswith("baseline/s0")]
+    with open(tmp_path / base0 / "metrics.jsonl") as f:
+        lines = f.readlines()
+    # killed after epoch 1's eval row, before its checkpoint; resumed from step 0 (before
+    # train.py dropped the rows of a killed start, they stayed): epoch 1's rows twice
+    first = next(i for i, line in enumerate(lines) if "eval/top1_err" in line) + 1
+    (tmp_path / base0 / "metrics.jsonl").write_text("".join(lines[:first] + lines))
+    again = figures.plot_overfitting(
+        str(tmp_path), ("baseline", "no_dropout"), str(tmp_path / "o.png"), done
+    )
+    assert again == pytest.approx(gaps)
     assert (tmp_path / "o.png").read_bytes()[:8] == PNG_MAGIC
     runs = {r["run_dir"]: tables.read_run(str(tmp_path / r["run_dir"])) for r in done["runs"]}
     rows = tables.ablation_rows(done, runs)
