@@ -51,14 +51,16 @@ def max_pool(x: jax.Array, window: int, stride: int, lowering: Lowering) -> jax.
 
 def _max_and_first(x: jax.Array, window: int, stride: int) -> tuple[jax.Array, jax.Array]:
     """The max over the window's strided views, replaced only where a view is strictly greater
-    (or NaN), and the index (int8, row-major) of the view that gave it: the first maximum."""
+    (or NaN), and the index (row-major; int8 up to 127 views) of the view that gave it: the
+    first maximum."""
     out = first = None
+    index = jnp.int8 if window * window <= 127 else jnp.int16
     for k, v in enumerate(conv.tap_views(x, window, window, stride)):
         if out is None:
-            out, first = v, jnp.zeros(v.shape, jnp.int8)
+            out, first = v, jnp.zeros(v.shape, index)
             continue
         up = (v > out) | jnp.isnan(v)
-        out, first = jnp.where(up, v, out), jnp.where(up, jnp.int8(k), first)
+        out, first = jnp.where(up, v, out), jnp.where(up, index(k), first)
     return out, first
 
 
