@@ -84,6 +84,7 @@ def _reference_probs(config, state, mode):
 
 
 def _errors(probs, labels):
+    tiny.assert_ranks_apart(np.log(probs))
     order = np.argsort(-probs, axis=1)
     top1 = np.mean(order[:, 0] != labels)
     top5 = np.mean([y not in row[:5] for y, row in zip(labels, order, strict=True)])

@@ -150,6 +150,7 @@ def test_a_checkpoint_restores_into_a_single_device_run(tiny_fashion, tmp_path, 
     logp -= np.log(np.exp(logp).sum(1, keepdims=True))
     loss = -np.mean(logp[np.arange(len(split.labels)), split.labels])
     assert summary["eval/loss"] == pytest.approx(loss, rel=1e-5)
+    tiny.assert_ranks_apart(logits)
     assert summary["eval/top1_err"] == pytest.approx(np.mean(logits.argmax(1) != split.labels))
 
 

@@ -88,6 +88,13 @@ def batch(c: ml_collections.ConfigDict, n: int = 4, seed: int = 0) -> dict[str, 
     }
 
 
+def assert_ranks_apart(scores, gap: float = 1e-4) -> None:
+    """Logits (or log-probabilities) whose top-1 and top-5 cuts are no near-ties: a float32
+    forward and a float64 reference would rank them alike (well-posed top-1/top-5 checks)."""
+    s = -np.sort(-np.asarray(scores, np.float64), axis=1)
+    assert min(np.min(s[:, 0] - s[:, 1]), np.min(s[:, 4] - s[:, 5])) > gap
+
+
 def float64(tree):
     """Floating leaves as float64 numpy (for comparisons under `jax.enable_x64`)."""
     to64 = lambda x: np.asarray(x, np.float64) if np.issubdtype(x.dtype, np.floating) else x  # noqa: E731
