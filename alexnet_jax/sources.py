@@ -74,17 +74,24 @@ def prepare(c: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
 def check_split(b: tfds.core.DatasetBuilder, split: str, field: str) -> None:
     """A one-line error if the dataset has no split named `split` (`field` names the config).
 
-    No split info at all (tfds.testing.mock_data) passes: reading the split will tell.
+    TFDS's slices ("train[55000:]") name their split before the bracket. No split info at all
+    (tfds.testing.mock_data) passes: reading the split will tell.
     """
-    if b.info.splits and split not in b.info.splits:
+    name = split.split("[", 1)[0]
+    if b.info.splits and name not in b.info.splits:
         have = sorted(map(str, b.info.splits))
-        raise InputError(f"{field}={split!r}: {b.name} has no such split; it has {have}")
+        raise InputError(f"{field}={split!r}: {b.name} has no split {name!r}; it has {have}")
 
 
 def split_spec(b: tfds.core.DatasetBuilder, split: str, limit: int | None) -> str:
     """'train' or, with a limit below the split's size, the TFDS slice 'train[:limit]'."""
     if limit is None or (split in b.info.splits and limit >= b.info.splits[split].num_examples):
         return split
+    if "[" in split:
+        raise InputError(
+            f"a limit of {limit} images on the sliced split {split!r}: give the slice the size "
+            "you want instead (e.g. 'train[55000:56000]') and leave the limit None"
+        )
     return f"{split}[:{limit}]"
 
 

@@ -374,6 +374,22 @@ def test_tfds_source_reads_any_tfds_dataset_by_name():
         input_pipeline.load(c, "train")
 
 
+def test_tfds_splits_take_slices_by_their_split_name():
+    from types import SimpleNamespace
+
+    from alexnet_jax import sources
+
+    info = SimpleNamespace(splits={"train": SimpleNamespace(num_examples=60000), "test": None})
+    b = SimpleNamespace(name="fashion_mnist", info=info)
+    sources.check_split(b, "train[55000:]", "config.input.eval_split")  # a held-out slice
+    with pytest.raises(ValueError, match=r"'valid\[5:\]': fashion_mnist has no split 'valid';"):
+        sources.check_split(b, "valid[5:]", "config.input.eval_split")
+    assert sources.split_spec(b, "train", 100) == "train[:100]"
+    assert sources.split_spec(b, "train[55000:]", None) == "train[55000:]"
+    with pytest.raises(ValueError, match=r"limit of 100 images on the sliced split 'train\[55"):
+        sources.split_spec(b, "train[55000:]", 100)
+
+
 def test_stuck_loss_warns_once_after_the_configured_steps_and_not_for_a_falling_loss():
     from alexnet_jax import metrics
 
