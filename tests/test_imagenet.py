@@ -205,7 +205,7 @@ def test_bad_inputs_are_one_line(fake_ilsvrc_tars, tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(
         ValueError,
-        match=r"eval_split='val': imagenet2012 has no such split; it has \['train', 'validation'",
+        match=r"eval_split='val': imagenet2012 has no split 'val'; it has \['train', 'validation'",
     ):
         input_pipeline.create(_config(root, eval_split="val"))  # fmt: skip
 
