@@ -478,6 +478,20 @@ def _fake_sweep(workdir, runs: dict) -> dict:
     return manifest
 
 
+def test_overfitting_gap_is_each_runs_own_last_epoch(tmp_path):
+    """A plateau schedule ends seeds at different epochs: the gap is read at each run's end, not
+    at the shortest run's last epoch."""
+    manifest = _fake_sweep(
+        tmp_path,
+        {
+            ("baseline", 0): ([[0.3], [0.2]], [0.30, 0.25], True),
+            ("baseline", 1): ([[0.3], [0.2], [0.1]], [0.30, 0.20, 0.20], True),
+        },
+    )
+    gaps = figures.plot_overfitting(str(tmp_path), ("baseline",), str(tmp_path / "o.png"), manifest)
+    assert gaps == pytest.approx({"baseline": (5.0 + 10.0) / 2})  # not (5 + 0) / 2 at epoch 2
+
+
 def test_overfitting_gap_and_a_partial_sweep(tmp_path, monkeypatch):
     manifest = _fake_sweep(
         tmp_path,
