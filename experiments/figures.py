@@ -219,7 +219,8 @@ def plot_overfitting(
         ax.plot(epochs, tr_m, "--", c=c, label=f"{variant}: train (running)")
         ax.plot(epochs, te_m, "o-", c=c, label=f"{variant}: {split}")
         ax_gap.plot(epochs, te_m - tr_m, "o-", c=c, label=variant)
-        gaps[variant] = 100 * float(np.mean([te[-1] - tr[-1] for tr, te in zip(train, test)]))
+        ends = [te[-1] - tr[-1] for tr, te in zip(train, test, strict=True)]
+        gaps[variant] = 100 * float(np.mean(ends))
     ax.set(xlabel="epoch", ylabel="top-1 error (%)", title=f"Sec. 4.2: train vs {split} error")
     ax_gap.axhline(0, c="k", lw=0.8)
     ax_gap.set(
