@@ -10,9 +10,10 @@ raised to 40 epochs, a guard that the schedule is expected to reach first. Sec. 
 unchanged (lr / 10 after an epoch whose test error is not 0.1 points below the best; three
 times; the next such epoch ends the run), so a run's first epochs repeat the 8-epoch run of
 the same seed and variant.
-Cost (ours; 2-core AMD EPYC, 2026-12-07): the net trains ~800 images/s on one core, ~80 s per
-epoch with its evaluation; at ~13 epochs a run, the 21 runs take ~3.2 hours at two at a time,
-more than one 3-hour session, so the sweep runs in parts (experiments/sweep.py: --seeds).
+Cost (measured; 2-core AMD EPYC, 2026-12-07, commit 86b266a): two runs at a time, one per core,
+at ~1,000-1,300 images/s each (training-log readings); the runs ended after 9-15 epochs and the
+21 took 6,931 s in all, so the sweep fits one 3-hour session
+(experiments/results/ablations_end_fashion_cpu2/).
 """
 
 import ml_collections
