@@ -11,8 +11,8 @@ unchanged (lr / 10 after an epoch whose test error is not 0.1 points below the b
 times; the next such epoch ends the run), so a run's first epochs repeat the 8-epoch run of
 the same seed and variant.
 Cost (measured; 2-core AMD EPYC, 2026-12-07, commit 86b266a): two runs at a time, one per core,
-at ~1,000-1,300 images/s each (training-log readings); the runs ended after 9-15 epochs and the
-21 took 6,931 s in all, so the sweep fits one 3-hour session
+at ~1,000-1,300 images/s each (one_tower_half ~1,900; training-log readings); the runs ended
+after 9-15 epochs and the 21 took 6,931 s in all, so the sweep fits one 3-hour session
 (experiments/results/ablations_end_fashion_cpu2/).
 """
 
