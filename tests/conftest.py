@@ -43,6 +43,7 @@ DERIVED_CONFIGS = (
     "fashion_mnist_ablation",
     "fashion_mnist_converged",
     "fashion_mnist_converged_end",
+    "fashion_mnist_converged_patient",
     "fashion_mnist_recipe",
     "fashion_mnist_recipe_long",
     "fashion_mnist_recipe_wide",

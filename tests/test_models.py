@@ -34,6 +34,7 @@ PARAM_COUNTS = {
     "fashion_mnist_ablation": 181_770,
     "fashion_mnist_converged": 181_770,  # = fashion_mnist_ablation (trained longer)
     "fashion_mnist_converged_end": 181_770,  # = fashion_mnist_converged (no 8-epoch cap)
+    "fashion_mnist_converged_patient": 181_770,  # = fashion_mnist_converged_end (patience 3)
     "fashion_mnist_recipe": 719_626,  # = fashion_mnist (trained longer)
     "fashion_mnist_recipe_long": 719_626,  # = fashion_mnist (no dropout: no parameters)
     "fashion_mnist_recipe_wide": 1_613_578,  # fashion_mnist at 1.5x every width
