@@ -31,10 +31,9 @@ def main(fv: flags.FlagValues) -> dict:
         jax.local_devices(),
     )
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO
-    from alexnet_jax import checkpoint, train  # after the checks: imports the input pipeline
+    from alexnet_jax import train  # after the checks: imports the input pipeline
 
-    with checkpoint.lock_workdir(fv.workdir):  # one live run per workdir
-        return train.train_and_evaluate(config, fv.workdir)
+    return train.train_and_evaluate(config, fv.workdir)  # holds the workdir's lock
 
 
 if __name__ == "__main__":

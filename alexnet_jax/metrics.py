@@ -18,7 +18,6 @@ import jax
 import ml_collections
 
 from alexnet_jax import files
-from alexnet_jax.errors import InputError
 
 
 def _git_commit() -> str:
@@ -90,17 +89,10 @@ class _Events:
 class Run:
     """The files of one run in its workdir; only process 0 writes. `start_step`: the step the
     run resumes from; what an earlier start logged after it (past its last checkpoint, before
-    a kill) is dropped, since this start logs those steps again."""
+    a kill) is dropped, since this start logs those steps again. The workdir exists and is
+    writable: train_and_evaluate holds its lock (checkpoint.lock_workdir) around the run."""
 
     def __init__(self, workdir: str, config: ml_collections.ConfigDict, start_step: int = 0):
-        try:
-            os.makedirs(workdir, exist_ok=True)
-            probe = os.path.join(workdir, ".write_test")
-            with open(probe, "w"):
-                pass
-            os.remove(probe)
-        except OSError as e:
-            raise InputError(f"--workdir={workdir} is not writable ({e.strerror})") from None
         self.workdir, self.t0 = workdir, time.time()
         self.main = jax.process_index() == 0
         self.events = _Events(workdir) if self.main else None

@@ -302,28 +302,30 @@ def _train(loop: _Loop, config, state, plateau) -> dict:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains and evaluates; resumes from the latest checkpoint in `workdir` if there is one.
 
-    Returns the last evaluation's metrics with the step and epoch.
+    Returns the last evaluation's metrics with the step and epoch. A second live run on the
+    same `workdir`, or one that cannot be written, fails in one line (checkpoint.lock_workdir).
     """
-    model = models.create_model(config)
-    plan = parallel.create(config, model)  # every config/device check before data loads
-    data = input_pipeline.create(config)  # "memory", "prepared", "stream", "synthetic"
-    mngr = checkpoint.create(workdir, config.checkpoint)
-    try:
-        state, plateau = _restore(config, model, mngr)
-        # after the data and checkpoint checks: a bad rerun overwrites none of the run's files
-        run = metrics.Run(workdir, config, start_step=int(state.step))
-        loop = _build(config, plan, data, run, mngr, start_step=int(state.step))
-        print(
-            f"{models.count_params(state.params):,} learned parameters; {loop.total} steps of "
-            f"{loop.batch_size} on {jax.device_count()} x {jax.devices()[0]}, "
-            f"{config.parallelism} parallel on a mesh {dict(plan.mesh.shape)}",
-            flush=True,
-        )
-        if loop.start_step:
-            print(f"resumed from {mngr.directory} at step {loop.start_step}", flush=True)
+    with checkpoint.lock_workdir(workdir):  # one live run per workdir
+        model = models.create_model(config)
+        plan = parallel.create(config, model)  # every config/device check before data loads
+        data = input_pipeline.create(config)  # "memory", "prepared", "stream", "synthetic"
+        mngr = checkpoint.create(workdir, config.checkpoint)
         try:
-            return _train(loop, config, plan.place(state), plateau)
+            state, plateau = _restore(config, model, mngr)
+            # after the data and checkpoint checks: a bad rerun overwrites none of the run's files
+            run = metrics.Run(workdir, config, start_step=int(state.step))
+            loop = _build(config, plan, data, run, mngr, start_step=int(state.step))
+            print(
+                f"{models.count_params(state.params):,} learned parameters; {loop.total} steps of "
+                f"{loop.batch_size} on {jax.device_count()} x {jax.devices()[0]}, "
+                f"{config.parallelism} parallel on a mesh {dict(plan.mesh.shape)}",
+                flush=True,
+            )
+            if loop.start_step:
+                print(f"resumed from {mngr.directory} at step {loop.start_step}", flush=True)
+            try:
+                return _train(loop, config, plan.place(state), plateau)
+            finally:
+                loop.stop.restore()
         finally:
-            loop.stop.restore()
-    finally:
-        mngr.close()
+            mngr.close()
