@@ -6,8 +6,9 @@ default path); for the TFDS stream (config.input.pipeline="stream", needs Tensor
   python -m alexnet_jax.stats --config=configs/paper.py --config.input.pipeline=stream \
       --config.input.manual_dir=/data/ilsvrc --config.input.data_dir=/data/tfds
 
-One pass over the training split, each image through the evaluation preprocessing up to the
-crop (rescale to shorter side `image_size`, central image_size x image_size window, Sec. 2):
+One pass over the training split, each image as the stream pipeline feeds it to training
+(stream.fixed_size: rescale to shorter side `image_size`, central image_size x image_size
+window, Sec. 2, rounded to uint8):
   - the mean image, [S, S, C] in 0..255 ("the mean activity over the training set", Sec. 2);
   - per-channel mean and std of the pixel values in [0, 1] (torchvision's normalisation);
   - eigenvalues and eigenvectors of the 3x3 covariance of the RGB pixel values in [0, 1],
@@ -190,19 +191,14 @@ def compute(c: ml_collections.ConfigDict, batch_size: int = 64) -> Stats:
     """
     import tensorflow as tf
 
-    from alexnet_jax import preprocess, sources
+    from alexnet_jax import sources, stream
 
     b = sources.prepare(c)
     ds = sources.records(b, "train", None, shuffle_seed=None, decode=False)
-
-    def fixed_size(ex):
-        image = ex["image"]
-        if image.dtype == tf.string:
-            image = preprocess.decode(image)
-        image = preprocess.resize_small(image, c.image_size)
-        return preprocess.central_crop(image, c.image_size)
-
-    ds = ds.map(fixed_size, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    ds = ds.map(  # the uint8 images the stream trains on
+        lambda ex: stream.fixed_size(ex["image"], c.image_size),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    ).batch(batch_size)
     m = Moments()
     for i, images in enumerate(ds.as_numpy_iterator()):
         m.add(images)

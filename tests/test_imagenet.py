@@ -107,6 +107,8 @@ def test_statistics_command_then_the_stream_pipeline(built):
     train_names = [n for n in pictures]
     want_mean = np.mean([_reference_fixed_size(decoded[n], 36) for n in train_names], axis=0)
     assert st.num_images == 7
+    # of the uint8 images training reads (stream.fixed_size), not of the unrounded resize
+    np.testing.assert_allclose(st.mean_image * 7, np.round(st.mean_image * 7), atol=1e-3)
     assert np.abs(st.mean_image - want_mean).mean() < 1.5
     pixels = (
         np.concatenate([_reference_fixed_size(decoded[n], 36).reshape(-1, 3) for n in train_names])
