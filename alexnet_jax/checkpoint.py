@@ -136,27 +136,53 @@ def save(
         ) from None
 
 
-def _param_shapes(tree) -> dict[str, tuple]:
-    leaves = jax.tree_util.tree_leaves_with_path(tree)
-    return {jax.tree_util.keystr(k): tuple(np.shape(v)) for k, v in leaves}
+def _leaf_shapes(tree) -> dict[str, tuple]:
+    """{"params['fc6']['bias']": shape, "opt_state['inner_state'][0]['trace']...": shape}: one
+    spelling for a live state (namedtuple fields) and a saved one's metadata (dict keys)."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        keys = [getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in path]
+        shape = leaf.shape if hasattr(leaf, "shape") else np.shape(leaf)  # metadata: .shape
+        out[str(keys[0]) + "".join(f"[{k!r}]" for k in keys[1:])] = tuple(shape)
+    return out
 
 
-def _saved_param_shapes(step_dir: str) -> dict[str, tuple]:
+def _saved_shapes(step_dir: str) -> dict[str, tuple]:
     meta = ocp.StandardCheckpointer().metadata(os.path.join(step_dir, "state")).item_metadata
     if meta is None or "params" not in meta.tree:
         raise KeyError(f"{step_dir}/state has no readable array metadata")
-    leaves = jax.tree_util.tree_leaves_with_path(meta.tree["params"])
-    return {jax.tree_util.keystr(k): tuple(v.shape) for k, v in leaves}
+    return _leaf_shapes(meta.tree)
 
 
 def check_fits(step_dir: str, saved: dict, want: dict) -> None:
-    """A checkpoint of another model (layers or shapes differ): one line naming the first."""
-    for name in sorted(saved.keys() | want.keys()):
-        if saved.get(name) != want.get(name):
+    """A checkpoint of another model (params differ) or of another optimizer rule or frozen/low-lr
+    layers (its state differs): one line naming the first difference; nothing is moved."""
+    for name in sorted(saved.keys() | want.keys(), key=lambda n: (not n.startswith("params"), n)):
+        if saved.get(name) == want.get(name):
+            continue
+        if name.startswith("params"):
             raise InputError(
                 f"checkpoint {step_dir} does not fit --config (another model wrote it): "
-                f"params{name} is {saved.get(name)} there and {want.get(name)} in the config; "
+                f"{name} is {saved.get(name)} there and {want.get(name)} in the config; "
                 "use the config it was trained with, or a new --workdir to train this one"
+            )
+        raise InputError(
+            f"checkpoint {step_dir} holds another optimizer's state: {name} is "
+            f"{saved.get(name)} there and {want.get(name)} in the config; resume with the "
+            "config.optim it was trained with (rule, frozen_layers, low_lr_layers), or use a new "
+            "--workdir"
+        )
+
+
+def check_hyperparams(step_dir: str, saved, want) -> None:
+    """Momentum and weight decay are the config's, not state: a resume that changes them is one
+    line (the learning rate is the schedule's state and is restored)."""
+    for name in sorted(set(want.hyperparams) - {"learning_rate"}):
+        was, now = float(saved.hyperparams[name]), float(want.hyperparams[name])
+        if was != now:
+            raise InputError(
+                f"checkpoint {step_dir} was trained with config.optim.{name}={was:g} and "
+                f"--config has {now:g}; resume with {was:g}, or use a new --workdir"
             )
 
 
@@ -188,12 +214,12 @@ def restore(mngr: ocp.CheckpointManager, state, plateau: optim.Plateau):
     """(state, plateau) from the newest checkpoint that restores, or the arguments unchanged
     if there is none. Damaged ones are moved aside (STEP.damaged) and named, one line each."""
     template = jax.device_get(_tree(state))
-    want = _param_shapes(template["params"])
+    want = _leaf_shapes(template)
     tried = []
     while (step := mngr.latest_step()) is not None:
         step_dir = os.path.join(str(mngr.directory), str(step))
         try:
-            saved = _saved_param_shapes(step_dir)
+            saved = _saved_shapes(step_dir)
         except _DAMAGE as e:
             tried.append(_move_aside(mngr, step, e))
             continue
@@ -211,6 +237,7 @@ def restore(mngr: ocp.CheckpointManager, state, plateau: optim.Plateau):
             tried.append(_move_aside(mngr, step, e))
             continue
         t = restored["state"]
+        check_hyperparams(step_dir, t["opt_state"], template["opt_state"])
         state = state.replace(params=t["params"], opt_state=t["opt_state"], step=t["step"])
         return state, schedule
     if tried:
@@ -278,9 +305,10 @@ def read(path: str, which: str | int = "latest", template=None) -> tuple[dict, i
     directory, step = find_step(path, which)
     step_dir = os.path.join(directory, str(step))
     try:
-        saved = _saved_param_shapes(step_dir)
-        if template is not None:
-            check_fits(step_dir, saved, _param_shapes(template))
+        saved = _saved_shapes(step_dir)
+        if template is not None:  # the params only: any optimizer's checkpoint is read
+            params = {k: v for k, v in saved.items() if k.startswith("params")}
+            check_fits(step_dir, params, _leaf_shapes({"params": template}))
         tree = ocp.StandardCheckpointer().restore(os.path.join(step_dir, "state"))
     except _DAMAGE as e:
         if isinstance(e, InputError):

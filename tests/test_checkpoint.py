@@ -6,8 +6,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
 from alexnet_jax import checkpoint, optim
+from alexnet_jax.errors import InputError
 from tests import tiny
 
 
@@ -54,6 +56,31 @@ def test_restore_gives_back_params_opt_state_lr_and_schedule(tmp_path):
     assert float(got.opt_state.hyperparams["learning_rate"]) == np.float32(1e-3)
     np.testing.assert_array_equal(got.params["fc8"]["kernel"], saved.params["fc8"]["kernel"])
     assert type(got.opt_state) is type(saved.opt_state)  # the namedtuple, not a dict
+    mngr.close()
+
+
+@pytest.mark.parametrize(
+    "changed, message",
+    [
+        (dict(rule="decoupled"), "holds another optimizer's state: opt_state['inner_state']"),
+        (
+            dict(weight_decay=0.0),
+            "trained with config.optim.weight_decay=0.0005 and --config has 0",
+        ),
+        (dict(momentum=0.8), "trained with config.optim.momentum=0.9 and --config has 0.8"),
+    ],
+)
+def test_a_resume_with_another_optimizer_is_one_line_and_moves_nothing(tmp_path, changed, message):
+    """Another rule changes the state's tree; momentum and weight decay are the config's, not
+    state. Either way the good checkpoint stays where it is (not moved aside as damaged)."""
+    mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
+    checkpoint.save(mngr, tiny.small_state(3, 1.0), optim.Plateau(lr=0.01))
+    with pytest.raises(InputError, match="use a new --workdir") as e:
+        checkpoint.restore(mngr, tiny.small_state(0, 0.0, **changed), optim.Plateau(lr=0.01))
+    assert message in str(e.value)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3"]
+    got, _ = checkpoint.restore(mngr, tiny.small_state(0, 0.0), optim.Plateau(lr=0.01))
+    assert int(got.step) == 3  # the same config resumes
     mngr.close()
 
 

@@ -155,13 +155,11 @@ def loss_and_grads(plan, params, batch):
     return plan.fetch(plan.map(per_device)(plan.place(params), plan.batch(batch)))
 
 
-def small_state(step: int, value: float):
-    """A one-layer TrainState with the paper optimizer: what checkpoint tests save and restore."""
+def small_state(step: int, value: float, **optim_fields):
+    """A one-layer TrainState with the paper optimizer (or `optim_fields` changed): what
+    checkpoint tests save and restore."""
     params = {"fc8": {"kernel": jnp.full((3, 2), value), "bias": jnp.zeros(2)}}
-    tx = optim.build(
-        ml_collections.ConfigDict(
-            dict(rule="paper", base_lr=0.01, momentum=0.9, weight_decay=5e-4, decay_biases=True)
-        )
-    )
+    fields = dict(rule="paper", base_lr=0.01, momentum=0.9, weight_decay=5e-4, decay_biases=True)
+    tx = optim.build(ml_collections.ConfigDict({**fields, **optim_fields}))
     s = flax_train_state.TrainState.create(apply_fn=None, params=params, tx=tx)
     return s.replace(step=jnp.asarray(step))
