@@ -9,8 +9,8 @@ leaves the previous checkpoint as the latest restorable one.
 Faults, each one line: a damaged newest checkpoint (truncated, corrupt, pieces missing) is
 moved aside to STEP.damaged and the newest one that restores is used; a checkpoint of another
 model names the first differing layer, one of another optimizer (rule, momentum, weight decay)
-the first difference, and neither moves anything; a full disk during a save names the directory and the
-last good step. `lock_workdir` allows one live run per workdir.
+the first difference, and neither moves anything; a full disk during a save names the
+directory and the last good step. `lock_workdir` allows one live run per workdir.
 """
 
 import contextlib

@@ -284,10 +284,15 @@ def stats_normalizer(c: ml_collections.ConfigDict, st: stats.Stats) -> augment.N
     )
 
 
+def pipeline_of(c: ml_collections.ConfigDict) -> str:
+    """`config.input`'s pipeline; None: "prepared" for imagenet2012, else "memory"."""
+    return c.pipeline or ("prepared" if c.dataset == "imagenet2012" else "memory")
+
+
 def create(config: ml_collections.ConfigDict) -> Data:
     """`config.input` (and model.input_size, seed) -> the training and evaluation streams."""
     c, m = config.input, config.model
-    pipeline = c.pipeline or ("prepared" if c.dataset == "imagenet2012" else "memory")
+    pipeline = pipeline_of(c)
     if pipeline == "memory":
         if c.dataset == "imagenet2012":
             raise InputError(

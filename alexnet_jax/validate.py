@@ -9,7 +9,7 @@ import math
 
 import ml_collections
 
-from alexnet_jax import models, optim
+from alexnet_jax import input_pipeline, models, optim
 from alexnet_jax.errors import InputError
 
 
@@ -39,7 +39,12 @@ def config(c: ml_collections.ConfigDict) -> None:
     _number(s.factor, "schedule.factor", 0.0, 1.0, "in (0, 1] (Sec. 5: 0.1)")
     if s.factor == 0:
         raise InputError("config.schedule.factor=0 would set the rate to 0; use 0.1 (Sec. 5)")
-    _int(s.patience_epochs, "schedule.patience_epochs", 0)
+    _int(
+        s.patience_epochs,
+        "schedule.patience_epochs",
+        1,
+        " (1: lr / 10 after one epoch without gain)",
+    )
     _number(s.threshold, "schedule.threshold", 0.0, 1.0, "in [0, 1] (a top-1 error gain)")
     _int(s.cooldown_epochs, "schedule.cooldown_epochs", 0)
     _int(s.max_drops, "schedule.max_drops", 0, " (Sec. 5: 3)")
@@ -58,6 +63,14 @@ def config(c: ml_collections.ConfigDict) -> None:
         if i[field] is not None:
             _int(i[field], f"input.{field}", 1, " or None (the whole split)")
     _int(i.device_prefetch, "input.device_prefetch", 0)
+    _int(i.crop_padding, "input.crop_padding", 0)
+    pipeline = input_pipeline.pipeline_of(i)
+    if pipeline != "memory" and m.input_size > i.image_size:  # "memory" resizes to input_size
+        raise InputError(
+            f"config.model.input_size={m.input_size} is larger than config.input.image_size="
+            f"{i.image_size}, the stored images the {pipeline!r} pipeline crops it from; use an "
+            "input_size <= image_size (Sec. 2: 224 or 227 of 256)"
+        )
     _int(c.num_epochs, "num_epochs", 1)
     if c.max_steps is not None:
         _int(c.max_steps, "max_steps", 1, " or None (num_epochs of steps)")

@@ -93,6 +93,12 @@ MAIN_CASES = [
     ([SMOKE, "--config.model.lrn.convention=cuda"], "lrn.convention='cuda' is unknown"),
     ([SMOKE, "--config.schedule.factor=2"], "config.schedule.factor=2.0 must be in (0, 1]"),
     ([SMOKE, "--config.schedule.drop_after_epochs=(3,2)"], "=(3, 2) must rise strictly"),
+    ([SMOKE, "--config.schedule.patience_epochs=0"], "patience_epochs=0 must be an integer >= 1"),
+    ([SMOKE, "--config.input.crop_padding=-1"], "config.input.crop_padding=-1 must be an integer"),
+    (
+        [SMOKE, "--config.input.pipeline=synthetic", "--config.input.image_size=24"],
+        "config.model.input_size=28 is larger than config.input.image_size=24, the stored",
+    ),
     ([SMOKE, "--config.checkpoint.keep=0"], "config.checkpoint.keep=0 must be an integer >= 1"),
     ([SMOKE, "--config.input.global_batch_size=7"], "global_batch_size=7 is not divisible by"),
     ([SMOKE, "--config.parallelism=model", "--config.model.towers=1"], "config.model.towers=1"),
