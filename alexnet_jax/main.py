@@ -22,8 +22,6 @@ def main(fv: flags.FlagValues) -> dict:
     config = fv.config
     validate.config(config)  # one line per bad field, before JAX meets a device
     parallel.initialize_distributed(config.distributed)  # before JAX meets a device
-    mesh = parallel.make_mesh(config.parallelism, config.model.towers)  # devices vs layout
-    validate.batches(config, mesh.shape["batch"])
     logging.info(
         "JAX process %d/%d, local devices %s",
         jax.process_index(),
@@ -31,7 +29,7 @@ def main(fv: flags.FlagValues) -> dict:
         jax.local_devices(),
     )
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file it writes at INFO
-    from alexnet_jax import train  # after the checks: imports the input pipeline
+    from alexnet_jax import train  # after the config checks: Orbax and the rest load here
 
     return train.train_and_evaluate(config, fv.workdir)  # holds the workdir's lock
 

@@ -1,8 +1,8 @@
 """The config checked before anything expensive: one line per bad field, naming it and the fix.
 
-`config(c)` runs in main before any data loads or any step compiles; `batches(c, replicas)`
-once the mesh is known. Model fields are checked by models.create_model, the optimizer's by
-optim.validate, the parallelism's by parallel.make_mesh.
+`config(c)` runs in main before any data loads or any step compiles. Model fields are checked
+by models.create_model, the optimizer's by optim.validate, the parallelism's and the batch
+sizes' split over the devices by parallel.create.
 """
 
 import math
@@ -78,14 +78,3 @@ def config(c: ml_collections.ConfigDict) -> None:
     _int(c.checkpoint.every_steps, "checkpoint.every_steps", 1)
     _int(c.checkpoint.keep, "checkpoint.keep", 1)
     _int(c.seed, "seed", 0)
-
-
-def batches(c: ml_collections.ConfigDict, replicas: int) -> None:
-    """The batch sizes split evenly over the mesh's `replicas` (its "batch" axis)."""
-    for field in ("global_batch_size", "eval_batch_size"):
-        size = c.input[field]
-        if size % replicas:
-            raise InputError(
-                f"config.input.{field}={size} is not divisible by the {replicas} model "
-                f"replicas of parallelism={c.parallelism!r}; use a multiple of {replicas}"
-            )
