@@ -104,18 +104,26 @@ def _no_space(e: BaseException) -> bool:
 def save(
     mngr: ocp.CheckpointManager, state, plateau: optim.Plateau, metrics: dict | None = None
 ) -> None:
-    """Saves `state` (host copy) and the schedule at `state.step`; blocks.
+    """Saves `state` (host copy) and the schedule at `state.step`; blocks. Non-finite params
+    are never saved: the last checkpoint stays the last good one.
 
     A full disk is one line (the directory, the last good step); every earlier checkpoint is
     left as it was, and Orbax's half-written STEP.orbax-checkpoint-tmp is removed (if a writer
     thread recreates it, restore ignores it and the next save of that step replaces it).
     """
     step = int(state.step)
+    host = jax.device_get(_tree(state))
+    for path, x in jax.tree_util.tree_leaves_with_path(host["params"]):
+        if not np.isfinite(x).all():  # a finite loss can still give non-finite gradients
+            raise FloatingPointError(
+                f"non-finite params{jax.tree_util.keystr(path)} at step {step}, not saved; the "
+                f"last good checkpoint is step {mngr.latest_step()} in {mngr.directory}"
+            )
     try:
         mngr.save(
             step,
             args=ocp.args.Composite(
-                state=ocp.args.StandardSave(jax.device_get(_tree(state))),
+                state=ocp.args.StandardSave(host),
                 schedule=ocp.args.JsonSave(dataclasses.asdict(plateau)),
             ),
             metrics=metrics,

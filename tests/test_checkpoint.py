@@ -84,6 +84,15 @@ def test_a_resume_with_another_optimizer_is_one_line_and_moves_nothing(tmp_path,
     mngr.close()
 
 
+def test_non_finite_params_are_not_saved(tmp_path):
+    mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
+    checkpoint.save(mngr, tiny.small_state(1, 1.0), optim.Plateau(lr=0.01))
+    with pytest.raises(FloatingPointError, match=r"params\['fc8'\]\['kernel'\] at step 2, not sa"):
+        checkpoint.save(mngr, tiny.small_state(2, float("nan")), optim.Plateau(lr=0.01))
+    assert mngr.all_steps() == [1]
+    mngr.close()
+
+
 def test_a_half_written_save_leaves_the_previous_checkpoint_restorable(tmp_path):
     """What kill -9 mid-save leaves behind: Orbax's temporary directory, never renamed."""
     mngr = checkpoint.create(str(tmp_path), ml_collections.ConfigDict(dict(keep=3)))
