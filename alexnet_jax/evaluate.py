@@ -79,12 +79,6 @@ def probabilities(apply_fn, preprocess, params, batch: dict) -> jax.Array:
     return jax.lax.map(softmax, jnp.swapaxes(images, 0, 1)).mean(0)  # one crop at a time
 
 
-def errors(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-example top-1 and top-5 errors (0/1); ties go to the lower class, as lax.top_k."""
-    top5 = np.argsort(-probs, axis=1, kind="stable")[:, :5]
-    return top5[:, 0] != labels, ~(top5 == labels[:, None]).any(1)
-
-
 def run(
     config: ml_collections.ConfigDict,
     workdirs: list[str],
@@ -122,7 +116,7 @@ def run(
             if len(probs) > 1:
                 probs.append(np.mean(probs, axis=0))  # the ensemble: softmax averaged
             for i, p in enumerate(probs):
-                wrong[i] += [e.sum() for e in errors(p, labels)]
+                wrong[i] += [float(e.sum()) for e in train.top_errors(jnp.asarray(p), labels)]
             n += int(real.sum())
         for group, (top1, top5) in zip(groups, wrong, strict=True):
             steps = [restored[workdirs.index(w)][1] for w in group]

@@ -34,8 +34,9 @@ def _identity(batch: Batch) -> Batch:
     return batch
 
 
-def _errors(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Per-example top-1 and top-5 errors (0/1), the paper's metrics (Sec. 6)."""
+def top_errors(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-example top-1 and top-5 errors (0/1), the paper's metrics (Sec. 6), of logits or
+    probabilities; ties go to the lower class (lax.top_k)."""
     top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1]
     in_top5 = jnp.any(top5 == labels[:, None], axis=-1)
     return (top5[:, 0] != labels).astype(jnp.float32), (~in_top5).astype(jnp.float32)
@@ -62,7 +63,7 @@ def train_step(
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     grads = jax.lax.pmean(grads, "batch")
-    top1, _ = _errors(logits, batch["label"])
+    top1, _ = top_errors(logits, batch["label"])
     m = jax.lax.pmean({"train/loss": loss, "train/top1_err": top1.mean()}, "batch")
     m["lr"] = state.opt_state.hyperparams["learning_rate"]
     return state.apply_gradients(grads=grads), m
@@ -73,7 +74,7 @@ def eval_step(state: TrainState, batch: Batch, *, preprocess=_identity) -> Metri
     batch = preprocess(batch)
     logits = state.apply_fn({"params": state.params}, batch["image"], train=False)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-    top1, top5 = _errors(logits, batch["label"])
+    top1, top5 = top_errors(logits, batch["label"])
     mask = batch["mask"]
     sums = {"loss": loss * mask, "top1": top1 * mask, "top5": top5 * mask, "n": mask}
     return jax.lax.psum({k: v.sum() for k, v in sums.items()}, "batch")
