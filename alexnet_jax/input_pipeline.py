@@ -144,22 +144,37 @@ def eval_order(n: int, global_batch: int, rows: slice) -> Iterator[tuple[np.ndar
 
 
 def background(batches: Iterator[Batch], size: int = 2) -> Iterator[Batch]:
-    """`batches` made by a thread, `size` ahead of the consumer (decoding overlaps the step)."""
-    q, done = queue.Queue(size), object()
+    """`batches` made by a thread, `size` ahead of the consumer (decoding overlaps the step).
+    The thread ends when the consumer does (closed, or dropped): it holds nothing after."""
+    q, done, stop = queue.Queue(size), object(), threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
 
     def work():
         try:
             for b in batches:
-                q.put(b)
+                if not put(b):
+                    return
         except BaseException as e:  # noqa: BLE001 (re-raised in the consumer)
-            q.put(e)
-        q.put(done)
+            put(e)
+            return
+        put(done)
 
     threading.Thread(target=work, daemon=True).start()
-    while (b := q.get()) is not done:
-        if isinstance(b, BaseException):
-            raise b
-        yield b
+    try:
+        while (b := q.get()) is not done:
+            if isinstance(b, BaseException):
+                raise b
+            yield b
+    finally:
+        stop.set()
 
 
 def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:

@@ -3,11 +3,13 @@
 
 import functools
 import gzip
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 
 import jax
 import numpy as np
@@ -103,6 +105,22 @@ def test_training_batches_are_a_seeded_permutation_and_resume_exactly(tiny_fashi
     for want in first[6:]:
         got = next(resumed)
         np.testing.assert_array_equal(got["image"], want["image"])
+
+
+def test_the_background_reader_ends_with_its_consumer():
+    """A run that stops early (or a test) must not leave the reader thread holding the split."""
+    ended = threading.Event()
+
+    def forever():
+        try:
+            yield from itertools.count()
+        finally:
+            ended.set()
+
+    it = input_pipeline.background(forever(), size=2)
+    assert [next(it), next(it)] == [0, 1]
+    it.close()
+    assert ended.wait(10)
 
 
 def test_evaluation_counts_every_example_once(tiny_fashion):
