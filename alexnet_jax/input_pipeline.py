@@ -89,24 +89,6 @@ def load(c: ml_collections.ConfigDict, split: str) -> Split:
     raise InputError(f"config.input.source={c.source!r} is unknown; use 'idx' or 'tfds'")
 
 
-def normalizer(c: ml_collections.ConfigDict, train: Split):
-    """float32 [.., H, W, C] pixels -> network input, from training-set statistics (Sec. 2).
-
-    "mean_image": pixels in 0..255 minus the mean image over the training set (the paper's
-    only preprocessing). "mean_std": pixels in 0..1, per-channel mean/std (torchvision's).
-    """
-    x = train.images.astype(np.float64)
-    if c.normalize == "mean_image":
-        return augment.normalizer("mean_image", mean_image=x.mean(0))
-    if c.normalize == "mean_std":
-        return augment.normalizer(
-            "mean_std", channel_mean=(x / 255).mean((0, 1, 2)), channel_std=(x / 255).std((0, 1, 2))
-        )
-    raise InputError(
-        f"config.input.normalize={c.normalize!r} is unknown; use 'mean_image' or 'mean_std'"
-    )
-
-
 def process_rows(global_batch: int) -> slice:
     """This process's rows of every global batch: [p*B/P, (p+1)*B/P)."""
     p, n = jax.process_index(), jax.process_count()
@@ -281,14 +263,12 @@ def preprocessors(config, normalize, st, padding: int) -> tuple[Callable, Callab
 
 
 def stats_normalizer(c: ml_collections.ConfigDict, st: stats.Stats) -> augment.Normalize:
-    """uint8 [.., S, S, C] -> network input on the device, from the stored statistics."""
+    """Pixels [.., S, S, C] -> network input, from the training set's statistics (Sec. 2).
+
+    "mean_image": pixels in 0..255 minus the mean image over the training set (the paper's
+    only preprocessing). "mean_std": pixels in 0..1, per-channel mean/std (torchvision's).
+    """
     if c.normalize == "mean_image":
-        if st.mean_image.shape[0] != c.image_size:
-            raise InputError(
-                f"the mean image is {st.mean_image.shape[0]}x{st.mean_image.shape[1]} but "
-                f"config.input.image_size={c.image_size}; recompute it with `"
-                f"{stats.command_for(c)}`"
-            )
         return augment.normalizer("mean_image", mean_image=st.mean_image)
     if c.normalize == "mean_std":
         return augment.normalizer(
@@ -297,6 +277,11 @@ def stats_normalizer(c: ml_collections.ConfigDict, st: stats.Stats) -> augment.N
     raise InputError(
         f"config.input.normalize={c.normalize!r} is unknown; use 'mean_image' or 'mean_std'"
     )
+
+
+def normalizer(c: ml_collections.ConfigDict, train: Split) -> augment.Normalize:
+    """`stats_normalizer` with an in-memory training split's own statistics."""
+    return stats_normalizer(c, stats.from_images(train.images))
 
 
 def pipeline_of(c: ml_collections.ConfigDict) -> str:
@@ -320,8 +305,8 @@ def create(config: ml_collections.ConfigDict) -> Data:
         check_split(
             held, f"config.input.eval_split={c.eval_split!r}", m.num_classes, m.input_channels
         )
-        normalize = normalizer(c, train)
-        st = stats.from_images(train.images) if c.augment.pca_lighting else None
+        st = stats.from_images(train.images)  # exact sums of uint8: the stored ones' values
+        normalize = stats_normalizer(c, st)  # on the host, before the resize to input_size
         kw = dict(input_size=m.input_size, normalize=normalize)
         train_pre, eval_pre = preprocessors(config, None, st, c.crop_padding)
         return Data(

@@ -168,7 +168,13 @@ def load(directory: str, c: ml_collections.ConfigDict) -> Stats:
             f"dataset statistics {path} are missing; make them once with `{command_for(c)}`"
         )
     with np.load(path) as f:
-        return Stats(**{k: f[k] if k != "num_images" else int(f[k]) for k in f.files})
+        st = Stats(**{k: f[k] if k != "num_images" else int(f[k]) for k in f.files})
+    if st.mean_image.shape[:2] != (c.image_size, c.image_size):
+        raise InputError(
+            f"the mean image in {path} is {st.mean_image.shape[0]}x{st.mean_image.shape[1]} but "
+            f"config.input.image_size={c.image_size}; recompute it with `{command_for(c)}`"
+        )
+    return st
 
 
 def check_source(directory: str, image_size: int, source: str, command: str) -> None:

@@ -157,7 +157,7 @@ def test_stream_training_order_is_seeded_and_resumes_exactly(built):
     assert not np.array_equal(epoch0, epoch1)  # a new order and new crops each epoch
 
 
-def test_mean_std_normalisation_is_torchvision_style():
+def test_mean_std_normalisation_is_torchvision_style(tmp_path):
     """config.input.normalize="mean_std": (x / 255 - mean_c) / std_c from the stored stats."""
     c = load_config("paper").input
     c.update(normalize="mean_std", image_size=8)
@@ -170,9 +170,12 @@ def test_mean_std_normalisation_is_torchvision_style():
     c.normalize = "mean_image"
     got = input_pipeline.stats_normalizer(c, st)(x)
     np.testing.assert_allclose(got, x - st.mean_image, rtol=1e-6)
-    c.image_size = 16
-    with pytest.raises(ValueError, match="the mean image is 8x8 but config.input.image_size=16"):
-        input_pipeline.stats_normalizer(c, st)
+    c.update(image_size=16, stats_dir=str(tmp_path))
+    stats.save(st, str(tmp_path), 16, "python -m alexnet_jax.stats --config=X")  # mislabelled
+    with pytest.raises(
+        ValueError, match=r"mean image in .*_16.npz is 8x8 but config.input.image_s"
+    ):
+        stats.load(str(tmp_path), c)
     c.normalize = "zca"
     with pytest.raises(ValueError, match="config.input.normalize='zca' is unknown"):
         input_pipeline.stats_normalizer(c, st)
