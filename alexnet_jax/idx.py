@@ -43,6 +43,11 @@ def read_idx(path: str) -> np.ndarray:
 
 def load_fashion_mnist(data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Split "train" or "test" -> images [N, 28, 28, 1] uint8, labels [N] int32."""
+    if data_dir is None:
+        raise InputError(
+            "config.input.data_dir is not set; point it at the Fashion-MNIST IDX files "
+            "(Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist)"
+        )
     paths = [os.path.join(data_dir, name) for name in FILES[split]]
     for path in paths:
         if not os.path.exists(path):

@@ -44,7 +44,7 @@ import numpy as np
 from PIL import Image
 
 from alexnet_jax import files, stats
-from alexnet_jax.errors import InputError
+from alexnet_jax.errors import InputError, MissingFileError
 
 TARS = {"train": "ILSVRC2012_img_train.tar", "validation": "ILSVRC2012_img_val.tar"}
 MANIFEST = "prepared.json"
@@ -87,19 +87,35 @@ def _members(name: str, f, start: int, end: int) -> list[tuple[str, int, int]]:
     return out
 
 
-def imagenet_examples(manual_dir: str | None, split: str) -> list[tuple[int, tuple]]:
-    """[(label, ("tar", path, offset, size, member))] of an ILSVRC-2012 split, prepared order."""
+def imagenet_tar(manual_dir: str | None, split: str) -> str:
+    """The path of an ILSVRC-2012 split's tar in config.input.manual_dir, checked (one line)."""
     if manual_dir is None:
         raise InputError(
             "config.input.manual_dir is not set; point it at the directory holding "
             "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (from image-net.org)"
         )
+    if split not in TARS:
+        raise InputError(
+            f"ILSVRC-2012 has no split {split!r} in its tars; use config.input.eval_split="
+            "'validation' (Sec. 6 reports on it)"
+        )
     path = os.path.join(manual_dir, TARS[split])
     if not os.path.exists(path):
-        raise InputError(
+        raise MissingFileError(
             f"{path} is missing; put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar "
             "(from image-net.org) in config.input.manual_dir"
         )
+    if not tarfile.is_tarfile(path):
+        raise InputError(
+            f"{path} is not a tar archive (a truncated or corrupt download?); download it "
+            "again from image-net.org"
+        )
+    return path
+
+
+def imagenet_examples(manual_dir: str | None, split: str) -> list[tuple[int, tuple]]:
+    """[(label, ("tar", path, offset, size, member))] of an ILSVRC-2012 split, prepared order."""
+    path = imagenet_tar(manual_dir, split)
     wnids = {w: i for i, w in enumerate(_lines("labels.txt"))}
     out = []
     with open(path, "rb") as f:
@@ -107,7 +123,13 @@ def imagenet_examples(manual_dir: str | None, split: str) -> list[tuple[int, tup
         if split == "validation":
             val_wnids = _lines("validation_labels.txt")
             for name, off, size in members:
-                number = int(re.findall(r"(\d+)\.", os.path.basename(name))[-1])
+                numbers = re.findall(r"(\d+)\.", os.path.basename(name))
+                if not numbers:
+                    raise InputError(
+                        f"{path} holds {name!r}, not an ILSVRC2012_val_NNNNNNNN.JPEG; use the "
+                        "validation tar from image-net.org"
+                    )
+                number = int(numbers[-1])
                 out.append((wnids[val_wnids[number - 1]], ("tar", path, off, size, name)))
             return out
         for name, off, size in members:

@@ -9,16 +9,14 @@ prepared in `config.input.data_dir` (TFDS downloads them there if they are not, 
 does). Every bad input is one line naming the path or name and the fix.
 """
 
-import os
 import tarfile
 
 import ml_collections
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from alexnet_jax.errors import InputError, MissingFileError
-
-IMAGENET_TARS = {"train": "ILSVRC2012_img_train.tar", "validation": "ILSVRC2012_img_val.tar"}
+from alexnet_jax import prepare as prepare_lib
+from alexnet_jax.errors import InputError
 
 
 def builder(c: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
@@ -33,31 +31,12 @@ def builder(c: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
         ) from None
 
 
-def _check_imagenet_tars(manual_dir: str | None) -> None:
-    if manual_dir is None:
-        raise InputError(
-            "config.input.manual_dir is not set; point it at the directory holding "
-            "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (from image-net.org)"
-        )
-    for name in IMAGENET_TARS.values():
-        path = os.path.join(manual_dir, name)
-        if not os.path.exists(path):
-            raise MissingFileError(
-                f"{path} is missing; put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar "
-                "(from image-net.org) in config.input.manual_dir"
-            )
-        if not tarfile.is_tarfile(path):
-            raise InputError(
-                f"{path} is not a tar archive (a truncated or corrupt download?); download it "
-                "again from image-net.org"
-            )
-
-
 def prepare(c: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
     """The dataset's builder, with its TFRecords written (once) if they are not there yet."""
     b = builder(c)
     if c.dataset == "imagenet2012" and not b.is_prepared():
-        _check_imagenet_tars(c.manual_dir)
+        for split in prepare_lib.TARS:  # one line for a missing or broken tar, not TFDS's
+            prepare_lib.imagenet_tar(c.manual_dir, split)
     config = tfds.download.DownloadConfig(manual_dir=c.manual_dir)
     try:
         b.download_and_prepare(download_config=config)

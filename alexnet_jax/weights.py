@@ -145,7 +145,10 @@ def read(
         if not isinstance(state, dict):
             raise InputError(f"{path} holds a {type(state).__name__}, not a state dict")
         return weight_layouts.from_torchvision(state, what=path)
-    except (EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError) as e:
+    except InputError:
+        raise
+    except (EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError,
+            ValueError) as e:  # fmt: skip
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InputError(f"{path} is truncated or not a {format} file ({first})") from None
 

@@ -35,6 +35,7 @@ import time
 import ml_collections
 from absl import flags
 
+from alexnet_jax import files
 from alexnet_jax.errors import InputError, MissingFileError
 
 MANIFEST = "sweep.json"
@@ -215,8 +216,7 @@ def _write_manifest(
             for r in runs
         ],
     }
-    with open(path, "w") as f:
-        json.dump(manifest, f, indent=2, default=list)
+    files.write_json(path, json.loads(json.dumps(manifest, default=list)))  # whole or not at all
 
 
 def run_sweep(

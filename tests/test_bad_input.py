@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from alexnet_jax import checkpoint, cli, errors, evaluate, features, main, stats, weights
+from alexnet_jax import checkpoint, cli, errors, evaluate, features, idx, main, stats, weights
 from experiments import figures, sweep, tables
 from tests import tiny
 
@@ -126,6 +126,11 @@ def test_main_needs_a_workdir_and_a_writable_one(world, capsys):
     assert line == "error: --workdir is required: Directory for this run's outputs."
     line = _one_line(capsys, main.define_flags, main.main, [SMOKE, "--workdir=/etc/hostname/w"])
     assert "--workdir=/etc/hostname/w is not writable" in line
+
+
+def test_fashion_mnist_without_a_data_dir_is_one_line():
+    with pytest.raises(errors.InputError, match="config.input.data_dir is not set; point it at"):
+        idx.load_fashion_mnist(None, "train")  # e.g. source="idx" on a config without one
 
 
 def test_a_busy_workdir_names_the_process_holding_it(world, capsys, tmp_path):

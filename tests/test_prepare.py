@@ -239,6 +239,8 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     one_line("ILSVRC2012_img_train.tar is missing", _config(root, manual_dir=str(empty)))
+    with pytest.raises(InputError, match="ILSVRC-2012 has no split 'test' in its tars; use"):
+        prepare.imagenet_examples(str(root / "manual"), "test")  # eval_split="test"
     cut = tmp_path / "cut"
     cut.mkdir()
     train = (root / "manual" / "ILSVRC2012_img_train.tar").read_bytes()

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from alexnet_jax import models, weight_layouts, weights
+from alexnet_jax.errors import InputError
 from benchmarks.torch_alexnet import TorchAlexNet
 from tests.conftest import load_config
 
@@ -296,6 +297,12 @@ def test_pickle_needs_the_flag_and_warns(tmp_path):
 def test_other_bad_inputs_are_one_line_errors(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         weights.read(str(tmp_path / "nope.npz"))
+    page = tmp_path / "page.npz"
+    page.write_bytes(b"<html>404 Not Found</html>")  # numpy raises a plain ValueError
+    with pytest.raises(InputError, match="page.npz is truncated or not a npz file") as e:
+        weights.read(str(page))
+    _one_line(e)
+    page.unlink()
     (tmp_path / "w.bin").write_bytes(b"x")
     with pytest.raises(ValueError, match="cannot tell the weights format"):
         weights.read(str(tmp_path / "w.bin"))
