@@ -130,6 +130,13 @@ class Shards:
 
 def create_data(config) -> input_pipeline.Data:
     c = config.input
+    if c.eval_split.split("[", 1)[0] == "train":  # its images are in "train", all of them
+        raise InputError(
+            f"config.input.eval_split={c.eval_split!r} is a slice of the training split, which "
+            "the prepared pipeline trains on whole (train_limit takes every n-th image): the "
+            "held-out images would be trained on; use config.input.pipeline='memory', or a "
+            "separate split"
+        )
     m = manifest(c)
     d = c.prepared_dir
     for split in ("train", c.eval_split):

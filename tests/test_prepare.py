@@ -241,6 +241,8 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
     one_line("ILSVRC2012_img_train.tar is missing", _config(root, manual_dir=str(empty)))
     with pytest.raises(InputError, match="ILSVRC-2012 has no split 'test' in its tars; use"):
         prepare.imagenet_examples(str(root / "manual"), "test")  # eval_split="test"
+    with pytest.raises(InputError, match=r"eval_split='train\[10:\]' is a slice of the train"):
+        prepared.create_data(_config(root, eval_split="train[10:]"))  # would be trained on
     cut = tmp_path / "cut"
     cut.mkdir()
     train = (root / "manual" / "ILSVRC2012_img_train.tar").read_bytes()
