@@ -35,7 +35,7 @@ import time
 import ml_collections
 from absl import flags
 
-from alexnet_jax import files
+from alexnet_jax import cli, files
 from alexnet_jax.errors import InputError, MissingFileError
 
 MANIFEST = "sweep.json"
@@ -59,7 +59,12 @@ def load_sweep(path: str) -> dict:
         raise MissingFileError(f"--sweep={path} does not exist; give a file in experiments/sweeps/")
     spec = importlib.util.spec_from_file_location("_sweep", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise InputError(f"sweep {path} has a syntax error at line {e.lineno}: {e.msg}") from None
+    if not hasattr(module, "get_sweep"):
+        raise InputError(f"sweep {path} has no get_sweep(); see experiments/sweeps/ablations.py")
     sweep = module.get_sweep()
     missing = {"config", "seeds", "baseline", "variants"} - set(sweep)
     if missing:
@@ -71,20 +76,9 @@ def load_sweep(path: str) -> dict:
     return sweep
 
 
-def load_config(config: str) -> ml_collections.ConfigDict:
-    """`configs/x.py` or `configs/x.py:arg` -> its get_config(arg), as absl's --config does."""
-    path, _, arg = config.partition(":")
-    if not os.path.isfile(path):
-        raise MissingFileError(f"config file {path} does not exist")
-    spec = importlib.util.spec_from_file_location("_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg or None)
-
-
 def resolve(config: str, overrides: dict) -> ml_collections.ConfigDict:
     """The config a run trains with: the file's config with `overrides` applied, locked."""
-    c = load_config(config)
+    c = cli.load_config(config)  # one-line errors for a missing file, a syntax error
     c.lock()
     for field, value in overrides.items():
         node = c

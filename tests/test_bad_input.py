@@ -167,6 +167,8 @@ OTHER_CASES = [
     ),
     (sweep, ["--sweep={w}/nope.py", "--workdir={w}/sw"], "--sweep="),
     (sweep, ["--sweep={w}/nope.py", "--workdir={w}/sw", "--seeds=a"], "--seeds=a: give integers"),
+    (sweep, ["--sweep={w}/syntax.py", "--workdir={w}/sw"], "syntax.py has a syntax error at"),
+    (sweep, ["--sweep=configs/paper.py", "--workdir={w}/sw"], "paper.py has no get_sweep()"),
     (sweep, ["--sweep={w}/nope.py", "--workdir={w}/sw", "--seeds="], "--seeds= names no seed"),
     (
         sweep,
