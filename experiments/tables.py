@@ -34,6 +34,10 @@ RUN_COPIES = "run_files"  # not "runs": .gitignore ignores every runs/ directory
 RUN_FILES = ("config.json", "provenance.json", "metrics.jsonl", "results.md")
 
 
+def _timestamp(iso: str) -> float:
+    return datetime.datetime.fromisoformat(iso).timestamp()
+
+
 def read_run(run_dir: str) -> dict:
     """Final top-1/top-5 error, last training loss/error and provenance of one finished run."""
     rows = []
@@ -67,7 +71,8 @@ def read_run(run_dir: str) -> dict:
         # a run resumed across sessions: every start's wall time and commit (metrics.Run)
         "wall_time_s": sum(p.get("wall_time_s", math.nan) for p in [*earlier, prov]),
         "git_commit": ",".join(dict.fromkeys(p.get("git_commit", "?") for p in [*earlier, prov])),
-        "started": prov["started"],
+        "started": min((p["started"] for p in [*earlier, prov]), key=_timestamp),  # first start
+        "ended": max(_timestamp(p["started"]) + p.get("wall_time_s", 0) for p in [*earlier, prov]),
         "command": prov["command"],
         "hardware": prov["hardware"],
     }
@@ -141,9 +146,10 @@ def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) 
         for hw in (r["hardware"] for r in rs)
     )
     wall = sum(r["wall_time_s"] for r in rs)
-    dates = sorted(r["started"] for r in rs)
-    starts = [datetime.datetime.fromisoformat(r["started"]).timestamp() for r in rs]
-    span = max(t + r["wall_time_s"] for t, r in zip(starts, rs, strict=True)) - min(starts)
+    first = min((r["started"] for r in rs), key=_timestamp)
+    end = max(r.get("ended", _timestamp(r["started"]) + r["wall_time_s"]) for r in rs)
+    span = end - _timestamp(first)
+    last = datetime.datetime.fromtimestamp(round(end), datetime.UTC).isoformat()
     return "\n".join(
         [
             "- runs made by: "
@@ -158,7 +164,7 @@ def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) 
             "- hardware: " + "; ".join(f"{k}: {n} run{'s' * (n > 1)}" for k, n in machines.items()),
             f"- wall time: {wall:.0f} s summed over {len(rs)} runs (each run's own wall_time_s); "
             f"{span:.0f} s from the first run's start to the last run's end",
-            f"- dates: first run started {dates[0]}, last started {dates[-1]}",
+            f"- dates: first run started {first}, last run ended {last}",
             "- numbers: the last eval row of each run's `metrics.jsonl` (copied under "
             f"`run_files/`), on config.input.eval_split={_splits(rs)}; errors in %, deltas in "
             "percentage points (pp), variant minus baseline",

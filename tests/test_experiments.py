@@ -281,6 +281,33 @@ def test_provenance_names_every_machine_a_resumed_sweep_ran_on():
     assert "250 s summed over 3 runs" in next(x for x in lines if x.startswith("- wall time:"))
 
 
+def test_a_run_resumed_across_sessions_dates_from_its_first_start(tmp_path):
+    """A run's start is its first session's, its end its last session's (not the last start)."""
+    for name, earlier, started in (
+        ("v/s0", [{"started": "2026-12-03T05:00:00+00:00", "wall_time_s": 600.0}],
+         "2026-12-03T07:00:00+00:00"),
+        ("v/s1", [], "2026-12-03T06:00:00+00:00"),
+    ):  # fmt: skip
+        d = tmp_path / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text('{"input": {"eval_split": "test"}}')
+        (d / "metrics.jsonl").write_text('{"step": 2, "eval/top1_err": 0.1, "eval/top5_err": 0}\n')
+        final = {"eval/top1_err": 0.1, "eval/top5_err": 0}
+        prov = dict(started=started, wall_time_s=300.0, earlier=earlier, final=final,
+                    command="c", git_commit="a", hardware={})  # fmt: skip
+        (d / "provenance.json").write_text(json.dumps(prov))
+    runs = {n: tables.read_run(str(tmp_path / n)) for n in ("v/s0", "v/s1")}
+    assert runs["v/s0"]["started"] == "2026-12-03T05:00:00+00:00"
+    assert runs["v/s0"]["wall_time_s"] == 900.0
+    for r in runs.values():
+        r["hardware"] = {"cpu": "x", "cpu_count": 2, "devices": [], "jax": "j", "python": "p"}
+    lines = tables.provenance_lines("t", {"sweep": "s", "config": "c", "seeds": [0, 1]}, runs)
+    assert (
+        "first run started 2026-12-03T05:00:00+00:00, last run ended 2026-12-03T07:05:00" in lines
+    )
+    assert "7500 s from the first run's start to the last run's end" in lines
+
+
 def test_table2_from_an_eval_json(tmp_path):
     entries = [
         {"checkpoints": ["a"], "mode": "center", "top1_err": 0.20, "top5_err": 0.02, "n": 100},
