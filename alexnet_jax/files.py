@@ -1,7 +1,8 @@
 """Files written whole or not at all: under a temporary name, renamed over the target when done.
 
-A crash, kill -9 or full disk midway leaves an earlier file at the target whole; what is left
-behind is only `PATH.tmpPID`, which no reader opens (prepare.py removes its own on a rerun).
+A crash, kill -9, full disk or power cut midway (the file is fsynced before the rename) leaves
+an earlier file at the target whole; what is left behind is only `PATH.tmpPID`, which no reader
+opens (prepare.py removes its own on a rerun).
 `locked` keeps a directory to one live writer (a training run's workdir, prepare's output).
 """
 
@@ -31,10 +32,20 @@ def replaced(path: str) -> Iterator[str]:
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         yield tmp
+        _fsync(tmp)  # the data on disk before the name: a power cut leaves old or new, whole
         os.replace(tmp, path)
+        _fsync(parent)  # the rename itself
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str, obj) -> None:

@@ -55,6 +55,8 @@ def _npy_arrays(path: str) -> list[np.ndarray]:
                 np.memmap(path, dtype, "r", offset, shape) if nbytes else np.zeros(shape, dtype)
             )
             f.seek(offset + nbytes)
+    if not out:
+        raise InputError(f"{path} is empty; delete it and rerun the prepare command")
     return out
 
 

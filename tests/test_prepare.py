@@ -325,6 +325,14 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
     prepare.prepare(_config(root, prepared_dir=str(tmp_path / "full"), storage=other).input)
 
 
+def test_an_empty_shard_is_one_line(tmp_path):
+    """What a power cut can leave of a freshly renamed file on a filesystem that did not sync."""
+    path = tmp_path / "train-00000-of-00001.shard"
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match="train-00000-of-00001.shard is empty; delete it and"):
+        prepared._npy_arrays(str(path))
+
+
 def test_in_memory_data_is_validated_in_one_line(tmp_path):
     from tests import tiny
 
