@@ -13,9 +13,12 @@ training workdir. Images: every .jpg/.jpeg/.png/.bmp/.gif under DIR (recursively
   caffe, torchvision  the imported nets' own (weights.preprocess): the shorter side resized to
                       --resize, the central input_size square cropped (Sec. 2, and Sec. 4.1's
                       centre patch), then the convention's channel order, scale and mean.
-  config              as training saw its data: resized to the training images' size,
-                      config.input.normalize with the training split's statistics, resized to
-                      input_size (input_pipeline), e.g. for a Fashion-MNIST run.
+  config              as evaluation saw its data. In-memory datasets (Fashion-MNIST): resized to
+                      the training images' size, config.input.normalize with the training
+                      split's statistics, resized to input_size (input_pipeline). Prepared or
+                      streamed ones (ImageNet): Sec. 2's rescale and central crop to
+                      config.input.image_size, the stored statistics, the central input_size
+                      crop (augment.eval_preprocess "center").
   (default: caffe for .npy, torchvision for .pth, config otherwise)
 """
 
@@ -31,15 +34,20 @@ from absl import flags
 
 from alexnet_jax import (
     architecture,
+    augment,
     cli,
     errors,
     files,
     input_pipeline,
     models,
     parallel,
+    sources,
+    stats,
+    stream,
     weight_layouts,
     weights,
 )
+from alexnet_jax import preprocess as sec2  # Sec. 2's rescale and crop (a flag shares the name)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 PREPROCESS = ("caffe", "torchvision", "config")
@@ -100,15 +108,11 @@ def read_image(path: str, channels: int) -> tf.Tensor:
 
 
 def centre_crop(img: tf.Tensor, resize: int, size: int) -> tf.Tensor:
-    """Shorter side to `resize` (bilinear, antialiased), then the central size x size square."""
+    """Shorter side to `resize` (bilinear, antialiased), then the central size x size square:
+    Sec. 2's preprocess.resize_small and central_crop."""
     if resize < size:
         raise errors.InputError(f"--resize={resize} is smaller than the model's input_size={size}")
-    h, w = img.shape[0], img.shape[1]
-    scale = resize / min(h, w)
-    new = (max(size, round(h * scale)), max(size, round(w * scale)))
-    img = tf.image.resize(img, new, method="bilinear", antialias=True)
-    top, left = (new[0] - size) // 2, (new[1] - size) // 2
-    return img[top : top + size, left : left + size]
+    return sec2.central_crop(sec2.resize_small(img, resize), size)
 
 
 def make_input_fn(config: ml_collections.ConfigDict, preprocess: str, resize: int):
@@ -123,6 +127,20 @@ def make_input_fn(config: ml_collections.ConfigDict, preprocess: str, resize: in
         return lambda path: weights.preprocess(
             centre_crop(read_image(path, 3), resize, m.input_size).numpy() / 255.0, preprocess
         )
+    if preprocess == "config" and input_pipeline.pipeline_of(config.input) != "memory":
+        c = config.input  # ImageNet: the stored statistics, Sec. 2's size, the center crop
+        pipeline = input_pipeline.pipeline_of(c)
+        directory = c.stats_dir or (
+            c.prepared_dir if pipeline == "prepared" else sources.builder(c).data_dir
+        )
+        normalize = input_pipeline.stats_normalizer(c, stats.load(directory, c))
+        center = augment.eval_preprocess(mode="center", size=m.input_size, normalize=normalize)
+
+        def stored(path):  # what evaluation reads: stream.fixed_size's uint8 image, then crops
+            image = stream.fixed_size(read_image(path, m.input_channels), c.image_size)
+            return np.asarray(center({"image": image.numpy()[None]})["image"][0])
+
+        return stored
     if preprocess == "config":
         train = input_pipeline.limit(  # the images training normalised with
             input_pipeline.load(config.input, "train"), config.input.train_limit

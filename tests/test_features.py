@@ -112,6 +112,27 @@ def test_any_layer_padding_and_bad_inputs(tmp_path):
         features.make_input_fn(grey, "caffe", 67)
 
 
+def test_config_preprocessing_of_a_prepared_dataset_is_its_evaluation_input(tmp_path):
+    """ImageNet-style data (not in memory): Sec. 2's rescale and crop to image_size, minus the
+    stored mean image, the central input_size crop; against PIL (as tests/test_imagenet.py)."""
+    from PIL import Image
+
+    from alexnet_jax import stats
+    from tests.fake_ilsvrc import reference_fixed_size
+
+    c = tiny("caffenet", input_size=67)
+    c.input.update(pipeline="prepared", prepared_dir=str(tmp_path), image_size=72)
+    rng = np.random.default_rng(0)
+    st = stats.from_images(rng.integers(0, 256, (3, 72, 72, 3), dtype=np.uint8))
+    stats.save(st, str(tmp_path), 72, "test")
+    pixels = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    got = features.make_input_fn(c, "config", 256)(str(tmp_path / "a.png"))
+    want = (reference_fixed_size(pixels, 72) - st.mean_image)[2:69, 2:69]
+    assert got.shape == (67, 67, 3)
+    assert np.abs(got - want).mean() < 1.5  # PIL's bilinear vs TF's, and uint8 rounding
+
+
 def test_centre_crop_is_the_central_window_after_the_shorter_side_resize():
     img = np.random.default_rng(2).uniform(0, 255, (40, 60, 3)).astype(np.float32)
     np.testing.assert_allclose(features.centre_crop(img, 40, 30).numpy(), img[5:35, 15:45], 1e-5)
