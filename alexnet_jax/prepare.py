@@ -310,7 +310,7 @@ def _prepare(c, out: str, workers: int | None, command: str) -> str:
     train = [os.path.join(out, f) for f in manifest["splits"]["train"]["shards"]]
     m = stats.Moments()
     for f in train:
-        stats.add_moment_arrays(m, list(_arrays(f + ".stats")))
+        stats.add_moment_arrays(m, npy_arrays(f + ".stats"))
     source = manifest["splits"]["train"]["fingerprint"]
     stats.save(m.finish(), c.stats_dir or out, c.image_size, command, source=source)
     manifest["command"] = command
@@ -349,11 +349,33 @@ def _prepare_split(c, split: str, run) -> dict:
     }
 
 
-def _arrays(path: str):
-    end = os.path.getsize(path)
+def npy_arrays(path: str) -> list[np.ndarray]:
+    """The .npy arrays stored one after another in `path`, memory-mapped."""
+    out, end = [], os.path.getsize(path)
     with open(path, "rb") as f:
         while f.tell() < end:
-            yield np.load(f, allow_pickle=False)
+            try:
+                version = np.lib.format.read_magic(f)
+                read = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+                    version, np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read(f)
+            except ValueError:
+                raise InputError(
+                    f"{path} is damaged; delete it and rerun `python -m alexnet_jax.prepare` "
+                    "with the same config (it rewrites the missing shards)"
+                ) from None
+            offset = f.tell()
+            nbytes = int(np.prod(shape)) * dtype.itemsize
+            if offset + nbytes > end:
+                raise InputError(f"{path} is truncated; delete it and rerun the prepare command")
+            out.append(
+                np.memmap(path, dtype, "r", offset, shape) if nbytes else np.zeros(shape, dtype)
+            )
+            f.seek(offset + nbytes)
+    if not out:
+        raise InputError(f"{path} is empty; delete it and rerun the prepare command")
+    return out
 
 
 def define_flags(fv, argv: list[str]) -> None:

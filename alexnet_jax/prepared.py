@@ -16,9 +16,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from alexnet_jax import input_pipeline, stats
+from alexnet_jax import input_pipeline, prepare, stats
 from alexnet_jax.errors import InputError
-from alexnet_jax.prepare import MANIFEST
 
 
 def _command(c) -> str:
@@ -31,35 +30,6 @@ def _command(c) -> str:
     return " ".join(parts)
 
 
-def _npy_arrays(path: str) -> list[np.ndarray]:
-    """The .npy arrays stored one after another in `path`, memory-mapped."""
-    out, end = [], os.path.getsize(path)
-    with open(path, "rb") as f:
-        while f.tell() < end:
-            try:
-                version = np.lib.format.read_magic(f)
-                read = {(1, 0): np.lib.format.read_array_header_1_0}.get(
-                    version, np.lib.format.read_array_header_2_0
-                )
-                shape, _, dtype = read(f)
-            except ValueError:
-                raise InputError(
-                    f"{path} is damaged; delete it and rerun `python -m alexnet_jax.prepare` "
-                    "with the same config (it rewrites the missing shards)"
-                ) from None
-            offset = f.tell()
-            nbytes = int(np.prod(shape)) * dtype.itemsize
-            if offset + nbytes > end:
-                raise InputError(f"{path} is truncated; delete it and rerun the prepare command")
-            out.append(
-                np.memmap(path, dtype, "r", offset, shape) if nbytes else np.zeros(shape, dtype)
-            )
-            f.seek(offset + nbytes)
-    if not out:
-        raise InputError(f"{path} is empty; delete it and rerun the prepare command")
-    return out
-
-
 def manifest(c) -> dict:
     """The prepared directory's manifest; one-line errors for a missing or half-done one."""
     d = c.prepared_dir
@@ -68,11 +38,11 @@ def manifest(c) -> dict:
             f"config.input.prepared_dir is not set; prepare the data once with `{_command(c)}` "
             "and pass the same --config.input.prepared_dir"
         )
-    path = os.path.join(d, MANIFEST)
+    path = os.path.join(d, prepare.MANIFEST)
     if not os.path.exists(path):
         shards = [n for n in os.listdir(d) if n.endswith(".shard")] if os.path.isdir(d) else []
         state = (
-            f"is half-prepared ({len(shards)} shards, no {MANIFEST})"
+            f"is half-prepared ({len(shards)} shards, no {prepare.MANIFEST})"
             if shards
             else "holds no prepared data"
         )
@@ -96,7 +66,7 @@ class Shards:
     """One prepared split: labels in memory, images read (or decoded) by example id."""
 
     def __init__(self, directory: str, split: dict, storage: str, threads: int | None):
-        arrays = [_npy_arrays(os.path.join(directory, n)) for n in split["shards"]]
+        arrays = [prepare.npy_arrays(os.path.join(directory, n)) for n in split["shards"]]
         self.labels = np.concatenate([np.asarray(a[0]) for a in arrays])
         if len(self.labels) != split["num_examples"]:
             raise InputError(f"{directory}: the shards hold {len(self.labels)} examples, not "

@@ -258,8 +258,7 @@ def figures_for_run(run_dir: str, out: str, name: str, queries: int = 6, k: int 
             "(resized in the pipeline)"
         )
         return measured
-    if c.train_limit is not None:
-        train = input_pipeline.Split(train.images[: c.train_limit], train.labels[: c.train_limit])
+    train = input_pipeline.limit(train, c.train_limit)
     test = input_pipeline.load(c, c.eval_split)
     normalize = input_pipeline.normalizer(c, train)
     prep = lambda x: np.asarray(normalize(x.astype(np.float32)))  # noqa: E731
