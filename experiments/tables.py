@@ -28,7 +28,7 @@ from absl import flags
 from alexnet_jax.errors import InputError, MissingFileError
 from experiments import sweep as sweep_lib
 from experiments import table2
-from experiments.summary import delta, fmt, mean_std, verdict, write_csv
+from experiments.summary import delta, fmt, mean_std, verdict, welch_p, write_csv
 
 RUN_COPIES = "run_files"  # not "runs": .gitignore ignores every runs/ directory
 RUN_FILES = ("config.json", "provenance.json", "metrics.jsonl", "results.md")
@@ -36,6 +36,10 @@ RUN_FILES = ("config.json", "provenance.json", "metrics.jsonl", "results.md")
 
 def _timestamp(iso: str) -> float:
     return datetime.datetime.fromisoformat(iso).timestamp()
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(round(timestamp), datetime.UTC).isoformat()
 
 
 def read_run(run_dir: str) -> dict:
@@ -72,7 +76,9 @@ def read_run(run_dir: str) -> dict:
         "wall_time_s": sum(p.get("wall_time_s", math.nan) for p in [*earlier, prov]),
         "git_commit": ",".join(dict.fromkeys(p.get("git_commit", "?") for p in [*earlier, prov])),
         "started": min((p["started"] for p in [*earlier, prov]), key=_timestamp),  # first start
-        "ended": max(_timestamp(p["started"]) + p.get("wall_time_s", 0) for p in [*earlier, prov]),
+        "ended": _iso(
+            max(_timestamp(p["started"]) + p.get("wall_time_s", 0) for p in [*earlier, prov])
+        ),
         "command": prov["command"],
         "hardware": prov["hardware"],
     }
@@ -100,6 +106,7 @@ def ablation_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
                 if name == manifest["baseline"]
                 else verdict(row[f"d_{metric}"], row[f"d_{metric}_se"], row[f"paper_d_{metric}"])
             )
+        row["p_top1"] = welch_p([r["top1"] for r in rs], [r["top1"] for r in base])
         row["train_top1_mean"] = mean_std([r["train_top1"] for r in rs])[0]
         row["epochs_mean"] = mean_std([r["epochs"] for r in rs])[0]
         rows.append(row)
@@ -110,9 +117,9 @@ def ablation_markdown(rows: list[dict], baseline: str) -> str:
     head = (
         "| variant | paper | n | top-1 err (%) | top-5 err (%) | Δtop-1 vs base (pp) | "
         "paper Δtop-1 | Δtop-5 vs base (pp) | paper Δtop-5 | top-1 verdict | top-5 verdict | "
-        "train top-1 err (%) | epochs |"
+        "top-1 p (Welch) | train top-1 err (%) | epochs |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         is_base = r["variant"] == baseline
 
@@ -127,6 +134,7 @@ def ablation_markdown(rows: list[dict], baseline: str) -> str:
             f"{fmt(r['top1_mean'])} ± {fmt(r['top1_std'])} | "
             f"{fmt(r['top5_mean'])} ± {fmt(r['top5_std'])} | {d('top1')} | {p('top1')} | "
             f"{d('top5')} | {p('top5')} | {r['verdict_top1']} | {r['verdict_top5']} | "
+            f"{'—' if is_base else fmt(r['p_top1'], 3)} | "
             f"{fmt(r['train_top1_mean'])} | {fmt(r['epochs_mean'], 1)} |"
         )
     return "\n".join(lines) + "\n"
@@ -147,9 +155,11 @@ def provenance_lines(table_command: str, manifest: dict, runs: dict[str, dict]) 
     )
     wall = sum(r["wall_time_s"] for r in rs)
     first = min((r["started"] for r in rs), key=_timestamp)
-    end = max(r.get("ended", _timestamp(r["started"]) + r["wall_time_s"]) for r in rs)
-    span = end - _timestamp(first)
-    last = datetime.datetime.fromtimestamp(round(end), datetime.UTC).isoformat()
+    end = max(
+        _timestamp(r["ended"]) if "ended" in r else _timestamp(r["started"]) + r["wall_time_s"]
+        for r in rs
+    )
+    span, last = end - _timestamp(first), _iso(end)
     return "\n".join(
         [
             "- runs made by: "

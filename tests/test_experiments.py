@@ -263,6 +263,16 @@ def test_statistics_against_a_hand_computation():
     assert summary.verdict(*summary.delta([3.0], [2.0]), 1.4) == "no SE (one seed per variant)"
 
 
+def test_welch_p_is_the_closed_form_at_two_degrees_of_freedom():
+    """Two seeds a side with equal variances: Welch's df is exactly 2, where the t
+    distribution's two-sided tail is 1 - |t| / sqrt(2 + t^2); here t = -sqrt(2)."""
+    t = -math.sqrt(2.0)
+    assert summary.welch_p([0.0, 2.0], [2.0, 4.0]) == pytest.approx(
+        1 - abs(t) / math.sqrt(2 + t * t)
+    )
+    assert math.isnan(summary.welch_p([1.0], [2.0, 3.0]))
+
+
 def test_provenance_names_every_machine_a_resumed_sweep_ran_on():
     def run(cpu, started, wall):
         hw = {"cpu": cpu, "cpu_count": 2, "devices": ["cpu:0"], "jax": "j", "python": "p"}
