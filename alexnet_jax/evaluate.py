@@ -79,6 +79,18 @@ def probabilities(apply_fn, preprocess, params, batch: dict) -> jax.Array:
     return jax.lax.map(softmax, jnp.swapaxes(images, 0, 1)).mean(0)  # one crop at a time
 
 
+def wrong_counts(apply_fn, preprocess, params: list, batch: dict) -> list:
+    """Per device, summed over "batch": [top-1 errors, top-5 errors] of each net's softmax, then
+    (several nets) of their average (Sec. 6's ensemble), and the count of real examples. Scalars
+    only, so any layout and any number of processes gives the same numbers."""
+    probs = [probabilities(apply_fn, preprocess, p, batch) for p in params]
+    if len(probs) > 1:
+        probs.append(sum(probs) / len(probs))
+    mask = batch["mask"]
+    sums = [[(e * mask).sum() for e in train.top_errors(p, batch["label"])] for p in probs]
+    return jax.lax.psum([*sums, mask.sum()], "batch")
+
+
 def run(
     config: ml_collections.ConfigDict,
     workdirs: list[str],
@@ -98,26 +110,21 @@ def run(
     plan = parallel.create(config, model)  # config.parallelism, as in training
     template = restore_template(config)
     restored = [restore_params(w, config, which, template) for w in workdirs]
-    placed = [plan.place(p) for p, _ in restored]
+    placed = plan.place([p for p, _ in restored])
     data = input_pipeline.create(config)
     groups = [[w] for w in workdirs] + ([list(workdirs)] if len(workdirs) > 1 else [])
     rows = []
     for mode in modes:
         wrong = np.zeros((len(groups), 2))
         n = 0
-        p_probs = plan.map(
-            functools.partial(probabilities, plan.model.apply, data.eval_preprocess(mode))
+        p_wrong = plan.map(
+            functools.partial(wrong_counts, plan.model.apply, data.eval_preprocess(mode))
         )
-        for batch in data.eval():
-            real = batch["mask"] > 0
-            labels = batch["label"][real]
-            images = plan.batch({"image": batch["image"]})  # uint8 where stored so
-            probs = [plan.fetch(p_probs(p, images))[real] for p in placed]
-            if len(probs) > 1:
-                probs.append(np.mean(probs, axis=0))  # the ensemble: softmax averaged
-            for i, p in enumerate(probs):
-                wrong[i] += [float(e.sum()) for e in train.top_errors(jnp.asarray(p), labels)]
-            n += int(real.sum())
+        for batch in data.eval():  # this process's rows; images uint8 where stored so
+            keep = {k: batch[k] for k in ("image", "label", "mask")}
+            *sums, count = plan.fetch(p_wrong(placed, plan.batch(keep)))
+            wrong += np.asarray(sums, np.float64)
+            n += int(count)
         for group, (top1, top5) in zip(groups, wrong, strict=True):
             steps = [restored[workdirs.index(w)][1] for w in group]
             rows.append(

@@ -126,6 +126,17 @@ def test_center_ten_crop_and_ensemble_match_numpy(setup, both_modes):
     assert not np.allclose(refs["center", 0][0], refs["center", 1][0], atol=1e-3)
 
 
+@pytest.mark.multidevice
+@pytest.mark.parametrize("parallelism", ["pmap", "model", "data+model"])
+def test_every_layout_counts_the_same_errors(setup, both_modes, parallelism):
+    """The errors are counted on the devices and summed over "batch": any layout (and any
+    number of processes) gives the rows of the default one."""
+    config, workdirs, _ = setup
+    c = config.copy_and_resolve_references()
+    c.parallelism = parallelism
+    assert evaluate.run(c, workdirs, ["center", "ten_crop"]) == both_modes
+
+
 def test_ensemble_of_two_identical_checkpoints_equals_one(setup):
     config, workdirs, _ = setup
     rows = evaluate.run(config, [workdirs[0], workdirs[0]], ["center"])

@@ -7,13 +7,15 @@ only its own half of every global batch. Two layouts take three steps each:
                 reordering, masks included;
   "data+model"  a (2 x 2) mesh: each process holds one two-tower replica (the towers talk
                 within a host, the gradients are averaged across hosts).
-Both processes must end with identical params, equal to the one-device steps, and Orbax's
-multi-host save must write a checkpoint that restores to them. The steps compute in float64
+Both processes must end with identical params, equal to the one-device steps, Orbax's
+multi-host save must write a checkpoint that restores to them, and evaluate.run across the two
+processes must count the errors one process counts. The steps compute in float64
 (parameters float32): in float32 a ReLU or max-pool near-tie that one summation order flips
 moves a gradient by ~1e-2, and which ones flip depends on the CPU's kernels.
 """
 
 import functools
+import json
 import os
 import socket
 import subprocess
@@ -23,7 +25,7 @@ import jax
 import numpy as np
 import pytest
 
-from alexnet_jax import checkpoint, models, optim, parallel, train, validate
+from alexnet_jax import checkpoint, evaluate, models, optim, parallel, train, validate
 from tests import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,7 +70,17 @@ def _worker(process_id: int, port: int, out_dir: str) -> None:
     mngr = checkpoint.create(out_dir, config.checkpoint)  # every process calls Orbax's save
     checkpoint.save(mngr, state, optim.Plateau(lr=config.optim.base_lr))
     mngr.close()
+    rows = evaluate.run(_eval_config(config), [out_dir], ["center", "ten_crop"])
+    with open(os.path.join(out_dir, f"eval_{process_id}.json"), "w") as f:
+        json.dump(rows, f)
     jax.distributed.shutdown()
+
+
+def _eval_config(config):
+    """evaluate.run's config: 20 test images in batches of 8, each process reading its half."""
+    c = config.copy_and_resolve_references()
+    c.parallelism = "data"
+    return c
 
 
 def _free_port() -> int:
@@ -128,3 +140,9 @@ def _check_against_one_device(tmp_path) -> None:
     assert int(restored.step) == STEPS
     for name, x in tiny.flat(restored.params).items():
         np.testing.assert_array_equal(x, got[0][name])
+    # evaluation across the two processes counts what one process counts
+    want = evaluate.run(_eval_config(config), [str(tmp_path)], ["center", "ten_crop"])
+    assert want[0]["n"] == 20 and want[0]["top1_err"] > 0
+    for i in range(2):
+        with open(tmp_path / f"eval_{i}.json") as f:
+            assert json.load(f) == want
