@@ -165,7 +165,8 @@ def _saved_shapes(step_dir: str) -> dict[str, tuple]:
 
 def check_fits(step_dir: str, saved: dict, want: dict) -> None:
     """A checkpoint of another model (params differ) or of another optimizer rule or frozen/low-lr
-    layers (its state differs): one line naming the first difference; nothing is moved."""
+    layers (its state differs): one line naming the first difference; nothing is moved. Fields
+    that leave no state (decay_biases, low_lr_factor) are not seen here."""
     for name in sorted(saved.keys() | want.keys(), key=lambda n: (not n.startswith("params"), n)):
         if saved.get(name) == want.get(name):
             continue

@@ -16,9 +16,10 @@ training workdir. Images: every .jpg/.jpeg/.png/.bmp/.gif under DIR (recursively
   config              as evaluation saw its data. In-memory datasets (Fashion-MNIST): resized to
                       the training images' size, config.input.normalize with the training
                       split's statistics, resized to input_size (input_pipeline). Prepared or
-                      streamed ones (ImageNet): Sec. 2's rescale and central crop to
-                      config.input.image_size, the stored statistics, the central input_size
-                      crop (augment.eval_preprocess "center").
+                      streamed ones (ImageNet): the image as that pipeline stores it (Sec. 2's
+                      rescale and central crop to config.input.image_size: prepare.py's, with
+                      its JPEG round trip, or the stream's), the stored statistics, the central
+                      input_size crop (augment.eval_preprocess "center").
   (default: caffe for .npy, torchvision for .pth, config otherwise)
 """
 
@@ -41,6 +42,7 @@ from alexnet_jax import (
     input_pipeline,
     models,
     parallel,
+    prepare,
     sources,
     stats,
     stream,
@@ -128,19 +130,7 @@ def make_input_fn(config: ml_collections.ConfigDict, preprocess: str, resize: in
             centre_crop(read_image(path, 3), resize, m.input_size).numpy() / 255.0, preprocess
         )
     if preprocess == "config" and input_pipeline.pipeline_of(config.input) != "memory":
-        c = config.input  # ImageNet: the stored statistics, Sec. 2's size, the center crop
-        pipeline = input_pipeline.pipeline_of(c)
-        directory = c.stats_dir or (
-            c.prepared_dir if pipeline == "prepared" else sources.builder(c).data_dir
-        )
-        normalize = input_pipeline.stats_normalizer(c, stats.load(directory, c))
-        center = augment.eval_preprocess(mode="center", size=m.input_size, normalize=normalize)
-
-        def stored(path):  # what evaluation reads: stream.fixed_size's uint8 image, then crops
-            image = stream.fixed_size(read_image(path, m.input_channels), c.image_size)
-            return np.asarray(center({"image": image.numpy()[None]})["image"][0])
-
-        return stored
+        return _stored_input_fn(config)
     if preprocess == "config":
         train = input_pipeline.limit(  # the images training normalised with
             input_pipeline.load(config.input, "train"), config.input.train_limit
@@ -155,6 +145,40 @@ def make_input_fn(config: ml_collections.ConfigDict, preprocess: str, resize: in
 
         return fn
     raise errors.InputError(f"--preprocess={preprocess!r} is unknown; use one of {PREPROCESS}")
+
+
+def _stored_input_fn(config: ml_collections.ConfigDict):
+    """path -> the center crop evaluation reads from prepared or streamed data (ImageNet): the
+    image as that pipeline stores it at config.input.image_size (Sec. 2), minus its stored
+    statistics, the central input_size window."""
+    c, m = config.input, config.model
+    pipeline = input_pipeline.pipeline_of(c)
+    if pipeline == "synthetic":
+        raise errors.InputError(
+            "--preprocess=config follows the training data, and config.input.pipeline="
+            "'synthetic' has none; use --preprocess=caffe or torchvision"
+        )
+    directory = c.stats_dir or (
+        c.prepared_dir if pipeline == "prepared" else sources.builder(c).data_dir
+    )
+    normalize = input_pipeline.stats_normalizer(c, stats.load(directory, c))
+    center = augment.eval_preprocess(mode="center", size=m.input_size, normalize=normalize)
+
+    def stored(path: str) -> np.ndarray:
+        if pipeline == "stream":
+            image = stream.fixed_size(read_image(path, m.input_channels), c.image_size).numpy()
+        else:  # prepare.py's PIL rescale, and its JPEG round trip where it stores JPEGs
+            with open(path, "rb") as f:
+                data = f.read()
+            try:
+                image = prepare.fixed_size(data, c.image_size)
+            except OSError as e:
+                raise errors.InputError(f"cannot decode image {path}: {e}") from None
+            if c.storage == "jpeg":
+                image = prepare.decode(prepare.encode(image, c.jpeg_quality))
+        return np.asarray(center({"image": image[None]})["image"][0])
+
+    return stored
 
 
 def load_params(config: ml_collections.ConfigDict, path: str, **read_kw) -> dict:

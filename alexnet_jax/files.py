@@ -7,6 +7,7 @@ opens (prepare.py removes its own on a rerun).
 """
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -34,7 +35,11 @@ def replaced(path: str) -> Iterator[str]:
         yield tmp
         _fsync(tmp)  # the data on disk before the name: a power cut leaves old or new, whole
         os.replace(tmp, path)
-        _fsync(parent)  # the rename itself
+        try:
+            _fsync(parent)  # the rename itself
+        except OSError as e:  # some network and FUSE filesystems cannot sync a directory
+            if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+                raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

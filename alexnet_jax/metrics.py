@@ -89,8 +89,9 @@ class _Events:
 class Run:
     """The files of one run in its workdir; only process 0 writes. `start_step`: the step the
     run resumes from; what an earlier start logged after it (past its last checkpoint, before
-    a kill) is dropped, since this start logs those steps again. The workdir exists and is
-    writable: train_and_evaluate holds its lock (checkpoint.lock_workdir) around the run."""
+    a kill) is dropped, since this start logs those steps again. On process 0, the only one
+    that writes, the workdir exists and is writable: train_and_evaluate holds its lock
+    (checkpoint.lock_workdir) around the run."""
 
     def __init__(self, workdir: str, config: ml_collections.ConfigDict, start_step: int = 0):
         self.workdir, self.t0 = workdir, time.time()

@@ -306,9 +306,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     Returns the last evaluation's metrics with the step and epoch. A second live run on the
     same `workdir`, or one that cannot be written, fails in one line (checkpoint.lock_workdir).
     """
+    model = models.create_model(config)
+    plan = parallel.create(config, model)  # every config/device check, before the workdir
     with checkpoint.lock_workdir(workdir):  # one live run per workdir
-        model = models.create_model(config)
-        plan = parallel.create(config, model)  # every config/device check before data loads
         data = input_pipeline.create(config)  # "memory", "prepared", "stream", "synthetic"
         mngr = checkpoint.create(workdir, config.checkpoint)
         try:

@@ -6,6 +6,7 @@ sizes' split over the devices by parallel.create.
 """
 
 import math
+import re
 
 import ml_collections
 
@@ -64,6 +65,12 @@ def config(c: ml_collections.ConfigDict) -> None:
             _int(i[field], f"input.{field}", 1, " or None (the whole split)")
     _int(i.device_prefetch, "input.device_prefetch", 0)
     _int(i.crop_padding, "input.crop_padding", 0)
+    held = re.fullmatch(r"train\[(\d+):\]", str(i.eval_split))  # held out of the training split
+    if held and (i.train_limit is None or i.train_limit > int(held[1])):
+        raise InputError(
+            f"config.input.eval_split={i.eval_split!r} holds images that train_limit="
+            f"{i.train_limit} trains on; set config.input.train_limit <= {held[1]}"
+        )
     pipeline = input_pipeline.pipeline_of(i)
     if pipeline != "memory" and m.input_size > i.image_size:  # "memory" resizes to input_size
         raise InputError(

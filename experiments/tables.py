@@ -56,6 +56,7 @@ def read_run(run_dir: str) -> dict:
     with open(os.path.join(run_dir, "config.json")) as f:
         eval_split = json.load(f)["input"]["eval_split"]  # "test", or a held-out validation split
     last, earlier = evals[-1], prov.get("earlier", [])
+    segments = [p for p in [*earlier, prov] if "started" in p]  # an unreadable one: a note only
     final = prov.get("final", {})
     for key in ("eval/top1_err", "eval/top5_err"):
         if final.get(key) != last[key]:
@@ -75,10 +76,8 @@ def read_run(run_dir: str) -> dict:
         # a run resumed across sessions: every start's wall time and commit (metrics.Run)
         "wall_time_s": sum(p.get("wall_time_s", math.nan) for p in [*earlier, prov]),
         "git_commit": ",".join(dict.fromkeys(p.get("git_commit", "?") for p in [*earlier, prov])),
-        "started": min((p["started"] for p in [*earlier, prov]), key=_timestamp),  # first start
-        "ended": _iso(
-            max(_timestamp(p["started"]) + p.get("wall_time_s", 0) for p in [*earlier, prov])
-        ),
+        "started": min((p["started"] for p in segments), key=_timestamp),  # its first start
+        "ended": _iso(max(_timestamp(p["started"]) + p.get("wall_time_s", 0) for p in segments)),
         "command": prov["command"],
         "hardware": prov["hardware"],
     }
@@ -106,7 +105,11 @@ def ablation_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
                 if name == manifest["baseline"]
                 else verdict(row[f"d_{metric}"], row[f"d_{metric}_se"], row[f"paper_d_{metric}"])
             )
-        row["p_top1"] = welch_p([r["top1"] for r in rs], [r["top1"] for r in base])
+        row["p_top1"] = (
+            math.nan
+            if name == manifest["baseline"]
+            else welch_p([r["top1"] for r in rs], [r["top1"] for r in base])
+        )
         row["train_top1_mean"] = mean_std([r["train_top1"] for r in rs])[0]
         row["epochs_mean"] = mean_std([r["epochs"] for r in rs])[0]
         rows.append(row)

@@ -96,6 +96,10 @@ MAIN_CASES = [
     ([SMOKE, "--config.schedule.patience_epochs=0"], "patience_epochs=0 must be an integer >= 1"),
     ([SMOKE, "--config.input.crop_padding=-1"], "config.input.crop_padding=-1 must be an integer"),
     (
+        [SMOKE, "--config.input.eval_split=train[40:]", "--config.input.train_limit=64"],
+        "eval_split='train[40:]' holds images that train_limit=64 trains on; set config.input",
+    ),
+    (
         [SMOKE, "--config.input.pipeline=synthetic", "--config.input.image_size=24"],
         "config.model.input_size=28 is larger than config.input.image_size=24, the stored",
     ),

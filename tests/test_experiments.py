@@ -296,7 +296,8 @@ def test_a_run_resumed_across_sessions_dates_from_its_first_start(tmp_path):
     for name, earlier, started in (
         ("v/s0", [{"started": "2026-12-03T05:00:00+00:00", "wall_time_s": 600.0}],
          "2026-12-03T07:00:00+00:00"),
-        ("v/s1", [], "2026-12-03T06:00:00+00:00"),
+        ("v/s1", [{"note": "provenance.json of an earlier start was unreadable"}],
+         "2026-12-03T06:00:00+00:00"),
     ):  # fmt: skip
         d = tmp_path / name
         d.mkdir(parents=True)
@@ -309,6 +310,7 @@ def test_a_run_resumed_across_sessions_dates_from_its_first_start(tmp_path):
     runs = {n: tables.read_run(str(tmp_path / n)) for n in ("v/s0", "v/s1")}
     assert runs["v/s0"]["started"] == "2026-12-03T05:00:00+00:00"
     assert runs["v/s0"]["wall_time_s"] == 900.0
+    assert runs["v/s1"]["started"] == "2026-12-03T06:00:00+00:00"  # its earlier start: unknown
     for r in runs.values():
         r["hardware"] = {"cpu": "x", "cpu_count": 2, "devices": [], "jax": "j", "python": "p"}
     lines = tables.provenance_lines("t", {"sweep": "s", "config": "c", "seeds": [0, 1]}, runs)

@@ -113,15 +113,15 @@ def test_any_layer_padding_and_bad_inputs(tmp_path):
 
 
 def test_config_preprocessing_of_a_prepared_dataset_is_its_evaluation_input(tmp_path):
-    """ImageNet-style data (not in memory): Sec. 2's rescale and crop to image_size, minus the
-    stored mean image, the central input_size crop; against PIL (as tests/test_imagenet.py)."""
+    """ImageNet-style data (not in memory): Sec. 2's rescale and crop to image_size as prepare.py
+    stores it, minus the stored mean image, the central input_size crop; against PIL."""
     from PIL import Image
 
     from alexnet_jax import stats
     from tests.fake_ilsvrc import reference_fixed_size
 
     c = tiny("caffenet", input_size=67)
-    c.input.update(pipeline="prepared", prepared_dir=str(tmp_path), image_size=72)
+    c.input.update(pipeline="prepared", prepared_dir=str(tmp_path), image_size=72, storage="raw")
     rng = np.random.default_rng(0)
     st = stats.from_images(rng.integers(0, 256, (3, 72, 72, 3), dtype=np.uint8))
     stats.save(st, str(tmp_path), 72, "test")
@@ -130,7 +130,10 @@ def test_config_preprocessing_of_a_prepared_dataset_is_its_evaluation_input(tmp_
     got = features.make_input_fn(c, "config", 256)(str(tmp_path / "a.png"))
     want = (reference_fixed_size(pixels, 72) - st.mean_image)[2:69, 2:69]
     assert got.shape == (67, 67, 3)
-    assert np.abs(got - want).mean() < 1.5  # PIL's bilinear vs TF's, and uint8 rounding
+    np.testing.assert_allclose(got, want, atol=1e-4)  # prepare.py's PIL rescale, raw storage
+    c.input.pipeline = "synthetic"
+    with pytest.raises(ValueError, match="'synthetic' has none; use --preprocess=caffe"):
+        features.make_input_fn(c, "config", 256)
 
 
 def test_centre_crop_is_the_central_window_after_the_shorter_side_resize():
