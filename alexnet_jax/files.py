@@ -4,6 +4,7 @@ A crash, kill -9, full disk or power cut midway (the file is fsynced before the 
 an earlier file at the target whole; what is left behind is only `PATH.tmpPID`, which no reader
 opens (prepare.py removes its own on a rerun).
 `locked` keeps a directory to one live writer (a training run's workdir, prepare's output).
+`save_arrays` / `npy_arrays`: prepare.py's shard format, .npy records one after another.
 """
 
 import contextlib
@@ -14,6 +15,8 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
+
+import numpy as np
 
 from alexnet_jax.errors import InputError
 
@@ -86,3 +89,49 @@ def locked(directory: str, flag: str) -> Iterator[None]:
         yield
     finally:
         f.close()  # releases the lock
+
+
+def save_arrays(path: str, arrays: list[np.ndarray]) -> None:
+    """`arrays` as .npy records one after another in `path` (prepare.py's shards), whole or
+    not at all; a full disk is one line."""
+    try:
+        with replaced(path) as tmp, open(tmp, "wb") as f:
+            for a in arrays:
+                np.save(f, a, allow_pickle=False)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise InputError(
+                f"no space left on the device of {os.path.dirname(path)} while writing "
+                f"{os.path.basename(path)}; free space (finished shards are kept, nothing "
+                "half-written is read) and rerun the same command"
+            ) from None
+        raise
+
+
+def npy_arrays(path: str) -> list[np.ndarray]:
+    """The .npy arrays stored one after another in `path`, memory-mapped."""
+    out, end = [], os.path.getsize(path)
+    with open(path, "rb") as f:
+        while f.tell() < end:
+            try:
+                version = np.lib.format.read_magic(f)
+                read = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+                    version, np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read(f)
+            except ValueError:
+                raise InputError(
+                    f"{path} is damaged; delete it and rerun `python -m alexnet_jax.prepare` "
+                    "with the same config (it rewrites the missing shards)"
+                ) from None
+            offset = f.tell()
+            nbytes = int(np.prod(shape)) * dtype.itemsize
+            if offset + nbytes > end:
+                raise InputError(f"{path} is truncated; delete it and rerun the prepare command")
+            out.append(
+                np.memmap(path, dtype, "r", offset, shape) if nbytes else np.zeros(shape, dtype)
+            )
+            f.seek(offset + nbytes)
+    if not out:
+        raise InputError(f"{path} is empty; delete it and rerun the prepare command")
+    return out

@@ -28,7 +28,6 @@ the same way.
 
 import dataclasses
 import datetime
-import errno
 import hashlib
 import importlib.util
 import io
@@ -200,21 +199,6 @@ def _image(source: tuple, size: int) -> np.ndarray:
         ) from None
 
 
-def _save_atomic(path: str, arrays: list[np.ndarray]) -> None:
-    try:
-        with files.replaced(path) as tmp, open(tmp, "wb") as f:
-            for a in arrays:
-                np.save(f, a, allow_pickle=False)
-    except OSError as e:
-        if e.errno == errno.ENOSPC:
-            raise InputError(
-                f"no space left on the device of {os.path.dirname(path)} while writing "
-                f"{os.path.basename(path)}; free space (finished shards are kept, nothing "
-                "half-written is read) and rerun the same command"
-            ) from None
-        raise
-
-
 def write_shard(job: Job) -> int:
     """Decodes, rescales, crops, stores one shard and its statistics; returns its size."""
     labels = np.array([y for y, _ in job.examples], np.int32)
@@ -229,8 +213,8 @@ def write_shard(job: Job) -> int:
     m = stats.Moments()
     for start in range(0, len(images), 64):
         m.add(images[start : start + 64])
-    _save_atomic(job.path + ".stats", stats.moment_arrays(m))
-    _save_atomic(job.path, data)
+    files.save_arrays(job.path + ".stats", stats.moment_arrays(m))
+    files.save_arrays(job.path, data)
     return len(labels)
 
 
@@ -310,7 +294,7 @@ def _prepare(c, out: str, workers: int | None, command: str) -> str:
     train = [os.path.join(out, f) for f in manifest["splits"]["train"]["shards"]]
     m = stats.Moments()
     for f in train:
-        stats.add_moment_arrays(m, npy_arrays(f + ".stats"))
+        stats.add_moment_arrays(m, files.npy_arrays(f + ".stats"))
     source = manifest["splits"]["train"]["fingerprint"]
     stats.save(m.finish(), c.stats_dir or out, c.image_size, command, source=source)
     manifest["command"] = command
@@ -347,35 +331,6 @@ def _prepare_split(c, split: str, run) -> dict:
         "shards": [os.path.basename(f) for f in files],
         "fingerprint": fingerprint(files),
     }
-
-
-def npy_arrays(path: str) -> list[np.ndarray]:
-    """The .npy arrays stored one after another in `path`, memory-mapped."""
-    out, end = [], os.path.getsize(path)
-    with open(path, "rb") as f:
-        while f.tell() < end:
-            try:
-                version = np.lib.format.read_magic(f)
-                read = {(1, 0): np.lib.format.read_array_header_1_0}.get(
-                    version, np.lib.format.read_array_header_2_0
-                )
-                shape, _, dtype = read(f)
-            except ValueError:
-                raise InputError(
-                    f"{path} is damaged; delete it and rerun `python -m alexnet_jax.prepare` "
-                    "with the same config (it rewrites the missing shards)"
-                ) from None
-            offset = f.tell()
-            nbytes = int(np.prod(shape)) * dtype.itemsize
-            if offset + nbytes > end:
-                raise InputError(f"{path} is truncated; delete it and rerun the prepare command")
-            out.append(
-                np.memmap(path, dtype, "r", offset, shape) if nbytes else np.zeros(shape, dtype)
-            )
-            f.seek(offset + nbytes)
-    if not out:
-        raise InputError(f"{path} is empty; delete it and rerun the prepare command")
-    return out
 
 
 def define_flags(fv, argv: list[str]) -> None:

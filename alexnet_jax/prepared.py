@@ -16,7 +16,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from alexnet_jax import input_pipeline, prepare, stats
+from alexnet_jax import files, input_pipeline, prepare, stats
 from alexnet_jax.errors import InputError
 
 
@@ -66,7 +66,7 @@ class Shards:
     """One prepared split: labels in memory, images read (or decoded) by example id."""
 
     def __init__(self, directory: str, split: dict, storage: str, threads: int | None):
-        arrays = [prepare.npy_arrays(os.path.join(directory, n)) for n in split["shards"]]
+        arrays = [files.npy_arrays(os.path.join(directory, n)) for n in split["shards"]]
         self.labels = np.concatenate([np.asarray(a[0]) for a in arrays])
         if len(self.labels) != split["num_examples"]:
             raise InputError(f"{directory}: the shards hold {len(self.labels)} examples, not "

@@ -154,12 +154,12 @@ def measure(root: str, storage: str, k: int, a: argparse.Namespace) -> dict:
 
 
 def _stored_jpegs(root: str, k: int) -> list[bytes]:
-    from alexnet_jax import prepare
+    from alexnet_jax import files
 
     d, blobs = os.path.join(root, f"jpeg{k}"), []
     for f in sorted(os.listdir(d)):
         if f.startswith("train-") and f.endswith(".shard"):
-            _, offsets, data = prepare.npy_arrays(os.path.join(d, f))
+            _, offsets, data = files.npy_arrays(os.path.join(d, f))
             blobs += [bytes(data[offsets[i] : offsets[i + 1]]) for i in range(len(offsets) - 1)]
     return blobs
 
@@ -198,13 +198,13 @@ def qualities(root: str, qs: list[int]) -> list[dict]:
     """Bytes per image, one-thread decode rate and mean |error| vs raw, per JPEG quality."""
     from PIL import Image
 
-    from alexnet_jax import prepare
+    from alexnet_jax import files, prepare
 
     d = os.path.join(root, "raw1")
     images = []
     for f in sorted(os.listdir(d)):
         if f.startswith("train-") and f.endswith(".shard"):
-            images += list(np.asarray(prepare.npy_arrays(os.path.join(d, f))[1]))
+            images += list(np.asarray(files.npy_arrays(os.path.join(d, f))[1]))
     out = []
     for q in qs:
         blobs = [prepare.encode(x, q) for x in images]

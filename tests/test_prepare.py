@@ -330,7 +330,7 @@ def test_an_empty_shard_is_one_line(tmp_path):
     path = tmp_path / "train-00000-of-00001.shard"
     path.write_bytes(b"")
     with pytest.raises(InputError, match="train-00000-of-00001.shard is empty; delete it and"):
-        prepare.npy_arrays(str(path))
+        files.npy_arrays(str(path))
 
 
 def test_in_memory_data_is_validated_in_one_line(tmp_path):
