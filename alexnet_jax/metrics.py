@@ -100,8 +100,9 @@ class Run:
         if self.main:
             _drop_rows_after(os.path.join(workdir, "metrics.jsonl"), start_step)
             self.events.restart(start_step + 1)
-            with open(os.path.join(workdir, "config.json"), "w") as f:
-                f.write(config.to_json_best_effort(indent=2))
+            config_json = os.path.join(workdir, "config.json")
+            with files.replaced(config_json) as tmp, open(tmp, "w") as f:
+                f.write(config.to_json_best_effort(indent=2))  # whole: a resume compares it
             self.provenance = {
                 "command": _command(),
                 "git_commit": _git_commit(),

@@ -313,6 +313,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         mngr = checkpoint.create(workdir, config.checkpoint)
         try:
             state, plateau = _restore(config, model, mngr)
+            if int(state.step):
+                checkpoint.check_same_training(workdir, config)
             # after the data and checkpoint checks: a bad rerun overwrites none of the run's files
             run = metrics.Run(workdir, config, start_step=int(state.step))
             loop = _build(config, plan, data, run, mngr, start_step=int(state.step))

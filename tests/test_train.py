@@ -17,6 +17,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from alexnet_jax import checkpoint, idx, input_pipeline, metrics, optim, parallel, train
+from alexnet_jax.errors import InputError
 from tests import tiny
 from tests.conftest import load_config
 
@@ -244,6 +245,28 @@ def test_resume_is_bit_identical(tiny_fashion, tmp_path):
     assert (
         first_part["wall_time_s"] > 0 and first_part["git_commit"] == provenance["b"]["git_commit"]
     )
+
+
+@pytest.mark.parametrize(
+    "changed, message",
+    [
+        ({"optim.decay_biases": False}, "config.optim.decay_biases=True (its config.json)"),
+        ({"model.dropout.rate": 0.0}, "config.model.dropout.rate=0.5 (its config.json)"),
+    ],
+)
+def test_a_resume_that_changes_what_is_trained_is_one_line_and_changes_nothing(
+    tiny_fashion, tmp_path, changed, message
+):
+    """Fields that leave no trace in the state (decay_biases, the dropout rate) are checked
+    against the run's config.json; the run's files stay as they were."""
+    workdir = str(tmp_path / "run")
+    train.train_and_evaluate(_config(tiny_fashion, max_steps=2), workdir)
+    before = {n: (tmp_path / "run" / n).read_bytes() for n in ("config.json", "metrics.jsonl")}
+    with pytest.raises(InputError, match="or use a new --workdir") as e:
+        train.train_and_evaluate(_config(tiny_fashion, max_steps=4, **changed), workdir)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert {n: (tmp_path / "run" / n).read_bytes() for n in before} == before
+    assert os.listdir(tmp_path / "run" / "checkpoints") == ["2"]
 
 
 def test_fixed_schedule_divides_the_lr_after_the_listed_epoch(tiny_fashion, tmp_path):
