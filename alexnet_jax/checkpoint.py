@@ -199,18 +199,28 @@ def check_hyperparams(step_dir: str, saved, want) -> None:
 
 
 # What a resume may not change: the function trained and each step's update (the model, the
-# optimizer, the data and its order). The schedule, limits, eval and logging may change.
+# optimizer, the data, its order and augmentation), less how a layer runs (lowering, precision)
+# and the init, which a resume does not use. The schedule, limits, eval and paths may change.
 TRAINING_FIELDS = (
     "model",
     "optim",
     "seed",
     "input.dataset",
+    "input.source",
+    "input.pipeline",
     "input.train_limit",
     "input.global_batch_size",
+    "input.shuffle_buffer",
     "input.augment",
     "input.crop_padding",
     "input.image_size",
     "input.normalize",
+)
+NOT_TRAINING_FIELDS = (
+    "model.conv.lowering",
+    "model.pool.lowering",
+    "model.precision",
+    "model.init",
 )
 
 
@@ -220,26 +230,34 @@ def _flat(tree, prefix: str = "") -> dict:
     return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}.{key}").items()}
 
 
+def _under(field: str, prefixes: tuple[str, ...]) -> bool:
+    return any(field == p or field.startswith(p + ".") for p in prefixes)
+
+
 def check_same_training(workdir: str, config: ml_collections.ConfigDict) -> None:
-    """A resume whose config changes a TRAINING_FIELDS field against the run's config.json
-    (decay_biases, low_lr_factor, dropout, augmentation, ... which the state cannot show) is one
-    line naming the first; fields config.json lacks (written by older code) are not compared,
-    nor is a missing or unreadable config.json (the state's own checks still run)."""
+    """Where `workdir` holds a checkpoint, a config that changes a TRAINING_FIELDS field against
+    the run's config.json (decay_biases, low_lr_factor, dropout, augmentation, ... which the
+    state cannot show) is one line naming the first. Run before anything loads or moves; fields
+    config.json lacks (older code) are not compared, nor is a config.json that is missing or
+    not JSON (the state's own checks still run in `restore`)."""
+    directory = os.path.join(workdir, "checkpoints")
+    if not (os.path.isdir(directory) and any(d.isdigit() for d in os.listdir(directory))):
+        return  # a fresh run, or one killed before its first checkpoint: it starts anew
     try:
         with open(os.path.join(workdir, "config.json")) as f:
             was = _flat(json.load(f))
-    except (OSError, ValueError):
+    except (FileNotFoundError, ValueError):
         return
     now = _flat(json.loads(config.to_json_best_effort()))
     for name in sorted(now):
         field = name[1:]  # ".optim.decay_biases" -> "optim.decay_biases"
-        if not any(field == f or field.startswith(f + ".") for f in TRAINING_FIELDS):
+        if not _under(field, TRAINING_FIELDS) or _under(field, NOT_TRAINING_FIELDS):
             continue
         if name in was and was[name] != now[name]:
             raise InputError(
-                f"the run in {workdir} was trained with config{name}={was[name]!r} "
-                f"(its config.json) and --config has {now[name]!r}; resume with the config it "
-                "was trained with, or use a new --workdir"
+                f"the run in {workdir} was trained with config.{field}={was[name]!r} "
+                f"(its config.json) and --config has {now[name]!r}; resume with "
+                f"--config.{field}={was[name]!r}, or use a new --workdir"
             )
 
 

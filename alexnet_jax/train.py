@@ -309,12 +309,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     model = models.create_model(config)
     plan = parallel.create(config, model)  # every config/device check, before the workdir
     with checkpoint.lock_workdir(workdir):  # one live run per workdir
+        checkpoint.check_same_training(workdir, config)  # a resume: before anything loads
         data = input_pipeline.create(config)  # "memory", "prepared", "stream", "synthetic"
         mngr = checkpoint.create(workdir, config.checkpoint)
         try:
             state, plateau = _restore(config, model, mngr)
-            if int(state.step):
-                checkpoint.check_same_training(workdir, config)
             # after the data and checkpoint checks: a bad rerun overwrites none of the run's files
             run = metrics.Run(workdir, config, start_step=int(state.step))
             loop = _build(config, plan, data, run, mngr, start_step=int(state.step))

@@ -6,6 +6,7 @@ import gzip
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -247,26 +248,39 @@ def test_resume_is_bit_identical(tiny_fashion, tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    "changed, message",
-    [
-        ({"optim.decay_biases": False}, "config.optim.decay_biases=True (its config.json)"),
-        ({"model.dropout.rate": 0.0}, "config.model.dropout.rate=0.5 (its config.json)"),
-    ],
-)
 def test_a_resume_that_changes_what_is_trained_is_one_line_and_changes_nothing(
-    tiny_fashion, tmp_path, changed, message
+    tiny_fashion, tmp_path
 ):
-    """Fields that leave no trace in the state (decay_biases, the dropout rate) are checked
-    against the run's config.json; the run's files stay as they were."""
+    """Fields that leave no trace in the state (decay_biases, the dropout rate, the pipeline)
+    are checked against the run's config.json, and the run's files stay as they were; the
+    schedule, limits, data paths, precision, and fields an older config.json lacks may change."""
     workdir = str(tmp_path / "run")
     train.train_and_evaluate(_config(tiny_fashion, max_steps=2), workdir)
     before = {n: (tmp_path / "run" / n).read_bytes() for n in ("config.json", "metrics.jsonl")}
-    with pytest.raises(InputError, match="or use a new --workdir") as e:
-        train.train_and_evaluate(_config(tiny_fashion, max_steps=4, **changed), workdir)
-    assert message in str(e.value) and "\n" not in str(e.value)
-    assert {n: (tmp_path / "run" / n).read_bytes() for n in before} == before
-    assert os.listdir(tmp_path / "run" / "checkpoints") == ["2"]
+    for changed, message in [
+        ({"optim.decay_biases": False}, "config.optim.decay_biases=True (its config.json)"),
+        ({"model.dropout.rate": 0.0}, "--config.model.dropout.rate=0.5, or use a new --workdir"),
+        (
+            {"input.pipeline": "synthetic"},
+            "config.input.pipeline=None (its config.json) and --config has 'synthetic'",
+        ),
+    ]:
+        with pytest.raises(InputError, match="or use a new --workdir") as e:
+            train.train_and_evaluate(_config(tiny_fashion, max_steps=4, **changed), workdir)
+        assert message in str(e.value) and "\n" not in str(e.value)
+        assert {n: (tmp_path / "run" / n).read_bytes() for n in before} == before
+        assert os.listdir(tmp_path / "run" / "checkpoints") == ["2"]
+    record = json.loads(before["config.json"])
+    del record["optim"]["decay_biases"]  # as if written before the field existed
+    (tmp_path / "run" / "config.json").write_text(json.dumps(record))
+    moved = shutil.copytree(tiny_fashion, tmp_path / "moved")
+    allowed = {
+        "optim.decay_biases": False,
+        "model.precision": "highest",
+        "schedule.patience_epochs": 2,
+    }
+    got = train.train_and_evaluate(_config(str(moved), max_steps=4, **allowed), workdir)
+    assert got["step"] == 4
 
 
 def test_fixed_schedule_divides_the_lr_after_the_listed_epoch(tiny_fashion, tmp_path):
