@@ -166,12 +166,14 @@ def test_kills_sigterms_and_a_damaged_checkpoint_resume_to_the_same_end(
             rows[d] = [{k: v for k, v in json.loads(ln).items() if k not in timing} for ln in f]
     assert rows[run] == rows[ref] and len(rows[ref]) > 8
 
-    # a changed model on this workdir: one line naming the changed field (its config.json) ...
-    with pytest.raises(SystemExit) as e:
-        _run([a.replace("(32,32)", "(64,64)") for a in _argv(run, data)])
-    assert e.value.code == 2
-    line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line == (
+    def wider(workdir: str) -> str:  # a changed model on the workdir: exit 2, the last line
+        with pytest.raises(SystemExit) as e:
+            _run([a.replace("(32,32)", "(64,64)") for a in _argv(workdir, data)])
+        assert e.value.code == 2
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    # on this workdir: one line naming the changed field (its config.json) ...
+    assert wider(run) == (
         f"error: the run in {run} was trained with config.model.fc_features=[32, 32] (its "
         "config.json) and --config has [64, 64]; resume with --config.model.fc_features=[32, 32], "
         "or use a new --workdir"
@@ -179,11 +181,7 @@ def test_kills_sigterms_and_a_damaged_checkpoint_resume_to_the_same_end(
     # ... and where only its checkpoints are kept, the first differing layer
     bare = str(tmp_path / "bare")
     shutil.copytree(f"{run}/checkpoints", f"{bare}/checkpoints")
-    with pytest.raises(SystemExit) as e:
-        _run([a.replace("(32,32)", "(64,64)") for a in _argv(bare, data)])
-    assert e.value.code == 2
-    line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line == (
+    assert wider(bare) == (
         f"error: checkpoint {bare}/checkpoints/8 does not fit --config (another model wrote "
         "it): params['fc6']['bias'] is (32,) there and (64,) in the config; use the config it "
         "was trained with, or a new --workdir to train this one"
