@@ -9,15 +9,15 @@ leaves the previous checkpoint as the latest restorable one.
 Faults, each one line: a damaged newest checkpoint (truncated, corrupt, pieces missing) is
 moved aside to STEP.damaged and the newest one that restores is used; a checkpoint of another
 model names the first differing layer, one of another optimizer (rule, momentum, weight decay)
-the first difference, and a resume whose config changes what the run trains (against its
-config.json) the first changed field; none of them moves anything. A full disk during a save
-names the directory and the last good step. `lock_workdir` allows one live run per workdir.
+the first difference, and a resume whose config changes what the run trains
+(metrics.check_same_training, against its config.json) the first changed field; none of them
+moves anything. A full disk during a save names the directory and the last good step.
+`lock_workdir` allows one live run per workdir.
 """
 
 import contextlib
 import dataclasses
 import errno
-import json
 import logging
 import os
 import re
@@ -168,7 +168,7 @@ def _saved_shapes(step_dir: str) -> dict[str, tuple]:
 def check_fits(step_dir: str, saved: dict, want: dict) -> None:
     """A checkpoint of another model (params differ) or of another optimizer rule or frozen/low-lr
     layers (its state differs): one line naming the first difference; nothing is moved. Fields
-    that leave no state (decay_biases, low_lr_factor) are check_same_training's."""
+    that leave no state (decay_biases, low_lr_factor) are metrics.check_same_training's."""
     for name in sorted(saved.keys() | want.keys(), key=lambda n: (not n.startswith("params"), n)):
         if saved.get(name) == want.get(name):
             continue
@@ -195,69 +195,6 @@ def check_hyperparams(step_dir: str, saved, want) -> None:
             raise InputError(
                 f"checkpoint {step_dir} was trained with config.optim.{name}={was:g} and "
                 f"--config has {now:g}; resume with {was:g}, or use a new --workdir"
-            )
-
-
-# What a resume may not change: the function trained and each step's update (the model, the
-# optimizer, the data, its order and augmentation), less how a layer runs (lowering, precision)
-# and the init, which a resume does not use. The schedule, limits, eval and paths may change.
-TRAINING_FIELDS = (
-    "model",
-    "optim",
-    "seed",
-    "input.dataset",
-    "input.source",
-    "input.pipeline",
-    "input.train_limit",
-    "input.global_batch_size",
-    "input.shuffle_buffer",
-    "input.augment",
-    "input.crop_padding",
-    "input.image_size",
-    "input.normalize",
-)
-NOT_TRAINING_FIELDS = (
-    "model.conv.lowering",
-    "model.pool.lowering",
-    "model.precision",
-    "model.init",
-)
-
-
-def _flat(tree, prefix: str = "") -> dict:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}.{key}").items()}
-
-
-def _under(field: str, prefixes: tuple[str, ...]) -> bool:
-    return any(field == p or field.startswith(p + ".") for p in prefixes)
-
-
-def check_same_training(workdir: str, config: ml_collections.ConfigDict) -> None:
-    """Where `workdir` holds a checkpoint, a config that changes a TRAINING_FIELDS field against
-    the run's config.json (decay_biases, low_lr_factor, dropout, augmentation, ... which the
-    state cannot show) is one line naming the first. Run before anything loads or moves; fields
-    config.json lacks (older code) are not compared, nor is a config.json that is missing or
-    not JSON (the state's own checks still run in `restore`)."""
-    directory = os.path.join(workdir, "checkpoints")
-    if not (os.path.isdir(directory) and any(d.isdigit() for d in os.listdir(directory))):
-        return  # a fresh run, or one killed before its first checkpoint: it starts anew
-    try:
-        with open(os.path.join(workdir, "config.json")) as f:
-            was = _flat(json.load(f))
-    except (FileNotFoundError, ValueError):
-        return
-    now = _flat(json.loads(config.to_json_best_effort()))
-    for name in sorted(now):
-        field = name[1:]  # ".optim.decay_biases" -> "optim.decay_biases"
-        if not _under(field, TRAINING_FIELDS) or _under(field, NOT_TRAINING_FIELDS):
-            continue
-        if name in was and was[name] != now[name]:
-            raise InputError(
-                f"the run in {workdir} was trained with config.{field}={was[name]!r} "
-                f"(its config.json) and --config has {now[name]!r}; resume with "
-                f"--config.{field}={was[name]!r}, or use a new --workdir"
             )
 
 

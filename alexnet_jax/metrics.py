@@ -1,5 +1,6 @@
 """What a run leaves behind: config.json, provenance.json, metrics.jsonl, TensorBoard events,
-a progress line with images/s, the input wait and ETA, and a final top-1/top-5 table.
+a progress line with images/s, the input wait and ETA, and a final top-1/top-5 table; a resume
+is checked against the run's config.json (check_same_training).
 
 TensorBoard events are written with the `tensorboard` package's own event writer, which needs
 no TensorFlow (JAX-only GPU boxes train too); metrics.jsonl is always written.
@@ -16,8 +17,10 @@ import time
 
 import jax
 import ml_collections
+from flax.traverse_util import flatten_dict
 
 from alexnet_jax import files
+from alexnet_jax.errors import InputError
 
 
 def _git_commit() -> str:
@@ -84,6 +87,62 @@ class _Events:
 
     def flush(self) -> None:
         self.writer.flush()
+
+
+# What a resume may not change: the function trained and each step's update (the model, the
+# optimizer, the data, its order and augmentation), less how a layer runs (lowering, precision)
+# and the init, which a resume does not use. The schedule, limits, eval and paths may change.
+TRAINING_FIELDS = (
+    "model",
+    "optim",
+    "seed",
+    "input.dataset",
+    "input.source",
+    "input.pipeline",
+    "input.train_limit",
+    "input.global_batch_size",
+    "input.shuffle_buffer",
+    "input.augment",
+    "input.crop_padding",
+    "input.image_size",
+    "input.normalize",
+)
+NOT_TRAINING_FIELDS = (
+    "model.conv.lowering",
+    "model.pool.lowering",
+    "model.precision",
+    "model.init",
+)
+
+
+def _under(field: str, prefixes: tuple[str, ...]) -> bool:
+    return any(field == p or field.startswith(p + ".") for p in prefixes)
+
+
+def check_same_training(workdir: str, config: ml_collections.ConfigDict) -> None:
+    """Where `workdir` holds a checkpoint, a config that changes a TRAINING_FIELDS field against
+    the run's config.json (decay_biases, low_lr_factor, dropout, augmentation, ... which the
+    state cannot show) is one line naming the first. Run before anything loads or moves; fields
+    config.json lacks (older code) are not compared, nor is a config.json that is missing or
+    not JSON (the state's own checks still run in `checkpoint.restore`)."""
+    directory = os.path.join(workdir, "checkpoints")
+    if not (os.path.isdir(directory) and any(d.isdigit() for d in os.listdir(directory))):
+        return  # a fresh run, or one killed before its first checkpoint: it starts anew
+    try:
+        with open(os.path.join(workdir, "config.json")) as f:
+            was = flatten_dict(json.load(f), sep=".")
+    except (FileNotFoundError, ValueError):
+        return
+    now = flatten_dict(json.loads(config.to_json_best_effort()), sep=".")
+    for field in sorted(now):
+        if not _under(field, TRAINING_FIELDS) or _under(field, NOT_TRAINING_FIELDS):
+            continue
+        if field in was and was[field] != now[field]:
+            raise InputError(
+                f"the run in {workdir} was trained with config.{field}={was[field]!r} "
+                f"(its config.json) and --config has {now[field]!r}; resume with "
+                f"--config.{field}={was[field]!r}, or use a new --workdir"
+            )
 
 
 class Run:

@@ -309,7 +309,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     model = models.create_model(config)
     plan = parallel.create(config, model)  # every config/device check, before the workdir
     with checkpoint.lock_workdir(workdir):  # one live run per workdir
-        checkpoint.check_same_training(workdir, config)  # a resume: before anything loads
+        metrics.check_same_training(workdir, config)  # a resume: before anything loads
         data = input_pipeline.create(config)  # "memory", "prepared", "stream", "synthetic"
         mngr = checkpoint.create(workdir, config.checkpoint)
         try:
