@@ -14,12 +14,13 @@ import platform
 import subprocess
 import sys
 import time
+import types
 
 import jax
 import ml_collections
 from flax.traverse_util import flatten_dict
 
-from alexnet_jax import files
+from alexnet_jax import files, input_pipeline
 from alexnet_jax.errors import InputError
 
 
@@ -134,6 +135,12 @@ def check_same_training(workdir: str, config: ml_collections.ConfigDict) -> None
     except (FileNotFoundError, ValueError):
         return
     now = flatten_dict(json.loads(config.to_json_best_effort()), sep=".")
+    for flat in (was, now):  # pipeline None is the dataset's default: compare what ran
+        if "input.pipeline" in flat:
+            i = types.SimpleNamespace(
+                pipeline=flat["input.pipeline"], dataset=flat.get("input.dataset")
+            )
+            flat["input.pipeline"] = input_pipeline.pipeline_of(i)
     for field in sorted(now):
         if not _under(field, TRAINING_FIELDS) or _under(field, NOT_TRAINING_FIELDS):
             continue

@@ -253,7 +253,8 @@ def test_a_resume_that_changes_what_is_trained_is_one_line_and_changes_nothing(
 ):
     """Fields that leave no trace in the state (decay_biases, the dropout rate, the pipeline)
     are checked against the run's config.json, and the run's files stay as they were; the
-    schedule, limits, data paths, precision, and fields an older config.json lacks may change."""
+    schedule, limits, data paths, precision, fields an older config.json lacks, and the
+    pipeline None named as the one it ran may change."""
     workdir = str(tmp_path / "run")
     train.train_and_evaluate(_config(tiny_fashion, max_steps=2), workdir)
     before = {n: (tmp_path / "run" / n).read_bytes() for n in ("config.json", "metrics.jsonl")}
@@ -262,7 +263,7 @@ def test_a_resume_that_changes_what_is_trained_is_one_line_and_changes_nothing(
         ({"model.dropout.rate": 0.0}, "--config.model.dropout.rate=0.5, or use a new --workdir"),
         (
             {"input.pipeline": "synthetic"},
-            "config.input.pipeline=None (its config.json) and --config has 'synthetic'",
+            "config.input.pipeline='memory' (its config.json) and --config has 'synthetic'",
         ),
     ]:
         with pytest.raises(InputError, match="or use a new --workdir") as e:
@@ -278,6 +279,7 @@ def test_a_resume_that_changes_what_is_trained_is_one_line_and_changes_nothing(
         "optim.decay_biases": False,
         "model.precision": "highest",
         "schedule.patience_epochs": 2,
+        "input.pipeline": "memory",  # what None ran for Fashion-MNIST (pipeline_of)
     }
     got = train.train_and_evaluate(_config(str(moved), max_steps=4, **allowed), workdir)
     assert got["step"] == 4
