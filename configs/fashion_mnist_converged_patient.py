@@ -11,9 +11,9 @@ after 9-15 (experiments/results/ablations_end_fashion_cpu2/); the recipe's tries
 noise cost test accuracy (README, "A converged recipe"). Changed here (ours): patience 3 and a
 60-epoch guard. Everything else is fashion_mnist_converged_end.py's, so the two sweeps differ in
 how long each lr is held and nothing else.
-Cost (measured for seed 0; 2-core AMD EPYC, 2026-12-07, commit d36d7a4): the 7 runs took
-6,393 s two at a time (21-31 epochs each, ~2.3x the patience-1 runs'), so one seed per 3-hour
-session: the sweep runs in parts, `--seeds` (experiments/results/ablations_patient_fashion_cpu2/).
+Cost (measured; 2-core AMD EPYC, 2026-12-07, commit d36d7a4): a seed's 7 runs took 6,086-6,393 s
+two at a time (21-35 epochs each, 2.4x the patience-1 runs'), so one seed per 3-hour session:
+the sweep runs in parts, `--seeds` (experiments/results/ablations_patient_fashion_cpu2/).
 """
 
 import ml_collections
