@@ -7,7 +7,8 @@ step into a temporary directory and renames it when complete: a crash or kill -9
 leaves the previous checkpoint as the latest restorable one.
 
 Faults, each one line: a damaged newest checkpoint (truncated, corrupt, pieces missing) is
-moved aside to STEP.damaged and the newest one that restores is used; a checkpoint of another
+moved aside to STEP.damaged and the newest one that restores is used; so is any step whose
+metrics file (Orbax parses every step's as the manager opens) is damaged; a checkpoint of another
 model names the first differing layer, one of another optimizer (rule, momentum, weight decay)
 the first difference, and a resume whose config changes what the run trains
 (metrics.check_same_training, against its config.json) the first changed field; none of them
@@ -18,6 +19,7 @@ moves anything. A full disk during a save names the directory and the last good 
 import contextlib
 import dataclasses
 import errno
+import json
 import logging
 import os
 import re
@@ -87,9 +89,24 @@ def create(workdir: str, c: ml_collections.ConfigDict) -> ocp.CheckpointManager:
         enable_async_checkpointing=False,
         create=True,
     )
-    return ocp.CheckpointManager(
-        os.path.abspath(os.path.join(workdir, "checkpoints")), options=options
-    )
+    directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    for step, e in _unreadable_metrics(directory):  # Orbax reads them all as it opens
+        _move_aside(directory, step, e, "its metrics file")
+    return ocp.CheckpointManager(directory, options=options)
+
+
+def _unreadable_metrics(directory: str):
+    """(step, error) of each checkpoint whose metrics (best_fn's JSON) do not parse."""
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+    for name in sorted(n for n in names if n.isdigit()):
+        path = os.path.join(directory, name, "metrics", "metrics")
+        try:
+            with open(path, "rb") as f:
+                json.loads(f.read())
+        except FileNotFoundError:
+            continue  # a step saved without metrics (mid-epoch)
+        except ValueError as e:
+            yield int(name), e
 
 
 def _tree(state) -> dict:
@@ -204,8 +221,8 @@ def _first_line(e: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _move_aside(mngr: ocp.CheckpointManager, step: int, e: BaseException) -> str:
-    step_dir = os.path.join(str(mngr.directory), str(step))
+def _move_aside(directory: str, step: int, e: BaseException, where: str) -> str:
+    step_dir = os.path.join(directory, str(step))
     aside = f"{step_dir}.damaged"
     if jax.process_index() == 0:
         n = 1
@@ -213,12 +230,11 @@ def _move_aside(mngr: ocp.CheckpointManager, step: int, e: BaseException) -> str
             aside, n = f"{step_dir}.damaged{n}", n + 1
         os.rename(step_dir, aside)
     print(
-        f"warning: checkpoint {step_dir} does not restore ({_first_line(e)}); moved it to "
-        f"{aside}; trying the one before",
+        f"warning: checkpoint {step_dir} does not restore ({where}: {_first_line(e)}); moved "
+        f"it to {aside}",
         file=sys.stderr,
         flush=True,
     )
-    mngr.reload()
     return aside
 
 
@@ -233,7 +249,8 @@ def restore(mngr: ocp.CheckpointManager, state, plateau: optim.Plateau):
         try:
             saved = _saved_shapes(step_dir)
         except _DAMAGE as e:
-            tried.append(_move_aside(mngr, step, e))
+            tried.append(_move_aside(str(mngr.directory), step, e, "its state"))
+            mngr.reload()
             continue
         check_fits(step_dir, saved, want)
         try:
@@ -246,7 +263,8 @@ def restore(mngr: ocp.CheckpointManager, state, plateau: optim.Plateau):
             )
             schedule = optim.Plateau(**restored["schedule"])
         except (*_DAMAGE, TypeError) as e:  # TypeError: a schedule JSON that is not ours
-            tried.append(_move_aside(mngr, step, e))
+            tried.append(_move_aside(str(mngr.directory), step, e, "restoring it"))
+            mngr.reload()
             continue
         t = restored["state"]
         check_hyperparams(step_dir, t["opt_state"], template["opt_state"])

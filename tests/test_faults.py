@@ -221,6 +221,34 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, caps
     mngr.close()
 
 
+@pytest.mark.parametrize("damaged", [3, 1])
+def test_a_checkpoint_whose_metrics_file_is_damaged_is_moved_aside_as_the_run_opens(
+    tmp_path, capsys, damaged
+):
+    """Orbax's manager parses every step's metrics (best_fn) as it opens: a truncated one, in
+    the newest step or an older one, is moved aside in one line, not a traceback that blocks
+    every resume of the workdir; the run restores the newest other step and saves on."""
+    c = ml_collections.ConfigDict(dict(keep=5))
+    mngr = checkpoint.create(str(tmp_path), c)
+    for s in (1, 2, 3):
+        plateau = optim.Plateau(lr=0.01, drops=s)
+        checkpoint.save(mngr, tiny.small_state(s, float(s)), plateau, {"eval/top1_err": 1 / s})
+    mngr.close()
+    step_dir = tmp_path / "checkpoints" / str(damaged)
+    path = step_dir / "metrics" / "metrics"
+    os.truncate(path, path.stat().st_size // 2)
+    mngr = checkpoint.create(str(tmp_path), c)
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"warning: checkpoint {step_dir} does not restore (its metrics file: ")
+    assert line.endswith(f"moved it to {step_dir}.damaged")
+    assert mngr.all_steps() == [s for s in (1, 2, 3) if s != damaged]
+    state, plateau = checkpoint.restore(mngr, tiny.small_state(0, 0.0), optim.Plateau(lr=0.01))
+    assert int(state.step) == plateau.drops == max({1, 2, 3} - {damaged})
+    checkpoint.save(mngr, tiny.small_state(4, 4.0), optim.Plateau(lr=0.01), {"eval/top1_err": 0.1})
+    assert mngr.all_steps()[-1] == 4 and os.path.isdir(f"{step_dir}.damaged")
+    mngr.close()
+
+
 def test_when_no_checkpoint_restores_it_says_what_was_tried(tmp_path, capsys):
     mngr = _manager(tmp_path, steps=(1, 2))
     for step in (1, 2):
