@@ -145,10 +145,15 @@ def check_same_training(workdir: str, config: ml_collections.ConfigDict) -> None
         if not _under(field, TRAINING_FIELDS) or _under(field, NOT_TRAINING_FIELDS):
             continue
         if field in was and was[field] != now[field]:
+            old, fix = was[field], f"--config.{field}={was[field]!r}"
+            if old is None:  # no flag sets None: only the config file's own None does
+                fix = f"--config.{field} left out (its config file's None)"
+            elif isinstance(old, list):  # a tuple field, written as one shell word
+                fix = f"--config.{field}={json.dumps(old, separators=(',', ':'))}"
             raise InputError(
-                f"the run in {workdir} was trained with config.{field}={was[field]!r} "
-                f"(its config.json) and --config has {now[field]!r}; resume with "
-                f"--config.{field}={was[field]!r}, or use a new --workdir"
+                f"the run in {workdir} was trained with config.{field}={old!r} "
+                f"(its config.json) and --config has {now[field]!r}; resume with {fix}, or "
+                "use a new --workdir"
             )
 
 

@@ -175,7 +175,7 @@ def test_kills_sigterms_and_a_damaged_checkpoint_resume_to_the_same_end(
     # on this workdir: one line naming the changed field (its config.json) ...
     assert wider(run) == (
         f"error: the run in {run} was trained with config.model.fc_features=[32, 32] (its "
-        "config.json) and --config has [64, 64]; resume with --config.model.fc_features=[32, 32], "
+        "config.json) and --config has [64, 64]; resume with --config.model.fc_features=[32,32], "
         "or use a new --workdir"
     )
     # ... and where only its checkpoints are kept, the first differing layer

@@ -265,6 +265,10 @@ def test_a_resume_that_changes_what_is_trained_is_one_line_and_changes_nothing(
             {"input.pipeline": "synthetic"},
             "config.input.pipeline='memory' (its config.json) and --config has 'synthetic'",
         ),
+        (  # no flag sets None back
+            {"input.train_limit": 64},
+            "has 64; resume with --config.input.train_limit left out (its config file's None)",
+        ),
     ]:
         with pytest.raises(InputError, match="or use a new --workdir") as e:
             train.train_and_evaluate(_config(tiny_fashion, max_steps=4, **changed), workdir)
