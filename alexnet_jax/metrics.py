@@ -6,7 +6,9 @@ TensorBoard events are written with the `tensorboard` package's own event writer
 no TensorFlow (JAX-only GPU boxes train too); metrics.jsonl is always written.
 """
 
+import contextlib
 import datetime
+import errno
 import json
 import math
 import os
@@ -157,6 +159,21 @@ def check_same_training(workdir: str, config: ml_collections.ConfigDict) -> None
             )
 
 
+@contextlib.contextmanager
+def _disk(workdir: str):
+    """A full disk while the run writes its logs is one line, as in checkpoint.save; the
+    checkpoints are not touched, and a row cut short is dropped when the run resumes."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        raise InputError(
+            f"the disk of {workdir} is full (writing the run's logs: {e.strerror}); free space "
+            "and rerun with the same --workdir, which resumes from its last checkpoint"
+        ) from None
+
+
 class Run:
     """The files of one run in its workdir; only process 0 writes. `start_step`: the step the
     run resumes from; what an earlier start logged after it (past its last checkpoint, before
@@ -168,7 +185,9 @@ class Run:
         self.workdir, self.t0 = workdir, time.time()
         self.main = jax.process_index() == 0
         self.events = _Events(workdir) if self.main else None
-        if self.main:
+        if not self.main:
+            return
+        with _disk(workdir):
             _drop_rows_after(os.path.join(workdir, "metrics.jsonl"), start_step)
             self.events.restart(start_step + 1)
             config_json = os.path.join(workdir, "config.json")
@@ -191,8 +210,10 @@ class Run:
         """One line of metrics.jsonl and TensorBoard scalars; the wall time so far."""
         if self.events is not None:
             self.events(step, scalars)
-        if self.main:
-            row = {"step": step, "wall_s": round(time.time() - self.t0, 2), **scalars}
+        if not self.main:
+            return
+        row = {"step": step, "wall_s": round(time.time() - self.t0, 2), **scalars}
+        with _disk(self.workdir):
             with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
                 f.write(json.dumps(row) + "\n")
             self.provenance["wall_time_s"] = round(time.time() - self.t0, 1)
@@ -212,11 +233,12 @@ class Run:
         )
         print(table, flush=True)
         if self.main:
-            with open(os.path.join(self.workdir, "results.md"), "w") as f:
-                f.write(table + "\n")
-            self.provenance["wall_time_s"] = round(time.time() - self.t0, 1)
-            self.provenance["final"] = summary
-            self._write_provenance()
+            with _disk(self.workdir):
+                with open(os.path.join(self.workdir, "results.md"), "w") as f:
+                    f.write(table + "\n")
+                self.provenance["wall_time_s"] = round(time.time() - self.t0, 1)
+                self.provenance["final"] = summary
+                self._write_provenance()
         return table
 
 

@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from alexnet_jax import checkpoint, cli, errors, main, optim, train
+from alexnet_jax import checkpoint, cli, errors, main, metrics, optim, train
 from tests import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -263,6 +263,37 @@ def test_when_no_checkpoint_restores_it_says_what_was_tried(tmp_path, capsys):
         f"'{d}/1.damaged']; rerun to start from step 0, or use a new --workdir"
     )
     mngr.close()
+
+
+def test_no_space_while_logging_is_one_line_and_keeps_the_log(tmp_path, monkeypatch):
+    """ENOSPC appending to metrics.jsonl (or writing results.md) is one line naming the
+    workdir and the fix, and the log keeps its rows; another OSError keeps its traceback."""
+    run = metrics.Run(str(tmp_path), ml_collections.ConfigDict(dict(seed=0)))
+    run.write(1, {"train/loss": 1.0})
+    log = tmp_path / "metrics.jsonl"
+    before = log.read_bytes()
+
+    def fails(code):
+        def open_(*args, **kwargs):
+            raise OSError(code, os.strerror(code))
+
+        return open_
+
+    monkeypatch.setattr(metrics, "open", fails(errno.ENOSPC), raising=False)
+    for write in (lambda: run.write(2, {"train/loss": 0.5}), lambda: run.finish(_SUMMARY)):
+        with pytest.raises(errors.InputError) as e:
+            write()
+        assert str(e.value) == (
+            f"the disk of {tmp_path} is full (writing the run's logs: No space left on device); "
+            "free space and rerun with the same --workdir, which resumes from its last checkpoint"
+        )
+        assert log.read_bytes() == before
+    monkeypatch.setattr(metrics, "open", fails(errno.EACCES))
+    with pytest.raises(PermissionError):
+        run.write(2, {"train/loss": 0.5})
+
+
+_SUMMARY = {"step": 2, "epoch": 1.0, "eval/top1_err": 0.5, "eval/top5_err": 0.1, "eval/loss": 1.0}
 
 
 def test_no_space_during_a_save_is_one_line_and_keeps_the_last_good_checkpoint(
