@@ -91,21 +91,24 @@ def create(workdir: str, c: ml_collections.ConfigDict) -> ocp.CheckpointManager:
     )
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     for step, e in _unreadable_metrics(directory):  # Orbax reads them all as it opens
-        _move_aside(directory, step, e, "its metrics file")
+        _move_aside(directory, step, f"has a damaged metrics file ({_first_line(e)})")
     return ocp.CheckpointManager(directory, options=options)
 
 
 def _unreadable_metrics(directory: str):
-    """(step, error) of each checkpoint whose metrics (best_fn's JSON) do not parse."""
+    """(step, error) of each checkpoint whose metrics (best_fn's JSON) are not what `create`'s
+    BestN reads: a number under BEST_METRIC."""
     names = os.listdir(directory) if os.path.isdir(directory) else []
-    for name in sorted(n for n in names if n.isdigit()):
+    for name in sorted(n for n in names if re.fullmatch(r"0|[1-9]\d*", n)):  # Orbax's steps
         path = os.path.join(directory, name, "metrics", "metrics")
         try:
             with open(path, "rb") as f:
-                json.loads(f.read())
+                m = json.loads(f.read())
+            if m is not None and not isinstance(m.get(BEST_METRIC), (int, float)):
+                raise ValueError(f"no number under {BEST_METRIC!r}")
         except FileNotFoundError:
             continue  # a step saved without metrics (mid-epoch)
-        except ValueError as e:
+        except (ValueError, AttributeError) as e:  # AttributeError: JSON that is not a dict
             yield int(name), e
 
 
@@ -221,7 +224,11 @@ def _first_line(e: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _move_aside(directory: str, step: int, e: BaseException, where: str) -> str:
+def _not_restoring(e: BaseException) -> str:
+    return f"does not restore ({_first_line(e)})"
+
+
+def _move_aside(directory: str, step: int, why: str) -> str:
     step_dir = os.path.join(directory, str(step))
     aside = f"{step_dir}.damaged"
     if jax.process_index() == 0:
@@ -230,8 +237,7 @@ def _move_aside(directory: str, step: int, e: BaseException, where: str) -> str:
             aside, n = f"{step_dir}.damaged{n}", n + 1
         os.rename(step_dir, aside)
     print(
-        f"warning: checkpoint {step_dir} does not restore ({where}: {_first_line(e)}); moved "
-        f"it to {aside}",
+        f"warning: checkpoint {step_dir} {why}; moved it to {aside}",
         file=sys.stderr,
         flush=True,
     )
@@ -249,7 +255,7 @@ def restore(mngr: ocp.CheckpointManager, state, plateau: optim.Plateau):
         try:
             saved = _saved_shapes(step_dir)
         except _DAMAGE as e:
-            tried.append(_move_aside(str(mngr.directory), step, e, "its state"))
+            tried.append(_move_aside(str(mngr.directory), step, _not_restoring(e)))
             mngr.reload()
             continue
         check_fits(step_dir, saved, want)
@@ -263,7 +269,7 @@ def restore(mngr: ocp.CheckpointManager, state, plateau: optim.Plateau):
             )
             schedule = optim.Plateau(**restored["schedule"])
         except (*_DAMAGE, TypeError) as e:  # TypeError: a schedule JSON that is not ours
-            tried.append(_move_aside(str(mngr.directory), step, e, "restoring it"))
+            tried.append(_move_aside(str(mngr.directory), step, _not_restoring(e)))
             mngr.reload()
             continue
         t = restored["state"]

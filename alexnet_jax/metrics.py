@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -147,16 +148,24 @@ def check_same_training(workdir: str, config: ml_collections.ConfigDict) -> None
         if not _under(field, TRAINING_FIELDS) or _under(field, NOT_TRAINING_FIELDS):
             continue
         if field in was and was[field] != now[field]:
-            old, fix = was[field], f"--config.{field}={was[field]!r}"
-            if old is None:  # no flag sets None: only the config file's own None does
-                fix = f"--config.{field} left out (its config file's None)"
-            elif isinstance(old, list):  # a tuple field, written as one shell word
-                fix = f"--config.{field}={json.dumps(old, separators=(',', ':'))}"
+            old = was[field]
+            if old is None:  # no flag sets None: only a config file (or its :arg) does
+                fix = f"the --config file and :arg it was trained with, without --config.{field}"
+            else:
+                fix = f"--config.{field}={_shell_word(old)}"
             raise InputError(
                 f"the run in {workdir} was trained with config.{field}={old!r} "
                 f"(its config.json) and --config has {now[field]!r}; resume with {fix}, or "
                 "use a new --workdir"
             )
+
+
+def _shell_word(value) -> str:
+    """A JSON value as --config.F takes it, one shell word: a list as a quoted tuple."""
+    if isinstance(value, list):  # ml_collections parses a tuple field with literal_eval
+        items = [json.dumps(x) if isinstance(x, str) else repr(x) for x in value]
+        value = f"({', '.join(items)}{',' if len(items) == 1 else ''})"
+    return shlex.quote(value if isinstance(value, str) else repr(value))
 
 
 @contextlib.contextmanager
@@ -208,12 +217,11 @@ class Run:
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         """One line of metrics.jsonl and TensorBoard scalars; the wall time so far."""
-        if self.events is not None:
-            self.events(step, scalars)
         if not self.main:
             return
         row = {"step": step, "wall_s": round(time.time() - self.t0, 2), **scalars}
         with _disk(self.workdir):
+            self.events(step, scalars)
             with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
                 f.write(json.dumps(row) + "\n")
             self.provenance["wall_time_s"] = round(time.time() - self.t0, 1)
@@ -221,8 +229,6 @@ class Run:
 
     def finish(self, summary: dict) -> str:
         """Prints and writes the final table (results.md); records wall time in provenance."""
-        if self.events is not None:
-            self.events.flush()
         table = "\n".join(
             [
                 "| step | epoch | eval/top1_err | eval/top5_err | eval/loss |",
@@ -234,6 +240,7 @@ class Run:
         print(table, flush=True)
         if self.main:
             with _disk(self.workdir):
+                self.events.flush()
                 with open(os.path.join(self.workdir, "results.md"), "w") as f:
                     f.write(table + "\n")
                 self.provenance["wall_time_s"] = round(time.time() - self.t0, 1)

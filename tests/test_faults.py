@@ -7,6 +7,7 @@ cache shared by this process and the two killed subprocesses, so the step compil
 """
 
 import errno
+import functools
 import json
 import os
 import shutil
@@ -175,8 +176,8 @@ def test_kills_sigterms_and_a_damaged_checkpoint_resume_to_the_same_end(
     # on this workdir: one line naming the changed field (its config.json) ...
     assert wider(run) == (
         f"error: the run in {run} was trained with config.model.fc_features=[32, 32] (its "
-        "config.json) and --config has [64, 64]; resume with --config.model.fc_features=[32,32], "
-        "or use a new --workdir"
+        "config.json) and --config has [64, 64]; resume with "
+        "--config.model.fc_features='(32, 32)', or use a new --workdir"
     )
     # ... and where only its checkpoints are kept, the first differing layer
     bare = str(tmp_path / "bare")
@@ -221,13 +222,14 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, caps
     mngr.close()
 
 
-@pytest.mark.parametrize("damaged", [3, 1])
+@pytest.mark.parametrize("damaged, text", [(3, None), (1, b'{"eval/top1_err": "x"}')])
 def test_a_checkpoint_whose_metrics_file_is_damaged_is_moved_aside_as_the_run_opens(
-    tmp_path, capsys, damaged
+    tmp_path, capsys, damaged, text
 ):
-    """Orbax's manager parses every step's metrics (best_fn) as it opens: a truncated one, in
-    the newest step or an older one, is moved aside in one line, not a traceback that blocks
-    every resume of the workdir; the run restores the newest other step and saves on."""
+    """Orbax's manager parses every step's metrics (best_fn) as it opens, and BestN reads the
+    number in them at the next save: a truncated file, or JSON without that number, in the
+    newest step or an older one, is moved aside in one line, not a traceback that blocks every
+    resume of the workdir; the run restores the newest other step and saves on."""
     c = ml_collections.ConfigDict(dict(keep=5))
     mngr = checkpoint.create(str(tmp_path), c)
     for s in (1, 2, 3):
@@ -236,10 +238,13 @@ def test_a_checkpoint_whose_metrics_file_is_damaged_is_moved_aside_as_the_run_op
     mngr.close()
     step_dir = tmp_path / "checkpoints" / str(damaged)
     path = step_dir / "metrics" / "metrics"
-    os.truncate(path, path.stat().st_size // 2)
+    if text is None:
+        os.truncate(path, path.stat().st_size // 2)
+    else:
+        path.write_bytes(text)
     mngr = checkpoint.create(str(tmp_path), c)
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(f"warning: checkpoint {step_dir} does not restore (its metrics file: ")
+    assert line.startswith(f"warning: checkpoint {step_dir} has a damaged metrics file (")
     assert line.endswith(f"moved it to {step_dir}.damaged")
     assert mngr.all_steps() == [s for s in (1, 2, 3) if s != damaged]
     state, plateau = checkpoint.restore(mngr, tiny.small_state(0, 0.0), optim.Plateau(lr=0.01))
@@ -265,30 +270,39 @@ def test_when_no_checkpoint_restores_it_says_what_was_tried(tmp_path, capsys):
     mngr.close()
 
 
-def test_no_space_while_logging_is_one_line_and_keeps_the_log(tmp_path, monkeypatch):
-    """ENOSPC appending to metrics.jsonl (or writing results.md) is one line naming the
-    workdir and the fix, and the log keeps its rows; another OSError keeps its traceback."""
+def test_no_space_while_logging_is_one_line(tmp_path, monkeypatch):
+    """ENOSPC appending to metrics.jsonl, writing results.md, or raised again by TensorBoard's
+    writer thread is one line naming the workdir and the fix; another OSError keeps its
+    traceback."""
     run = metrics.Run(str(tmp_path), ml_collections.ConfigDict(dict(seed=0)))
     run.write(1, {"train/loss": 1.0})
-    log = tmp_path / "metrics.jsonl"
-    before = log.read_bytes()
 
     def fails(code):
-        def open_(*args, **kwargs):
+        def raise_(*args, **kwargs):
             raise OSError(code, os.strerror(code))
 
-        return open_
+        return raise_
 
-    monkeypatch.setattr(metrics, "open", fails(errno.ENOSPC), raising=False)
-    for write in (lambda: run.write(2, {"train/loss": 0.5}), lambda: run.finish(_SUMMARY)):
-        with pytest.raises(errors.InputError) as e:
-            write()
-        assert str(e.value) == (
-            f"the disk of {tmp_path} is full (writing the run's logs: No space left on device); "
-            "free space and rerun with the same --workdir, which resumes from its last checkpoint"
-        )
-        assert log.read_bytes() == before
-    monkeypatch.setattr(metrics, "open", fails(errno.EACCES))
+    full = (
+        f"the disk of {tmp_path} is full (writing the run's logs: No space left on device); "
+        "free space and rerun with the same --workdir, which resumes from its last checkpoint"
+    )
+    write, finish = (
+        functools.partial(run.write, 2, {"train/loss": 0.5}),
+        functools.partial(run.finish, _SUMMARY),
+    )
+    for target, name, calls in [
+        (metrics._Events, "__call__", [write]),
+        (run.events, "flush", [finish]),
+        (metrics, "open", [write, finish]),
+    ]:
+        with monkeypatch.context() as patch:
+            patch.setattr(target, name, fails(errno.ENOSPC), raising=False)
+            for call in calls:
+                with pytest.raises(errors.InputError) as e:
+                    call()
+                assert str(e.value) == full
+    monkeypatch.setattr(metrics, "open", fails(errno.EACCES), raising=False)
     with pytest.raises(PermissionError):
         run.write(2, {"train/loss": 0.5})
 

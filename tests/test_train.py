@@ -6,6 +6,7 @@ import gzip
 import itertools
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from alexnet_jax import checkpoint, idx, input_pipeline, metrics, optim, parallel, train
+from alexnet_jax import checkpoint, cli, idx, input_pipeline, main, metrics, optim, parallel, train
 from alexnet_jax.errors import InputError
 from tests import tiny
 from tests.conftest import load_config
@@ -267,7 +268,8 @@ def test_a_resume_that_changes_what_is_trained_is_one_line_and_changes_nothing(
         ),
         (  # no flag sets None back
             {"input.train_limit": 64},
-            "has 64; resume with --config.input.train_limit left out (its config file's None)",
+            "has 64; resume with the --config file and :arg it was trained with, without "
+            "--config.input.train_limit",
         ),
     ]:
         with pytest.raises(InputError, match="or use a new --workdir") as e:
@@ -287,6 +289,31 @@ def test_a_resume_that_changes_what_is_trained_is_one_line_and_changes_nothing(
     }
     got = train.train_and_evaluate(_config(str(moved), max_steps=4, **allowed), workdir)
     assert got["step"] == 4
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("model.fc_features", (32, 32)),
+        ("optim.frozen_layers", ("conv1",)),
+        ("optim.low_lr_layers", ("fc6", "fc7")),
+        ("model.dropout.rate", 0.25),
+        ("input.normalize", "mean_std"),
+    ],
+)
+def test_the_refused_resume_names_a_flag_that_gives_back_the_trained_value(tmp_path, field, value):
+    """The fix in the refusal, split as a shell splits it, parses (cli) to what was trained."""
+    (tmp_path / "checkpoints" / "2").mkdir(parents=True)
+    trained = cli.load_config("configs/fashion_mnist.py")
+    section, name = field.rsplit(".", 1)
+    functools.reduce(getattr, section.split("."), trained)[name] = value
+    (tmp_path / "config.json").write_text(trained.to_json_best_effort())
+    with pytest.raises(InputError) as e:
+        metrics.check_same_training(str(tmp_path), cli.load_config("configs/fashion_mnist.py"))
+    fix = str(e.value).split("; resume with ", 1)[1].rsplit(", or use a new --workdir", 1)[0]
+    argv = ["main", "--config=configs/fashion_mnist.py", "--workdir=x", *shlex.split(fix)]
+    parsed = cli.parse(main.define_flags, argv).config
+    assert functools.reduce(getattr, field.split("."), parsed) == value
 
 
 def test_fixed_schedule_divides_the_lr_after_the_listed_epoch(tiny_fashion, tmp_path):
