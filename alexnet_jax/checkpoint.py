@@ -95,12 +95,17 @@ def create(workdir: str, c: ml_collections.ConfigDict) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(directory, options=options)
 
 
+def steps(directory: str) -> list[int]:
+    """The steps in a checkpoints directory, named as Orbax names them (none if it is missing)."""
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+    return sorted(int(n) for n in names if re.fullmatch(r"0|[1-9]\d*", n))
+
+
 def _unreadable_metrics(directory: str):
     """(step, error) of each checkpoint whose metrics (best_fn's JSON) are not what `create`'s
     BestN reads: a number under BEST_METRIC."""
-    names = os.listdir(directory) if os.path.isdir(directory) else []
-    for name in sorted(n for n in names if re.fullmatch(r"0|[1-9]\d*", n)):  # Orbax's steps
-        path = os.path.join(directory, name, "metrics", "metrics")
+    for step in steps(directory):
+        path = os.path.join(directory, str(step), "metrics", "metrics")
         try:
             with open(path, "rb") as f:
                 m = json.loads(f.read())
@@ -109,7 +114,7 @@ def _unreadable_metrics(directory: str):
         except FileNotFoundError:
             continue  # a step saved without metrics (mid-epoch)
         except (ValueError, AttributeError) as e:  # AttributeError: JSON that is not a dict
-            yield int(name), e
+            yield step, e
 
 
 def _tree(state) -> dict:
@@ -296,19 +301,19 @@ def find_step(path: str, which: str | int = "latest") -> tuple[str, int]:
             f"{directory} does not exist; pass the --workdir of a training run "
             "(python -m alexnet_jax.main --config=... --workdir=DIR)"
         )
-    steps = sorted(int(d) for d in os.listdir(directory) if re.fullmatch(r"\d+", d))
-    if not steps:
+    found = steps(directory)
+    if not found:
         raise MissingFileError(
             f"{directory} holds no checkpoint (no STEP directory); train first, or pass a "
             "training --workdir, its checkpoints/ directory or checkpoints/STEP"
         )
     if which == "latest":
-        return directory, steps[-1]
+        return directory, found[-1]
     if which == "best":
-        return directory, best_step(os.path.dirname(directory), steps)
-    if isinstance(which, int) and not isinstance(which, bool) and which in steps:
+        return directory, best_step(os.path.dirname(directory), found)
+    if isinstance(which, int) and not isinstance(which, bool) and which in found:
         return directory, which
-    raise InputError(f"which={which!r}: {directory} has steps {steps}; or use 'latest', 'best'")
+    raise InputError(f"which={which!r}: {directory} has steps {found}; or use 'latest', 'best'")
 
 
 def best_step(workdir: str, steps: list[int]) -> int:

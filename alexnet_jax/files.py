@@ -5,6 +5,7 @@ an earlier file at the target whole; what is left behind is only `PATH.tmpPID`, 
 opens (prepare.py removes its own on a rerun).
 `locked` keeps a directory to one live writer (a training run's workdir, prepare's output).
 `save_arrays` / `npy_arrays`: prepare.py's shard format, .npy records one after another.
+`no_space_is`: a full disk in a block is one line (shards, the run's logs).
 """
 
 import contextlib
@@ -91,21 +92,29 @@ def locked(directory: str, flag: str) -> Iterator[None]:
         f.close()  # releases the lock
 
 
+@contextlib.contextmanager
+def no_space_is(message: str) -> Iterator[None]:
+    """A full disk (ENOSPC) inside the block is InputError(message), one line; any other
+    error keeps its traceback."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        raise InputError(message) from None
+
+
 def save_arrays(path: str, arrays: list[np.ndarray]) -> None:
     """`arrays` as .npy records one after another in `path` (prepare.py's shards), whole or
     not at all; a full disk is one line."""
-    try:
-        with replaced(path) as tmp, open(tmp, "wb") as f:
-            for a in arrays:
-                np.save(f, a, allow_pickle=False)
-    except OSError as e:
-        if e.errno == errno.ENOSPC:
-            raise InputError(
-                f"no space left on the device of {os.path.dirname(path)} while writing "
-                f"{os.path.basename(path)}; free space (finished shards are kept, nothing "
-                "half-written is read) and rerun the same command"
-            ) from None
-        raise
+    full = (
+        f"no space left on the device of {os.path.dirname(path)} while writing "
+        f"{os.path.basename(path)}; free space (finished shards are kept, nothing "
+        "half-written is read) and rerun the same command"
+    )
+    with no_space_is(full), replaced(path) as tmp, open(tmp, "wb") as f:
+        for a in arrays:
+            np.save(f, a, allow_pickle=False)
 
 
 def npy_arrays(path: str) -> list[np.ndarray]:

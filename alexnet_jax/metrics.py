@@ -6,7 +6,6 @@ TensorBoard events are written with the `tensorboard` package's own event writer
 no TensorFlow (JAX-only GPU boxes train too); metrics.jsonl is always written.
 """
 
-import contextlib
 import datetime
 import errno
 import json
@@ -23,7 +22,7 @@ import jax
 import ml_collections
 from flax.traverse_util import flatten_dict
 
-from alexnet_jax import files, input_pipeline
+from alexnet_jax import checkpoint, files, input_pipeline
 from alexnet_jax.errors import InputError
 
 
@@ -129,8 +128,7 @@ def check_same_training(workdir: str, config: ml_collections.ConfigDict) -> None
     state cannot show) is one line naming the first. Run before anything loads or moves; fields
     config.json lacks (older code) are not compared, nor is a config.json that is missing or
     not JSON (the state's own checks still run in `checkpoint.restore`)."""
-    directory = os.path.join(workdir, "checkpoints")
-    if not (os.path.isdir(directory) and any(d.isdigit() for d in os.listdir(directory))):
+    if not checkpoint.steps(os.path.join(workdir, "checkpoints")):
         return  # a fresh run, or one killed before its first checkpoint: it starts anew
     try:
         with open(os.path.join(workdir, "config.json")) as f:
@@ -168,19 +166,13 @@ def _shell_word(value) -> str:
     return shlex.quote(value if isinstance(value, str) else repr(value))
 
 
-@contextlib.contextmanager
 def _disk(workdir: str):
     """A full disk while the run writes its logs is one line, as in checkpoint.save; the
     checkpoints are not touched, and a row cut short is dropped when the run resumes."""
-    try:
-        yield
-    except OSError as e:
-        if e.errno != errno.ENOSPC:
-            raise
-        raise InputError(
-            f"the disk of {workdir} is full (writing the run's logs: {e.strerror}); free space "
-            "and rerun with the same --workdir, which resumes from its last checkpoint"
-        ) from None
+    return files.no_space_is(
+        f"the disk of {workdir} is full (writing the run's logs: {os.strerror(errno.ENOSPC)}); "
+        "free space and rerun with the same --workdir, which resumes from its last checkpoint"
+    )
 
 
 class Run:
