@@ -13,6 +13,7 @@ import ml_collections
 import numpy as np
 import optax
 from flax.training import train_state
+from jax.experimental.multihost_utils import process_allgather
 
 from alexnet_jax import (
     checkpoint,
@@ -112,14 +113,30 @@ def create_state(
 
 
 class _StopRequested:
-    """SIGTERM/SIGINT set a flag; the loop saves a checkpoint and returns at the next step."""
+    """SIGTERM/SIGINT set this process's flag; the loop saves a checkpoint and returns.
 
-    def __init__(self):
-        self.signum = None
+    One process stops at the next step. Several agree first, every `every` steps and between
+    epochs (`now`): a process that entered the save's barrier alone while the others stepped
+    on would wait for ever, and they for its share of the next step's gradients.
+    """
+
+    def __init__(self, every: int):
+        self.signum = None  # this process's signal
+        self.stopping = False  # agreed by every process
+        self.every = every if jax.process_count() > 1 else 1
         self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
 
     def _handle(self, signum, frame):
         self.signum = signum
+
+    def now(self, step: int, between_epochs: bool = False) -> bool:
+        """Whether every process stops after `step`; every process makes the same calls."""
+        if between_epochs or step % self.every == 0:
+            mine = np.int32(self.signum is not None)
+            self.stopping = bool(
+                mine if jax.process_count() == 1 else process_allgather(mine).any()
+            )
+        return self.stopping
 
     def restore(self):
         for s, h in self.previous.items():
@@ -167,7 +184,7 @@ def _build(config, plan, data, run, mngr, start_step: int) -> _Loop:
         data=data,
         run=run,
         mngr=mngr,
-        stop=_StopRequested(),
+        stop=_StopRequested(every=config.log_every_steps),  # with the progress line's sync
         batches=metrics.Timed(data.train(start_step)),  # resumes exactly at start_step
         stuck=metrics.StuckLoss(config.model.num_classes, config.warn_stuck_steps),
         batch_size=c.global_batch_size,
@@ -225,7 +242,7 @@ def _train_epoch(loop: _Loop, state, plateau, batches: Iterator, step: int, end:
         state, m = loop.train(state, next(batches))
         step += 1
         pending.append((step, m))
-        stop = loop.stop.signum is not None  # read once: a signal may arrive at any time
+        stop = loop.stop.now(step, between_epochs=step == end)  # read once: a signal may come
         save = step % loop.save_every == 0 or stop
         if step % loop.log_every == 0 or step == end or save:
             _log(loop, pending, step, t)
@@ -269,7 +286,7 @@ def _train(loop: _Loop, config, state, plateau) -> dict:
     """Epochs of training, each followed by evaluation, the schedule and a checkpoint."""
     step, summary = loop.start_step, {}
     batches = parallel.prefetch(loop.batches, loop.plan.batch, config.input.device_prefetch)
-    while step < loop.total and not plateau.done and not loop.stop.signum:
+    while step < loop.total and not plateau.done and not loop.stop.now(step, between_epochs=True):
         end = min(loop.total, (step // loop.steps_per_epoch + 1) * loop.steps_per_epoch)
         state, step = _train_epoch(loop, state, plateau, batches, step, end)
         if step < end:  # stopped by a signal, saved
@@ -288,9 +305,10 @@ def _train(loop: _Loop, config, state, plateau) -> dict:
             flush=True,
         )
         _save(loop, state, plateau, evals)
-    if loop.stop.signum and step < loop.total and not plateau.done:  # else nothing was left
+    if loop.stop.stopping and step < loop.total and not plateau.done:  # else nothing was left
+        why = f"signal {loop.stop.signum}" if loop.stop.signum else "another process's signal"
         print(
-            f"stopped by signal {loop.stop.signum} at step {step}; checkpoint saved in "
+            f"stopped by {why} at step {step}; checkpoint saved in "
             f"{loop.mngr.directory}; rerun with the same --workdir to resume",
             flush=True,
         )

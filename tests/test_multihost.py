@@ -12,6 +12,7 @@ multi-host save must write a checkpoint that restores to them, and evaluate.run 
 processes must count the errors one process counts. The steps compute in float64
 (parameters float32): in float32 a ReLU or max-pool near-tie that one summation order flips
 moves a gradient by ~1e-2, and which ones flip depends on the CPU's kernels.
+A SIGTERM to one process of two training through main.py must stop both at one step.
 """
 
 import functools
@@ -146,3 +147,80 @@ def _check_against_one_device(tmp_path) -> None:
     for i in range(2):
         with open(tmp_path / f"eval_{i}.json") as f:
             assert json.load(f) == want
+
+
+def _stop_worker(process_id: int, port: int, workdir: str, data: str) -> None:
+    """One of two processes training through main.py; process 0 alone gets SIGTERM before step 3
+    (as one host of a preempted job may get it first)."""
+    import signal
+
+    from alexnet_jax import cli, main
+
+    build = train._build
+
+    def build_and_signal(*args, **kwargs):
+        loop = build(*args, **kwargs)
+        step, calls = loop.train, iter(range(1, 1000))
+
+        def train_and_signal(state, batch):
+            if next(calls) == 3 and process_id == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return step(state, batch)
+
+        loop.train = train_and_signal
+        return loop
+
+    train._build = build_and_signal
+    cli.run(
+        main.define_flags,
+        main.main,
+        [
+            "main",
+            "--config=configs/fashion_mnist.py:smoke",
+            f"--workdir={workdir}",
+            f"--config.input.data_dir={data}",
+            "--config.input.train_limit=64",  # 8 steps of 8 an epoch
+            "--config.model.conv.features=(8,16,24,24,16)",
+            "--config.model.fc_features=(32,32)",
+            "--config.max_steps=16",
+            "--config.log_every_steps=4",  # the processes agree on stopping every 4 steps
+            "--config.checkpoint.every_steps=100",
+            f"--config.distributed.coordinator_address=localhost:{port}",
+            "--config.distributed.num_processes=2",
+            f"--config.distributed.process_id={process_id}",
+        ],
+    )
+
+
+@pytest.mark.multidevice
+def test_a_signal_to_one_process_stops_every_process_at_one_step(tmp_path):
+    """Each process reads its own signal flag; unless they agree on the step, process 0 enters
+    the save's barrier after step 3 while process 1 waits in step 4 for its gradients: a hang."""
+    data, workdir = str(tmp_path / "data"), str(tmp_path / "run")
+    tiny.fake_fashion(data, n_train=64, n_test=20)
+    env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("XLA_FLAGS", None)  # one device a process
+    code = "from tests.test_multihost import _stop_worker; _stop_worker({}, {}, {!r}, {!r})"
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code.format(i, port, workdir, data)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        outs = [p.communicate(timeout=240) for p in procs]
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        pytest.fail("the two processes did not stop within 240 s: they disagree on the step")
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    assert "stopped by signal 15 at step 4" in outs[0][0]
+    assert "stopped by another process's signal at step 4" in outs[1][0]
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4"]
