@@ -251,17 +251,18 @@ def _move_aside(directory: str, step: int, why: str) -> str:
 
 def restore(mngr: ocp.CheckpointManager, state, plateau: optim.Plateau):
     """(state, plateau) from the newest checkpoint that restores, or the arguments unchanged
-    if there is none. Damaged ones are moved aside (STEP.damaged) and named, one line each."""
+    if there is none. The newer ones, which did not restore where an older one did, are moved
+    aside (STEP.damaged) and named, one line each. If none restores, nothing is moved: the
+    cause may be the filesystem or another Orbax, not the files."""
     template = jax.device_get(_tree(state))
     want = _leaf_shapes(template)
-    tried = []
-    while (step := mngr.latest_step()) is not None:
+    failed = []  # (step, why), newest first
+    for step in sorted(mngr.all_steps(), reverse=True):
         step_dir = os.path.join(str(mngr.directory), str(step))
         try:
             saved = _saved_shapes(step_dir)
         except _DAMAGE as e:
-            tried.append(_move_aside(str(mngr.directory), step, _not_restoring(e)))
-            mngr.reload()
+            failed.append((step, _not_restoring(e)))
             continue
         check_fits(step_dir, saved, want)
         try:
@@ -274,17 +275,22 @@ def restore(mngr: ocp.CheckpointManager, state, plateau: optim.Plateau):
             )
             schedule = optim.Plateau(**restored["schedule"])
         except (*_DAMAGE, TypeError) as e:  # TypeError: a schedule JSON that is not ours
-            tried.append(_move_aside(str(mngr.directory), step, _not_restoring(e)))
-            mngr.reload()
+            failed.append((step, _not_restoring(e)))
             continue
+        for s, why in failed:  # so that the next save is the newest step again
+            _move_aside(str(mngr.directory), s, why)
+        mngr.reload()
         t = restored["state"]
         check_hyperparams(step_dir, t["opt_state"], template["opt_state"])
         state = state.replace(params=t["params"], opt_state=t["opt_state"], step=t["step"])
         return state, schedule
-    if tried:
+    if failed:
+        steps = ", ".join(str(s) for s, _ in failed)
         raise InputError(
-            f"no checkpoint in {mngr.directory} restores: tried and moved aside {tried}; "
-            "rerun to start from step 0, or use a new --workdir"
+            f"no checkpoint in {mngr.directory} restores (steps {steps}; the newest "
+            f"{failed[0][1]}); nothing was moved: if orbax-checkpoint or the filesystem changed "
+            "since they were written, undo that and rerun; if they are damaged, use a new "
+            "--workdir to start from step 0"
         )
     return state, plateau
 

@@ -254,19 +254,49 @@ def test_a_checkpoint_whose_metrics_file_is_damaged_is_moved_aside_as_the_run_op
     mngr.close()
 
 
-def test_when_no_checkpoint_restores_it_says_what_was_tried(tmp_path, capsys):
-    mngr = _manager(tmp_path, steps=(1, 2))
-    for step in (1, 2):
-        for p in (tmp_path / "checkpoints" / str(step) / "state").rglob("*"):
-            if p.is_file() and p.parent.name == "d":
-                p.write_bytes(b"")
-    with pytest.raises(errors.InputError) as e:
-        checkpoint.restore(mngr, tiny.small_state(0, 0.0), optim.Plateau(lr=0.01))
+def _raises(error: Exception):
+    def raise_(*args, **kwargs):
+        raise error
+
+    return raise_
+
+
+def _empty_arrays(tmp_path, step: int) -> None:
+    for p in (tmp_path / "checkpoints" / str(step) / "state").rglob("*"):
+        if p.is_file() and p.parent.name == "d":
+            p.write_bytes(b"")
+
+
+def test_the_newer_checkpoints_are_moved_aside_only_once_an_older_one_restores(
+    tmp_path, capsys, monkeypatch
+):
+    """Steps 3 and 2 damaged: 1 restores, then both are moved aside. When none restores, as
+    under an I/O error or another Orbax, nothing is moved and the error names the steps."""
+    mngr = _manager(tmp_path, steps=(1, 2, 3))
+    with monkeypatch.context() as m:
+        m.setattr(mngr, "restore", _raises(OSError(errno.EIO, os.strerror(errno.EIO))))
+        with pytest.raises(errors.InputError) as e:
+            checkpoint.restore(mngr, tiny.small_state(0, 0.0), optim.Plateau(lr=0.01))
     d = tmp_path / "checkpoints"
     assert str(e.value) == (
-        f"no checkpoint in {d} restores: tried and moved aside ['{d}/2.damaged', "
-        f"'{d}/1.damaged']; rerun to start from step 0, or use a new --workdir"
+        f"no checkpoint in {d} restores (steps 3, 2, 1; the newest does not restore ([Errno 5] "
+        "Input/output error)); nothing was moved: if orbax-checkpoint or the filesystem "
+        "changed since they were written, undo that and rerun; if they are damaged, use a new "
+        "--workdir to start from step 0"
     )
+    assert sorted(os.listdir(d)) == ["1", "2", "3"] and capsys.readouterr().err == ""
+    for step in (2, 3):
+        _empty_arrays(tmp_path, step)
+    state, plateau = checkpoint.restore(mngr, tiny.small_state(0, 0.0), optim.Plateau(lr=0.01))
+    assert int(state.step) == plateau.drops == 1
+    assert sorted(os.listdir(d)) == ["1", "2.damaged", "3.damaged"] and mngr.latest_step() == 1
+    warnings = capsys.readouterr().err.splitlines()
+    assert [w.split(";")[-1] for w in warnings] == [
+        f" moved it to {d}/3.damaged",
+        f" moved it to {d}/2.damaged",
+    ]
+    checkpoint.save(mngr, tiny.small_state(2, 2.0), optim.Plateau(lr=0.01))  # step 2 again
+    assert mngr.all_steps() == [1, 2]
     mngr.close()
 
 
@@ -278,10 +308,7 @@ def test_no_space_while_logging_is_one_line(tmp_path, monkeypatch):
     run.write(1, {"train/loss": 1.0})
 
     def fails(code):
-        def raise_(*args, **kwargs):
-            raise OSError(code, os.strerror(code))
-
-        return raise_
+        return _raises(OSError(code, os.strerror(code)))
 
     full = (
         f"the disk of {tmp_path} is full (writing the run's logs: No space left on device); "
