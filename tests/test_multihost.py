@@ -18,6 +18,7 @@ A SIGTERM to one process of two training through main.py must stop both at one s
 import functools
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import jax
 import numpy as np
 import pytest
 
-from alexnet_jax import checkpoint, evaluate, models, optim, parallel, train, validate
+from alexnet_jax import checkpoint, cli, evaluate, main, models, optim, parallel, train, validate
 from tests import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,19 +91,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.multidevice
-def test_two_processes_take_the_same_steps_as_one_device(tmp_path):
+def _two_processes(worker: str, *args: str, devices: int, timeout: int = 300) -> list[str]:
+    """Runs `worker(process_id, port, *args)` of this module in two processes of `devices` CPU
+    devices each, which must exit 0 within `timeout` seconds; their stdouts."""
     env = dict(
         os.environ,
-        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
         JAX_PLATFORMS="cpu",
         TF_CPP_MIN_LOG_LEVEL="2",
     )
-    code = "from tests.test_multihost import _worker; _worker({}, {}, {!r})"
     port = _free_port()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code.format(i, port, str(tmp_path))],
+            [
+                sys.executable,
+                "-c",
+                f"from tests.test_multihost import {worker}; {worker}({i}, {port}, *{args!r})",
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -111,9 +116,20 @@ def test_two_processes_take_the_same_steps_as_one_device(tmp_path):
         )
         for i in range(2)
     ]
-    errs = [p.communicate(timeout=300)[1] for p in procs]
-    for p, err in zip(procs, errs, strict=True):
+    try:
+        outs = [p.communicate(timeout=timeout) for p in procs]
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        pytest.fail(f"the two processes did not end within {timeout} s (a hang?)")
+    for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
+    return [out for out, _ in outs]
+
+
+@pytest.mark.multidevice
+def test_two_processes_take_the_same_steps_as_one_device(tmp_path):
+    _two_processes("_worker", str(tmp_path), devices=2)
     with jax.enable_x64(True):
         _check_against_one_device(tmp_path)
 
@@ -152,10 +168,6 @@ def _check_against_one_device(tmp_path) -> None:
 def _stop_worker(process_id: int, port: int, workdir: str, data: str) -> None:
     """One of two processes training through main.py; process 0 alone gets SIGTERM before step 3
     (as one host of a preempted job may get it first)."""
-    import signal
-
-    from alexnet_jax import cli, main
-
     build = train._build
 
     def build_and_signal(*args, **kwargs):
@@ -198,29 +210,7 @@ def test_a_signal_to_one_process_stops_every_process_at_one_step(tmp_path):
     the save's barrier after step 3 while process 1 waits in step 4 for its gradients: a hang."""
     data, workdir = str(tmp_path / "data"), str(tmp_path / "run")
     tiny.fake_fashion(data, n_train=64, n_test=20)
-    env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("XLA_FLAGS", None)  # one device a process
-    code = "from tests.test_multihost import _stop_worker; _stop_worker({}, {}, {!r}, {!r})"
-    port = _free_port()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code.format(i, port, workdir, data)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    try:
-        outs = [p.communicate(timeout=240) for p in procs]
-    except subprocess.TimeoutExpired:
-        for p in procs:
-            p.kill()
-        pytest.fail("the two processes did not stop within 240 s: they disagree on the step")
-    for p, (_, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err[-3000:]
-    assert "stopped by signal 15 at step 4" in outs[0][0]
-    assert "stopped by another process's signal at step 4" in outs[1][0]
+    outs = _two_processes("_stop_worker", workdir, data, devices=1)
+    assert "stopped by signal 15 at step 4" in outs[0]
+    assert "stopped by another process's signal at step 4" in outs[1]
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4"]
