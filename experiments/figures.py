@@ -25,6 +25,7 @@ from absl import flags  # noqa: E402
 
 from alexnet_jax.errors import InputError, MissingFileError
 from experiments import net_figures, tables
+from experiments import sweep as sweep_lib
 
 DPI = 100
 
@@ -282,6 +283,7 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     flags.DEFINE_string("run", None, "One run's workdir.", **d)
     flags.DEFINE_string("out", None, "Directory for the PNGs.", **d)
     flags.DEFINE_bool("partial", False, "Draw the finished runs of an unfinished sweep.", **d)
+    flags.DEFINE_list("seeds", None, "Draw only these of the sweep's seeds (default: all).", **d)
     flags.DEFINE_bool(
         "net_figures",
         True,
@@ -301,7 +303,9 @@ def main(fv: flags.FlagValues) -> None:
         measured["run"] = figures_for_run(fv.run, fv.out, "run")
     if fv.workdir:
         with open(os.path.join(fv.workdir, "sweep.json")) as f:
-            manifest = tables.finished(fv.workdir, json.load(f), fv.partial)
+            manifest = tables.finished(
+                fv.workdir, json.load(f), fv.partial, sweep_lib.parse_seeds(fv.seeds)
+            )
         plot_sweep(fv.workdir, os.path.join(fv.out, "sweep_curves.png"), manifest)
         runs = {
             r["run_dir"]: tables.read_run(os.path.join(fv.workdir, r["run_dir"]))

@@ -213,6 +213,26 @@ def _write_manifest(
     files.write_json(path, json.loads(json.dumps(manifest, default=list)))  # whole or not at all
 
 
+def parse_seeds(flag: list[str] | None) -> list[int] | None:
+    """--seeds=0,1 -> [0, 1]; unset -> None (all the sweep's)."""
+    try:
+        return None if flag is None else [int(s) for s in flag]
+    except ValueError:
+        raise InputError(f"--seeds={','.join(flag)}: give integers, e.g. --seeds=0,1") from None
+
+
+def check_seeds(seeds: list[int] | None, known) -> None:
+    """--seeds that name none, or a seed the sweep does not have, are one line."""
+    if seeds is not None and not seeds:
+        raise InputError("--seeds= names no seed; give some of the sweep's, e.g. --seeds=0,1")
+    unknown = sorted(set(seeds or ()) - set(known))
+    if unknown:
+        raise InputError(
+            f"--seeds={','.join(map(str, seeds))}: {unknown} not among the sweep's seeds "
+            f"{list(known)}; give a subset of them"
+        )
+
+
 def run_sweep(
     sweep_path: str,
     workdir: str,
@@ -231,15 +251,8 @@ def run_sweep(
     """
     if parallel < 1:
         raise InputError(f"--parallel={parallel} must be at least 1")
-    if seeds is not None and not seeds:
-        raise InputError("--seeds= names no seed; give some of the sweep's, e.g. --seeds=0,1")
     sweep = load_sweep(sweep_path)
-    unknown = sorted(set(seeds or ()) - set(sweep["seeds"]))
-    if unknown:
-        raise InputError(
-            f"--seeds={','.join(map(str, seeds))}: {unknown} not among the sweep's seeds "
-            f"{list(sweep['seeds'])}; give a subset of them"
-        )
+    check_seeds(seeds, sweep["seeds"])
     os.makedirs(workdir, exist_ok=True)
     runs = plan(sweep, workdir)
     command = command or f"python -m experiments.sweep --sweep={sweep_path} --workdir={workdir}"
@@ -300,10 +313,7 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
 def main(fv: flags.FlagValues) -> None:
     t0 = time.time()
     command = " ".join(["python -m experiments.sweep", *sys.argv[1:]])
-    try:
-        seeds = None if fv.seeds is None else [int(s) for s in fv.seeds]
-    except ValueError:
-        raise InputError(f"--seeds={','.join(fv.seeds)}: give integers, e.g. --seeds=0,1") from None
+    seeds = parse_seeds(fv.seeds)
     outcome = run_sweep(fv.sweep, fv.workdir, fv.parallel, command=command, seeds=seeds)
     failed = [d for d, o in outcome.items() if o.startswith("failed")]
     stopped = [d for d, o in outcome.items() if o in ("stopped", "not started")]

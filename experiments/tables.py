@@ -84,21 +84,27 @@ def read_run(run_dir: str) -> dict:
 
 
 def ablation_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
-    """One row per variant: mean/std over seeds, delta vs the baseline, the paper's claim."""
-    by_variant: dict[str, list[dict]] = {}
+    """One row per variant: mean/std over seeds, delta vs the baseline, the paper's claim. A
+    variant is compared on the seeds the baseline has too, against the baseline's runs of those
+    seeds, so that a partial sweep's baseline seed that the variant lacks changes no delta."""
+    by_variant: dict[str, dict[int, dict]] = {}
     for r in manifest["runs"]:
-        by_variant.setdefault(r["variant"], []).append(runs[r["run_dir"]])
+        by_variant.setdefault(r["variant"], {})[r["seed"]] = runs[r["run_dir"]]
     base = by_variant[manifest["baseline"]]
     rows = []
-    for name, rs in by_variant.items():
+    for name, by_seed in by_variant.items():
+        seeds = sorted(set(by_seed) & set(base))
+        if not seeds:
+            continue  # finished only where the baseline has not (a partial sweep)
+        rs, bs = [by_seed[s] for s in seeds], [base[s] for s in seeds]
         v = manifest["variants"][name]
         claim = v.get("claim")
         row = {"variant": name, "section": v.get("section", ""), "what": v.get("what", "")}
         row["n"] = len(rs)
         for k, metric in ((0, "top1"), (1, "top5")):
-            xs, bs = [r[metric] for r in rs], [r[metric] for r in base]
+            xs = [r[metric] for r in rs]
             row[f"{metric}_mean"], row[f"{metric}_std"] = mean_std(xs)
-            row[f"d_{metric}"], row[f"d_{metric}_se"] = delta(xs, bs)
+            row[f"d_{metric}"], row[f"d_{metric}_se"] = delta(xs, [r[metric] for r in bs])
             row[f"paper_d_{metric}"] = None if claim is None else claim[k]
             row[f"verdict_{metric}"] = (
                 "baseline"
@@ -108,10 +114,11 @@ def ablation_rows(manifest: dict, runs: dict[str, dict]) -> list[dict]:
         row["p_top1"] = (
             math.nan
             if name == manifest["baseline"]
-            else welch_p([r["top1"] for r in rs], [r["top1"] for r in base])
+            else welch_p([r["top1"] for r in rs], [r["top1"] for r in bs])
         )
         row["train_top1_mean"] = mean_std([r["train_top1"] for r in rs])[0]
         row["epochs_mean"] = mean_std([r["epochs"] for r in rs])[0]
+        row["seeds"] = " ".join(map(str, seeds))
         rows.append(row)
     return rows
 
@@ -193,23 +200,35 @@ def _has_finished(run_dir: str) -> bool:
         return "final" in json.load(f)
 
 
-def finished(workdir: str, manifest: dict, partial: bool) -> dict:
-    """The manifest, or with `partial` only its finished runs and `unfinished` listing the rest;
-    without `partial` an unfinished run is an error naming it."""
+def finished(workdir: str, manifest: dict, partial: bool, seeds: list[int] | None = None) -> dict:
+    """The manifest's runs of `seeds` (default: all the sweep's), or with `partial` only their
+    finished runs and `unfinished` listing the rest; without `partial` an unfinished run is an
+    error naming it."""
+    sweep_lib.check_seeds(seeds, manifest["seeds"])
     done, missing = [], []
     for r in manifest["runs"]:
-        (done if _has_finished(os.path.join(workdir, r["run_dir"])) else missing).append(r)
+        if seeds is None or r["seed"] in seeds:
+            (done if _has_finished(os.path.join(workdir, r["run_dir"])) else missing).append(r)
     if missing and not partial:
         raise InputError(
             f"{len(missing)} of the sweep's runs have not finished (first: "
-            f"{missing[0]['run_dir']}); rerun the sweep, or pass --partial to table the others"
+            f"{missing[0]['run_dir']}); rerun the sweep, pass --seeds= the finished seeds, or "
+            "--partial to table the others"
         )
     if not any(r["variant"] == manifest["baseline"] for r in done):
         raise InputError(f"no run of the baseline {manifest['baseline']!r} has finished yet")
-    return {**manifest, "runs": done, "unfinished": [r["run_dir"] for r in missing]}
+    tabled = sorted({r["seed"] for r in done})
+    return {
+        **manifest,
+        "seeds": tabled,
+        "runs": done,
+        "unfinished": [r["run_dir"] for r in missing],
+    }
 
 
-def ablation_table(workdir: str, out: str, table_command: str, partial: bool = False) -> list[dict]:
+def ablation_table(
+    workdir: str, out: str, table_command: str, partial: bool = False, seeds=None
+) -> list[dict]:
     """WORKDIR/sweep.json's runs -> OUT/ablations.{md,csv}, OUT/runs.csv, OUT/run_files/."""
     path = os.path.join(workdir, sweep_lib.MANIFEST)
     if not os.path.isfile(path):
@@ -217,7 +236,7 @@ def ablation_table(workdir: str, out: str, table_command: str, partial: bool = F
             f"{path} does not exist; run python -m experiments.sweep --workdir={workdir} first"
         )
     with open(path) as f:
-        manifest = finished(workdir, json.load(f), partial)
+        manifest = finished(workdir, json.load(f), partial, seeds)
     runs = {r["run_dir"]: read_run(os.path.join(workdir, r["run_dir"])) for r in manifest["runs"]}
     rows = ablation_rows(manifest, runs)
     os.makedirs(out, exist_ok=True)
@@ -262,6 +281,7 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
     flags.DEFINE_string("eval_command", "", "The alexnet_jax.evaluate command (provenance).", **d)
     flags.DEFINE_string("out", None, "Directory for the tables (experiments/results/NAME).", **d)
     flags.DEFINE_bool("partial", False, "Table the finished runs of an unfinished sweep.", **d)
+    flags.DEFINE_list("seeds", None, "Table only these of the sweep's seeds (default: all).", **d)
     flags.mark_flags_as_required(["out"], **d)
 
 
@@ -272,7 +292,7 @@ def main(fv: flags.FlagValues) -> None:
         raise InputError("give --workdir (ablations) and/or --eval_json (Table 2)")
     command = " ".join(["python -m experiments.tables", *sys.argv[1:]])
     if fv.workdir:
-        ablation_table(fv.workdir, fv.out, command, fv.partial)
+        ablation_table(fv.workdir, fv.out, command, fv.partial, sweep_lib.parse_seeds(fv.seeds))
         with open(os.path.join(fv.out, "ablations.md")) as f:
             print(f.read())
     if fv.eval_json:

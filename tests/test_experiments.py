@@ -570,8 +570,15 @@ def test_overfitting_gap_and_a_partial_sweep(tmp_path, monkeypatch):
     assert (tmp_path / "o.png").read_bytes()[:8] == PNG_MAGIC
     runs = {r["run_dir"]: tables.read_run(str(tmp_path / r["run_dir"])) for r in done["runs"]}
     rows = tables.ablation_rows(done, runs)
-    assert [r["n"] for r in rows] == [2, 1]
-    assert rows[1]["d_top1"] == pytest.approx(32.0 - 20.0)
+    assert [(r["n"], r["seeds"]) for r in rows] == [(2, "0 1"), (1, "0")]
+    # no_dropout against the baseline's seed 0 (25%), not its seeds 0 and 1 (20%)
+    assert rows[1]["d_top1"] == pytest.approx(32.0 - 25.0)
+    assert rows[0]["top1_mean"] == pytest.approx(20.0)
+    # --seeds=0: the finished seed alone, without --partial; a seed the sweep lacks: one line
+    only0 = tables.finished(str(tmp_path), manifest, partial=False, seeds=[0])
+    assert only0["seeds"] == [0] and only0["unfinished"] == [] and len(only0["runs"]) == 2
+    with pytest.raises(tables.InputError, match=r"--seeds=0,7: \[7\] not among the sweep's"):
+        tables.finished(str(tmp_path), manifest, partial=False, seeds=[0, 7])
     figures.plot_deltas(rows, "baseline", str(tmp_path / "d.png"))
     assert matplotlib.image.imread(str(tmp_path / "d.png")).shape[:2] == (170, 1100)
     md = tables.ablation_table(str(tmp_path), str(tmp_path / "t"), "cmd", partial=True)
