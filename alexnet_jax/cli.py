@@ -15,6 +15,7 @@ exits 1. Every other exception is a bug and keeps its traceback.
 import difflib
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -26,6 +27,12 @@ from ml_collections import config_flags
 from alexnet_jax.errors import InputError
 
 EXIT_INPUT = 2  # bad input (EXIT_DIVERGED = 1: a non-finite loss)
+
+
+def command(program: str, args) -> str:
+    """`program ARGS` as a shell reruns it (provenance, suggested fixes): each argument quoted
+    where it must be, e.g. '--config.model.fc_features=(32,32)'."""
+    return " ".join([program, *map(shlex.quote, args)])
 
 
 def one_line(message) -> str:

@@ -22,7 +22,7 @@ import jax
 import ml_collections
 from flax.traverse_util import flatten_dict
 
-from alexnet_jax import checkpoint, files, input_pipeline
+from alexnet_jax import checkpoint, cli, files, input_pipeline
 from alexnet_jax.errors import InputError
 
 
@@ -46,7 +46,7 @@ def _command() -> str:
     prog = sys.argv[0]
     if prog.endswith(os.path.join("alexnet_jax", "main.py")):
         prog = "-m alexnet_jax.main"
-    return " ".join(["python", prog, *sys.argv[1:]])
+    return cli.command(f"python {prog}", sys.argv[1:])
 
 
 def hardware() -> dict:

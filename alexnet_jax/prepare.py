@@ -42,7 +42,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from alexnet_jax import files, stats
+from alexnet_jax import cli, files, stats
 from alexnet_jax.errors import InputError, MissingFileError
 
 TARS = {"train": "ILSVRC2012_img_train.tar", "validation": "ILSVRC2012_img_val.tar"}
@@ -336,8 +336,6 @@ def _prepare_split(c, split: str, run) -> dict:
 def define_flags(fv, argv: list[str]) -> None:
     from absl import flags
 
-    from alexnet_jax import cli
-
     cli.define_config(fv, argv, "Config whose input section names the tars and prepared_dir.")
     flags.mark_flags_as_required(["config"], flag_values=fv)
 
@@ -351,9 +349,7 @@ def main(fv, command: str = "python -m alexnet_jax.prepare") -> str:
 
 def run(args: list[str]) -> str:
     """`python -m alexnet_jax.prepare ARGS` in this process (--config=FILE, --config.x=y)."""
-    from alexnet_jax import cli
-
-    command = " ".join(["python -m alexnet_jax.prepare", *args])
+    command = cli.command("python -m alexnet_jax.prepare", args)
     return cli.run(define_flags, lambda fv: main(fv, command), ["alexnet_jax.prepare", *args])
 
 

@@ -16,18 +16,18 @@ import os
 import numpy as np
 from PIL import Image
 
-from alexnet_jax import files, input_pipeline, prepare, stats
+from alexnet_jax import cli, files, input_pipeline, prepare, stats
 from alexnet_jax.errors import InputError
 
 
 def _command(c) -> str:
-    parts = ["python -m alexnet_jax.prepare --config=configs/paper.py"]
+    parts = ["--config=configs/paper.py"]
     if c.manual_dir is None and c.dataset == "imagenet2012":
         parts.append("--config.input.manual_dir=DIR_OF_THE_ILSVRC2012_TARS")
     for field in ("dataset", "manual_dir", "prepared_dir", "stats_dir", "storage", "image_size"):
         if c[field] is not None:
             parts.append(f"--config.input.{field}={c[field]}")
-    return " ".join(parts)
+    return cli.command("python -m alexnet_jax.prepare", parts)
 
 
 def manifest(c) -> dict:

@@ -27,7 +27,7 @@ import sys
 import ml_collections
 import numpy as np
 
-from alexnet_jax import files
+from alexnet_jax import cli, files
 from alexnet_jax.errors import InputError, MissingFileError
 
 
@@ -126,11 +126,11 @@ def file_stem(directory: str, image_size: int) -> str:
 
 def command_for(c: ml_collections.ConfigDict) -> str:
     """The command that makes the statistics for `config.input` (the fields they depend on)."""
-    parts = ["python -m alexnet_jax.stats --config=configs/paper.py"]
+    parts = ["--config=configs/paper.py"]
     for field in ("dataset", "data_dir", "manual_dir", "stats_dir", "image_size"):
         if c[field] is not None:
             parts.append(f"--config.input.{field}={c[field]}")
-    return " ".join(parts)
+    return cli.command("python -m alexnet_jax.stats", parts)
 
 
 def save(
@@ -216,8 +216,6 @@ def compute(c: ml_collections.ConfigDict, batch_size: int = 64) -> Stats:
 def define_flags(fv, argv: list[str]) -> None:
     from absl import flags
 
-    from alexnet_jax import cli
-
     cli.define_config(fv, argv)
     flags.mark_flags_as_required(["config"], flag_values=fv)
 
@@ -236,9 +234,7 @@ def main(fv, command: str = "python -m alexnet_jax.stats") -> str:
 
 def run(args: list[str]) -> str:
     """`python -m alexnet_jax.stats ARGS` in this process (--config=FILE, --config.x=y)."""
-    from alexnet_jax import cli
-
-    command = " ".join(["python -m alexnet_jax.stats", *args])
+    command = cli.command("python -m alexnet_jax.stats", args)
     return cli.run(define_flags, lambda fv: main(fv, command), ["alexnet_jax.stats", *args])
 
 

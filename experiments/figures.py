@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
+from alexnet_jax import cli
 from alexnet_jax.errors import InputError, MissingFileError
 from experiments import net_figures, tables
 from experiments import sweep as sweep_lib
@@ -298,7 +299,7 @@ def main(fv: flags.FlagValues) -> None:
     if not (fv.workdir or fv.run):
         raise InputError("give --workdir (a sweep) or --run (one run)")
     os.makedirs(fv.out, exist_ok=True)
-    measured = {"command": " ".join(["python -m experiments.figures", *sys.argv[1:]])}
+    measured = {"command": cli.command("python -m experiments.figures", sys.argv[1:])}
     if fv.run:
         measured["run"] = figures_for_run(fv.run, fv.out, "run")
     if fv.workdir:
@@ -342,6 +343,4 @@ def main(fv: flags.FlagValues) -> None:
 
 
 if __name__ == "__main__":
-    from alexnet_jax import cli
-
     cli.run(define_flags, main)

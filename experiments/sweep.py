@@ -205,7 +205,7 @@ def _write_manifest(
                 "seed": r.seed,
                 "config_hash": r.config_hash,
                 "run_dir": os.path.relpath(r.run_dir, workdir),
-                "command": " ".join(["python", *r.command[1:]]),
+                "command": cli.command("python", r.command[1:]),
             }
             for r in runs
         ],
@@ -214,18 +214,20 @@ def _write_manifest(
 
 
 def parse_seeds(flag: list[str] | None) -> list[int] | None:
-    """--seeds=0,1 -> [0, 1]; unset -> None (all the sweep's)."""
+    """--seeds=0,1 -> [0, 1]; unset -> None (all the sweep's); one line for a bad one."""
     try:
-        return None if flag is None else [int(s) for s in flag]
+        seeds = None if flag is None else [int(s) for s in flag]
     except ValueError:
         raise InputError(f"--seeds={','.join(flag)}: give integers, e.g. --seeds=0,1") from None
+    check_seeds(seeds)
+    return seeds
 
 
-def check_seeds(seeds: list[int] | None, known) -> None:
-    """--seeds that name none, or a seed the sweep does not have, are one line."""
+def check_seeds(seeds: list[int] | None, known=None) -> None:
+    """--seeds that name none, or a seed the sweep (`known`) does not have, are one line."""
     if seeds is not None and not seeds:
         raise InputError("--seeds= names no seed; give some of the sweep's, e.g. --seeds=0,1")
-    unknown = sorted(set(seeds or ()) - set(known))
+    unknown = [] if known is None else sorted(set(seeds or ()) - set(known))
     if unknown:
         raise InputError(
             f"--seeds={','.join(map(str, seeds))}: {unknown} not among the sweep's seeds "
@@ -312,7 +314,7 @@ def define_flags(fv: flags.FlagValues, argv: list[str]) -> None:
 
 def main(fv: flags.FlagValues) -> None:
     t0 = time.time()
-    command = " ".join(["python -m experiments.sweep", *sys.argv[1:]])
+    command = cli.command("python -m experiments.sweep", sys.argv[1:])
     seeds = parse_seeds(fv.seeds)
     outcome = run_sweep(fv.sweep, fv.workdir, fv.parallel, command=command, seeds=seeds)
     failed = [d for d, o in outcome.items() if o.startswith("failed")]
@@ -332,6 +334,4 @@ def main(fv: flags.FlagValues) -> None:
 
 
 if __name__ == "__main__":
-    from alexnet_jax import cli
-
     cli.run(define_flags, main)

@@ -25,6 +25,7 @@ import sys
 
 from absl import flags
 
+from alexnet_jax import cli
 from alexnet_jax.errors import InputError, MissingFileError
 from experiments import sweep as sweep_lib
 from experiments import table2
@@ -290,7 +291,7 @@ def main(fv: flags.FlagValues) -> None:
         raise InputError("--eval_json= names no file; give evaluate's eval.json (a,b for several)")
     if not (fv.workdir or fv.eval_json):
         raise InputError("give --workdir (ablations) and/or --eval_json (Table 2)")
-    command = " ".join(["python -m experiments.tables", *sys.argv[1:]])
+    command = cli.command("python -m experiments.tables", sys.argv[1:])
     if fv.workdir:
         ablation_table(fv.workdir, fv.out, command, fv.partial, sweep_lib.parse_seeds(fv.seeds))
         with open(os.path.join(fv.out, "ablations.md")) as f:
@@ -302,6 +303,4 @@ def main(fv: flags.FlagValues) -> None:
 
 
 if __name__ == "__main__":
-    from alexnet_jax import cli
-
     cli.run(define_flags, main)

@@ -9,8 +9,10 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import shutil
 import statistics
+import subprocess
 
 import matplotlib.image
 import numpy as np
@@ -100,6 +102,17 @@ def test_sweep_runs_every_variant_and_seed_then_skips_them(tiny_sweep):
         assert c["model"]["lrn"]["enabled"] == (r["variant"] == "baseline")
         assert c["model"]["conv"]["features"] == [8, 16, 16, 16, 16]
         assert _last_eval(d)["step"] == 3
+        # the recorded commands parse in a shell ("(8,16,...)" unquoted is a bash syntax error)
+        # and rerun the run
+        with open(os.path.join(d, "provenance.json")) as f:
+            recorded = json.load(f)["command"]
+        for command in (r["command"], recorded):
+            assert subprocess.run(["bash", "-n", "-c", command]).returncode == 0, command
+        argv = shlex.split(r["command"])
+        assert shlex.split(recorded) == argv
+        assert argv[:3] == ["python", "-m", "alexnet_jax.main"]
+        rerun = cli.parse(main.define_flags, ["main", *argv[3:]]).config
+        assert tuple(rerun.model.conv.features) == (8, 16, 16, 16, 16)
     launched = []
     again = sweep_lib.run_sweep(path, workdir, launch=lambda run: launched.append(run) or (1, 0.0))
     assert launched == [] and again == {d: "skipped" for d in dirs}
