@@ -12,7 +12,9 @@ import contextlib
 import errno
 import fcntl
 import json
+import mmap
 import os
+import resource
 import socket
 import sys
 from collections.abc import Iterator
@@ -118,9 +120,11 @@ def save_arrays(path: str, arrays: list[np.ndarray]) -> None:
 
 
 def npy_arrays(path: str) -> list[np.ndarray]:
-    """The .npy arrays stored one after another in `path`, memory-mapped."""
+    """The .npy arrays stored one after another in `path`: views of one read-only memory map,
+    so a file holds one descriptor however many arrays it has."""
     out, end = [], os.path.getsize(path)
     with open(path, "rb") as f:
+        whole = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if end else b""
         while f.tell() < end:
             try:
                 version = np.lib.format.read_magic(f)
@@ -138,9 +142,25 @@ def npy_arrays(path: str) -> list[np.ndarray]:
             if offset + nbytes > end:
                 raise InputError(f"{path} is truncated; delete it and rerun the prepare command")
             out.append(
-                np.memmap(path, dtype, "r", offset, shape) if nbytes else np.zeros(shape, dtype)
+                np.ndarray(shape, dtype, whole, offset) if nbytes else np.zeros(shape, dtype)
             )
             f.seek(offset + nbytes)
     if not out:
         raise InputError(f"{path} is empty; delete it and rerun the prepare command")
     return out
+
+
+def allow_open_files(n: int, what: str, fix: str) -> None:
+    """Raises this process's soft limit on open files (ulimit -n) towards its hard limit so
+    that `n` more files fit beside the ~200 that JAX and Python hold; one line if they cannot."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need, unlimited = n + 256, resource.RLIM_INFINITY
+    if soft == unlimited or need <= soft:
+        return
+    if hard == unlimited or need <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need if hard == unlimited else hard, hard))
+        return
+    raise InputError(
+        f"{what}: {n} open files are needed and this process may open {hard} (ulimit -Hn); "
+        f"raise the limit (ulimit -n {need}, as root or in limits.conf), or {fix}"
+    )

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from alexnet_jax import cli, files, input_pipeline, prepare, stats
-from alexnet_jax.errors import InputError
+from alexnet_jax.errors import InputError, MissingFileError
 
 
 def _command(c) -> str:
@@ -47,8 +47,11 @@ def manifest(c) -> dict:
             else "holds no prepared data"
         )
         raise InputError(f"{d} {state}; run (or rerun, it resumes) `{_command(c)}`")
-    with open(path) as f:
-        m = json.load(f)
+    try:
+        with open(path) as f:
+            m = json.load(f)
+    except ValueError:
+        raise InputError(f"{path} is damaged; rerun `{_command(c)}` (it resumes)") from None
     if m["dataset"] != c.dataset:
         raise InputError(
             f"{d} holds {m['dataset']!r} but config.input.dataset={c.dataset!r}; set it, or give "
@@ -62,11 +65,25 @@ def manifest(c) -> dict:
     return m
 
 
+def _shard(directory: str, name: str, storage: str) -> list[np.ndarray]:
+    """A shard's labels and images ("raw"), or labels, offsets and JPEG bytes ("jpeg")."""
+    path = os.path.join(directory, name)
+    if not os.path.isfile(path):
+        raise MissingFileError(
+            f"{path} is missing (a copy cut short?); copy it again, or rerun the prepare command "
+            "into this directory (it writes the missing shards)"
+        )
+    arrays = files.npy_arrays(path)
+    if len(arrays) != (2 if storage == "raw" else 3):
+        raise InputError(f"{path} is truncated; delete it and rerun the prepare command")
+    return arrays
+
+
 class Shards:
     """One prepared split: labels in memory, images read (or decoded) by example id."""
 
     def __init__(self, directory: str, split: dict, storage: str, threads: int | None):
-        arrays = [files.npy_arrays(os.path.join(directory, n)) for n in split["shards"]]
+        arrays = [_shard(directory, n, storage) for n in split["shards"]]
         self.labels = np.concatenate([np.asarray(a[0]) for a in arrays])
         if len(self.labels) != split["num_examples"]:
             raise InputError(f"{directory}: the shards hold {len(self.labels)} examples, not "
@@ -121,6 +138,10 @@ def create_data(config) -> input_pipeline.Data:
         )
     st = stats.load(directory, c)
     stats.check_source(directory, c.image_size, m["splits"]["train"]["fingerprint"], _command(c))
+    n_shards = len(m["splits"]["train"]["shards"]) + len(m["splits"][c.eval_split]["shards"])
+    files.allow_open_files(
+        n_shards, f"the shards of {d}", "prepare into larger shards (shard_size)"
+    )
     train = Shards(d, m["splits"]["train"], m["storage"], c.decode_threads)
     held = Shards(d, m["splits"][c.eval_split], m["storage"], c.decode_threads)
     for split, shards in (("train", train), (c.eval_split, held)):

@@ -7,6 +7,8 @@ import errno
 import filecmp
 import json
 import os
+import re
+import shutil
 
 import jax
 import numpy as np
@@ -323,6 +325,45 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
         input_pipeline.create(full)
     other = "jpeg" if config.input.storage == "raw" else "raw"  # no shard kept: not bound yet
     prepare.prepare(_config(root, prepared_dir=str(tmp_path / "full"), storage=other).input)
+
+
+def test_a_copy_cut_short_is_one_line_and_a_shard_holds_one_file_open(made, tmp_path, monkeypatch):
+    """A prepared directory copied in part (rsync copies prepared.json before the train-*
+    shards): each missing or cut file is named in one line. Each shard holds one open file
+    (not one per array), and the open-file limit is raised for them or refused in one line."""
+    config, _, _ = made
+    copy = tmp_path / "copy"
+    shutil.copytree(config.input.prepared_dir, copy)
+    c = config.copy_and_resolve_references()
+    c.input.prepared_dir = str(copy)
+    m = prepared.manifest(c.input)
+    fds = len(os.listdir("/proc/self/fd"))
+    shards = prepared.Shards(str(copy), m["splits"]["train"], m["storage"], 1)
+    assert len(os.listdir("/proc/self/fd")) - fds == len(m["splits"]["train"]["shards"]) == 3
+    del shards
+    first = copy / m["splits"]["train"]["shards"][0]
+    with open(first, "rb") as f:  # cut right after the labels record (its length adds up)
+        np.load(f)
+        labels_end = f.tell()
+    os.truncate(first, labels_end)
+    with pytest.raises(InputError, match=f"{first} is truncated; delete it and rerun"):
+        input_pipeline.create(c)
+    first.unlink()
+    with pytest.raises(
+        InputError, match=re.escape(f"{first} is missing (a copy cut short?); copy it again")
+    ):
+        input_pipeline.create(c)
+    (copy / prepare.MANIFEST).write_text("")
+    with pytest.raises(InputError, match=f"{copy / prepare.MANIFEST} is damaged; rerun "):
+        input_pipeline.create(c)
+    # the soft limit is raised to the hard one; past the hard one, one line
+    monkeypatch.setattr(files.resource, "getrlimit", lambda _: (300, 4096))
+    raised = []
+    monkeypatch.setattr(files.resource, "setrlimit", lambda _, limits: raised.append(limits))
+    files.allow_open_files(1300, "ImageNet's shards", "use larger shards")
+    assert raised == [(4096, 4096)]
+    with pytest.raises(InputError, match=r"ImageNet's shards: 5000 open files are needed and this"):
+        files.allow_open_files(5000, "ImageNet's shards", "use larger shards")
 
 
 def test_an_empty_shard_is_one_line(tmp_path):
