@@ -42,7 +42,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from alexnet_jax import cli, files, stats
+from alexnet_jax import cli, files, stats, validate
 from alexnet_jax.errors import InputError, MissingFileError
 
 TARS = {"train": "ILSVRC2012_img_train.tar", "validation": "ILSVRC2012_img_val.tar"}
@@ -122,13 +122,13 @@ def imagenet_examples(manual_dir: str | None, split: str) -> list[tuple[int, tup
         if split == "validation":
             val_wnids = _lines("validation_labels.txt")
             for name, off, size in members:
-                numbers = re.findall(r"(\d+)\.", os.path.basename(name))
-                if not numbers:
+                match = re.fullmatch(r"ILSVRC2012_val_(\d{8})\.JPEG", os.path.basename(name))
+                number = int(match[1]) if match else 0
+                if not 1 <= number <= len(val_wnids):
                     raise InputError(
-                        f"{path} holds {name!r}, not an ILSVRC2012_val_NNNNNNNN.JPEG; use the "
-                        "validation tar from image-net.org"
+                        f"{path} holds {name!r}, not an ILSVRC2012_val_NNNNNNNN.JPEG numbered 1 "
+                        f"to {len(val_wnids)}; use the validation tar from image-net.org"
                     )
-                number = int(numbers[-1])
                 out.append((wnids[val_wnids[number - 1]], ("tar", path, off, size, name)))
             return out
         for name, off, size in members:
@@ -268,6 +268,7 @@ def prepare(c, workers: int | None = None, command: str = "") -> str:
         )
     if c.storage not in ("jpeg", "raw"):
         raise InputError(f"config.input.storage={c.storage!r} is unknown; use 'jpeg' or 'raw'")
+    validate.prepare(c)
     out = c.prepared_dir
     with files.locked(out, "config.input.prepared_dir"):  # one prepare per directory at a time
         return _prepare(c, out, workers, command)

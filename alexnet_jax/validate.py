@@ -1,6 +1,7 @@
 """The config checked before anything expensive: one line per bad field, naming it and the fix.
 
-`config(c)` runs in main before any data loads or any step compiles. Model fields are checked
+`config(c)` runs in main before any data loads or any step compiles, `prepare(c.input)` in
+alexnet_jax.prepare before any tar is read. Model fields are checked
 by models.create_model, the optimizer's by optim.validate, the parallelism's and the batch
 sizes' split over the devices by parallel.create.
 """
@@ -10,7 +11,6 @@ import re
 
 import ml_collections
 
-from alexnet_jax import input_pipeline, models, optim
 from alexnet_jax.errors import InputError
 
 
@@ -27,6 +27,8 @@ def _number(value, field: str, low: float, high: float, what: str) -> None:
 
 def config(c: ml_collections.ConfigDict) -> None:
     """Every field a run reads before its first step, checked; raises InputError."""
+    from alexnet_jax import input_pipeline, models, optim  # here: prepare's workers skip JAX
+
     m = c.model
     _int(m.num_classes, "model.num_classes", 1, " (ImageNet: 1000)")
     _int(m.input_channels, "model.input_channels", 1, " (RGB: 3, grey: 1)")
@@ -85,3 +87,12 @@ def config(c: ml_collections.ConfigDict) -> None:
     _int(c.checkpoint.every_steps, "checkpoint.every_steps", 1)
     _int(c.checkpoint.keep, "checkpoint.keep", 1)
     _int(c.seed, "seed", 0)
+
+
+def prepare(i: ml_collections.ConfigDict) -> None:
+    """The fields alexnet_jax.prepare reads (Sec. 2's 256x256 images, stored once)."""
+    _int(i.image_size, "input.image_size", 1, " (Sec. 2: 256)")
+    _int(i.shard_size, "input.shard_size", 1, " (1024: ~1,300 files for ImageNet)")
+    _number(i.jpeg_quality, "input.jpeg_quality", 1, 100, "an integer in [1, 100] (90)")
+    if i.prepare_workers is not None:
+        _int(i.prepare_workers, "input.prepare_workers", 1, " or None (every core)")

@@ -366,6 +366,38 @@ def test_a_copy_cut_short_is_one_line_and_a_shard_holds_one_file_open(made, tmp_
         files.allow_open_files(5000, "ImageNet's shards", "use larger shards")
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ILSVRC2012_val_00060000.JPEG",
+        "ILSVRC2012_val_00000000.JPEG",
+        "ILSVRC2012_test_00000001.JPEG",
+    ],
+)
+def test_a_val_tar_of_other_files_is_one_line(tmp_path, name):
+    """Image 60000 of 50000 (was an IndexError), image 0 (was labelled as image 50000's class)
+    and the test tar given as the val tar (was labelled silently)."""
+    (tmp_path / "ILSVRC2012_img_val.tar").write_bytes(tar_bytes({name: b"\xff\xd8"}))
+    with pytest.raises(InputError, match=f"holds '{name}', not an ILSVRC2012_val_NNNNNNNN.JPEG"):
+        prepare.imagenet_examples(str(tmp_path), "validation")
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("shard_size", 0, r"shard_size=0 must be an integer >= 1"),  # was range()'s traceback
+        ("image_size", 0, r"image_size=0 must be an integer >= 1"),  # was PIL's
+        ("jpeg_quality", 101, r"jpeg_quality=101 must be an integer in \[1, 100\]"),
+        ("prepare_workers", 0, r"prepare_workers=0 must be an integer >= 1 or None"),
+    ],
+)
+def test_prepare_checks_its_fields_before_it_writes(tmp_path, field, value, match):
+    c = _config(tmp_path, **{field: value})
+    with pytest.raises(InputError, match=match):
+        prepare.prepare(c.input)
+    assert not os.path.exists(c.input.prepared_dir)
+
+
 def test_an_empty_shard_is_one_line(tmp_path):
     """What a power cut can leave of a freshly renamed file on a filesystem that did not sync."""
     path = tmp_path / "train-00000-of-00001.shard"
