@@ -28,6 +28,7 @@ the same way.
 
 import dataclasses
 import datetime
+import errno
 import hashlib
 import importlib.util
 import io
@@ -270,7 +271,13 @@ def prepare(c, workers: int | None = None, command: str = "") -> str:
         raise InputError(f"config.input.storage={c.storage!r} is unknown; use 'jpeg' or 'raw'")
     validate.prepare(c)
     out = c.prepared_dir
-    with files.locked(out, "config.input.prepared_dir"):  # one prepare per directory at a time
+    full = (
+        f"the disk of {out} is full ({os.strerror(errno.ENOSPC)}); free space and rerun the "
+        "same command, which keeps the finished shards"
+    )
+    # one prepare per directory at a time; a full disk while writing the settings, statistics
+    # or manifest is one line (while writing a shard: files.save_arrays' own)
+    with files.locked(out, "config.input.prepared_dir"), files.no_space_is(full):
         return _prepare(c, out, workers, command)
 
 

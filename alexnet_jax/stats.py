@@ -20,6 +20,7 @@ Training loads it; if it is missing, the error prints the command above.
 
 import dataclasses
 import datetime
+import errno
 import json
 import os
 import sys
@@ -153,10 +154,12 @@ def save(
         "channel_mean": stats.channel_mean.tolist(),
         "channel_std": stats.channel_std.tolist(),
     }
-    with files.replaced(stem + ".npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, **dataclasses.asdict(stats))
-    files.write_json(stem + ".json", info)  # after the npz: a crash between leaves an old
-    # `source` beside the new arrays, which check_source refuses
+    full = f"the disk of {directory} is full ({os.strerror(errno.ENOSPC)}); free space and rerun"
+    with files.no_space_is(full):
+        with files.replaced(stem + ".npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **dataclasses.asdict(stats))
+        files.write_json(stem + ".json", info)  # after the npz: a crash between leaves an old
+        # `source` beside the new arrays, which check_source refuses
     return stem + ".npz"
 
 

@@ -325,6 +325,13 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
         input_pipeline.create(full)
     other = "jpeg" if config.input.storage == "raw" else "raw"  # no shard kept: not bound yet
     prepare.prepare(_config(root, prepared_dir=str(tmp_path / "full"), storage=other).input)
+    # ... and while writing the settings (the statistics and manifest go the same way)
+    monkeypatch.setattr(files.json, "dump", lambda *a, **k: no_space(None, None))
+    one_line(
+        f"the disk of {tmp_path / 'full2'} is full",
+        _config(root, prepared_dir=str(tmp_path / "full2")),
+    )
+    monkeypatch.undo()
 
 
 def test_a_copy_cut_short_is_one_line_and_a_shard_holds_one_file_open(made, tmp_path, monkeypatch):
