@@ -258,7 +258,6 @@ def run_sweep(
     os.makedirs(workdir, exist_ok=True)
     runs = plan(sweep, workdir)
     command = command or f"python -m experiments.sweep --sweep={sweep_path} --workdir={workdir}"
-    _write_manifest(sweep_path, sweep, workdir, runs, command)
     outcome, todo, others_done, others = {}, [], 0, 0
     for r in runs:
         expected = config_json(resolve(sweep["config"], {**r.overrides, "seed": r.seed}))
@@ -269,6 +268,7 @@ def run_sweep(
             outcome[r.run_dir] = "skipped"
         else:
             todo.append((r, expected))
+    _write_manifest(sweep_path, sweep, workdir, runs, command)  # after status's refusals
     n = len(outcome) + len(todo)
     print(f"{n} runs: {len(outcome)} finished before, {len(todo)} to run", flush=True)
     if others:

@@ -171,8 +171,12 @@ def test_sweep_reruns_a_partial_run_and_refuses_a_foreign_config(tiny_sweep):
         c["model"]["lrn"]["k"] = 1.0
         with open(cfg_path, "w") as f:
             json.dump(c, f)
+        with open(os.path.join(workdir, "sweep.json")) as f:
+            commands = json.load(f)["commands"]
         with pytest.raises(ValueError, match="is not the config this sweep resolves"):
-            sweep_lib.run_sweep(path, workdir, launch=lambda r: (0, 0.0))
+            sweep_lib.run_sweep(path, workdir, launch=lambda r: (0, 0.0), command="refused")
+        with open(os.path.join(workdir, "sweep.json")) as f:
+            assert json.load(f)["commands"] == commands  # a refused command is not recorded
     finally:
         for p, text in ((prov_path, prov), (cfg_path, cfg)):
             with open(p, "w") as f:
