@@ -69,25 +69,32 @@ def restore_template(config: ml_collections.ConfigDict) -> dict:
     return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(tree))
 
 
-def probabilities(apply_fn, preprocess, params, batch: dict) -> jax.Array:
-    """Per device: softmax [b, classes] of the center crop [b, H, W, C], or averaged over the
-    ten crops [b, 10, H, W, C] (Sec. 4.1), which `preprocess` cuts on the device (augment.py)."""
+def _log_mean_exp(x: jax.Array) -> jax.Array:
+    """log(mean(exp(x), 0)): the log of the mean probability, without underflow."""
+    return jax.nn.logsumexp(x, axis=0) - jnp.log(x.shape[0])
+
+
+def log_probabilities(apply_fn, preprocess, params, batch: dict) -> jax.Array:
+    """Per device: log softmax [b, classes] of the center crop [b, H, W, C], or the log of the
+    softmax averaged over the ten crops [b, 10, H, W, C] (Sec. 4.1), which `preprocess` cuts on
+    the device (augment.py). In logs, so that classes whose probability underflows to 0 in
+    float32 keep their order for the top-5 (ties there would go to the low class indices)."""
     images = preprocess(batch)["image"]
-    softmax = lambda x: jax.nn.softmax(apply_fn({"params": params}, x, train=False))  # noqa: E731
+    log_softmax = lambda x: jax.nn.log_softmax(apply_fn({"params": params}, x, train=False))  # noqa: E731
     if images.ndim == 4:
-        return softmax(images)
-    return jax.lax.map(softmax, jnp.swapaxes(images, 0, 1)).mean(0)  # one crop at a time
+        return log_softmax(images)
+    return _log_mean_exp(jax.lax.map(log_softmax, jnp.swapaxes(images, 0, 1)))  # crop by crop
 
 
 def wrong_counts(apply_fn, preprocess, params: list, batch: dict) -> list:
     """Per device, summed over "batch": [top-1 errors, top-5 errors] of each net's softmax, then
     (several nets) of their average (Sec. 6's ensemble), and the count of real examples. Scalars
     only, so any layout and any number of processes gives the same numbers."""
-    probs = [probabilities(apply_fn, preprocess, p, batch) for p in params]
-    if len(probs) > 1:
-        probs.append(sum(probs) / len(probs))
+    logs = [log_probabilities(apply_fn, preprocess, p, batch) for p in params]
+    if len(logs) > 1:
+        logs.append(_log_mean_exp(jnp.stack(logs)))
     mask = batch["mask"]
-    sums = [[(e * mask).sum() for e in train.top_errors(p, batch["label"])] for p in probs]
+    sums = [[(e * mask).sum() for e in train.top_errors(p, batch["label"])] for p in logs]
     return jax.lax.psum([*sums, mask.sum()], "batch")
 
 

@@ -192,3 +192,42 @@ def test_a_fine_tuned_run_evaluates_without_its_pretrained_file(tmp_path):
     config.init_from.path = str(tmp_path / "moved_away.npz")
     got = evaluate.restore_template(config)
     assert jax.tree.map(np.shape, got) == jax.tree.map(np.shape, want)
+
+
+def _counts(crops: np.ndarray, labels: list[int], nets: int = 1) -> list[float]:
+    """wrong_counts' [top-1, top-5] errors of `nets` copies of a stub net whose logits are the
+    crops themselves ([b, crops, classes]; a [b, classes] array is the center crop)."""
+    images = crops[:, :, None, None, :] if crops.ndim == 3 else crops[:, None, None, :]
+
+    def apply_fn(variables, x, train):
+        return x.reshape(x.shape[0], -1) * variables["params"]
+
+    batch = {
+        "image": images.astype(np.float32),
+        "label": np.array(labels, np.int32),
+        "mask": np.ones(len(labels), np.float32),
+    }
+    count = jax.vmap(
+        lambda b: evaluate.wrong_counts(apply_fn, lambda b: b, [1.0] * nets, b),
+        axis_name="batch",
+    )(jax.tree.map(lambda x: x[None], batch))
+    return [float(x[0]) for x in count[-2]]
+
+
+def test_crops_and_nets_average_softmax_in_logs():
+    """Sec. 4.1/6 average the softmax, not the logits: one confident crop (20 for class 0)
+    against two mild ones (2 for class 1) is class 1 by the mean softmax (0.405 vs 0.525,
+    float64 numpy below) and class 0 by the mean logit (6.7 vs 1.3). And a class whose
+    probability underflows to 0 (logit gap > 104) keeps its rank: with the float32 softmax
+    averaged, ten tied zeros would put class 1 (the lowest logit) in the top 5."""
+    crops = np.array([[[20.0, 0, 0], [0, 2, 0], [0, 2, 0]]])
+    p = np.exp(crops[0]) / np.exp(crops[0]).sum(-1, keepdims=True)
+    assert p.mean(0).argmax() == 1 and crops[0].mean(0).argmax() == 0
+    assert _counts(crops, [1]) == [0.0, 0.0]
+    assert _counts(crops, [0]) == [1.0, 0.0]
+    assert _counts(crops, [1], nets=2)[0] == 0.0  # and the ensemble of two such nets
+    logits = np.array([[300.0, -100, 0, -1, -2, -3, -4, -5, -6, -7]])
+    assert (np.float32(np.exp(logits - 300)) == 0).sum() == 9  # float32 softmax: ties
+    for x in (logits, logits[:, None, :].repeat(10, 1)):  # center crop, ten crops
+        assert _counts(x, [1]) == [1.0, 1.0]
+        assert _counts(x, [3]) == [1.0, 0.0]
