@@ -324,13 +324,10 @@ def find_step(path: str, which: str | int = "latest") -> tuple[str, int]:
 
 def best_step(workdir: str, steps: list[int]) -> int:
     """The step among `steps` with the lowest eval/top1_err in WORKDIR/metrics.jsonl."""
-    import json
-
     path = os.path.join(workdir, "metrics.jsonl")
     if not os.path.exists(path):
         raise MissingFileError(f"{path} is missing, so there is no best step; use --which=latest")
-    with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = files.read_rows(path)
     scored = [(r[BEST_METRIC], r["step"]) for r in rows if BEST_METRIC in r and r["step"] in steps]
     if not scored:
         raise InputError(

@@ -59,6 +59,18 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
+def read_rows(path: str) -> list[dict]:
+    """A run's metrics.jsonl rows; a last line cut short by a kill is left out."""
+    rows = []
+    with open(path) as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue  # also a blank line
+    return rows
+
+
 def write_json(path: str, obj) -> None:
     with replaced(path) as tmp, open(tmp, "w") as f:
         json.dump(obj, f, indent=2)

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
-from alexnet_jax import cli
+from alexnet_jax import cli, files
 from alexnet_jax.errors import InputError, MissingFileError
 from experiments import net_figures, tables
 from experiments import sweep as sweep_lib
@@ -35,8 +35,7 @@ def read_metrics(run_dir: str) -> tuple[list[dict], float]:
     """metrics.jsonl rows and the run's steps per epoch (from provenance.json's final step)."""
     if not os.path.isfile(os.path.join(run_dir, "metrics.jsonl")):
         raise MissingFileError(f"{run_dir} has no metrics.jsonl; pass a training --workdir")
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = files.read_rows(os.path.join(run_dir, "metrics.jsonl"))
     # runs resumed before train.py dropped a killed start's rows hold some steps twice
     rows = list({("eval/top1_err" in r, r["step"]): r for r in rows}.values())
     rows.sort(key=lambda r: (r["step"], "eval/top1_err" in r))

@@ -25,7 +25,7 @@ import sys
 
 from absl import flags
 
-from alexnet_jax import cli
+from alexnet_jax import cli, files
 from alexnet_jax.errors import InputError, MissingFileError
 from experiments import sweep as sweep_lib
 from experiments import table2
@@ -45,9 +45,7 @@ def _iso(timestamp: float) -> str:
 
 def read_run(run_dir: str) -> dict:
     """Final top-1/top-5 error, last training loss/error and provenance of one finished run."""
-    rows = []
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = files.read_rows(os.path.join(run_dir, "metrics.jsonl"))
     evals = [r for r in rows if "eval/top1_err" in r]
     trains = [r for r in rows if "train/loss" in r]
     if not evals:

@@ -148,6 +148,8 @@ def test_which_best_picks_the_lowest_recorded_error(setup):
     config, workdirs, _ = setup
     best, latest = (evaluate.restore_params(workdirs[0], config, w)[1] for w in ("best", "latest"))
     assert (best, latest) == (3, 6)
+    with open(os.path.join(workdirs[1], "metrics.jsonl"), "a") as f:
+        f.write('{"step": 7, "eval/top1_')  # a line cut short by a kill: left out
     assert evaluate.restore_params(workdirs[1], config, "best")[1] == 6
     os.remove(os.path.join(workdirs[1], "metrics.jsonl"))
     with pytest.raises(FileNotFoundError, match="metrics.jsonl is missing, so there is no best"):
