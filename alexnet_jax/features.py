@@ -243,6 +243,10 @@ def extract(
 
 
 def main(fv: flags.FlagValues) -> np.ndarray:
+    if not os.path.exists(fv.checkpoint):
+        raise errors.MissingFileError(
+            f"--checkpoint={fv.checkpoint} does not exist; give a workdir or a weights file"
+        )
     fmt = fv.format or weights.infer_format(fv.checkpoint)
     default = {"bvlc_npy": "caffe", "torchvision": "torchvision"}.get(fmt, "config")
     params = load_params(

@@ -106,10 +106,17 @@ def to_bvlc(params: Params, *, fc6_rows: str = "hwc") -> dict[str, list[np.ndarr
     return out
 
 
+def _numpy(v):
+    """A torch tensor (bfloat16, which numpy lacks, as float32) or an array, as numpy."""
+    if not hasattr(v, "detach"):
+        return v
+    v = v.detach().cpu()
+    return (v.float() if v.is_floating_point() else v).numpy()
+
+
 def from_torchvision(state: dict, *, what: str = "torchvision state dict") -> Params:
     """torchvision `alexnet` state dict (numpy or torch values) -> our tree."""
-    state = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
-             for k, v in state.items()}  # fmt: skip
+    state = {k: np.asarray(_numpy(v)) for k, v in state.items()}
     known = {f"{key}.{p}" for key in TORCHVISION_KEYS.values() for p in ("weight", "bias")}
     extra = sorted(set(state) - known)
     if extra:

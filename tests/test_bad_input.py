@@ -165,6 +165,11 @@ OTHER_CASES = [
     (weights, [SMOKE, "--in={w}/run", "--out={w}/o.npz"], "checkpoints/3 does not restore"),
     (features, [SMOKE, "--checkpoint={w}/nope.npz", "--images={w}", "--out={w}/f.npy"], "nope"),
     (
+        features,  # a mistyped workdir: named as missing (was: its format cannot be told)
+        [SMOKE, "--checkpoint={w}/no_run", "--images={w}", "--out={w}/f.npy"],
+        "no_run does not exist; give a workdir or a weights file",
+    ),
+    (
         stats,
         ["--config=configs/paper.py", "--config.input.imge_size=3"],
         "did you mean config.input.image_size",

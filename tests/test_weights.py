@@ -151,6 +151,20 @@ def test_torchvision_state_dict_gives_the_one_tower_torch_nets_logits(tmp_path):
     assert_logits_close(our_logits(c, params, x), torch_logits(net, x))
 
 
+def test_a_bfloat16_torchvision_state_dict_loads_as_torch_widens_it(tmp_path):
+    """numpy has no bfloat16: the tensors are widened to float32 (was a TypeError traceback)."""
+    c = tiny("one_tower_owt")
+    c.model.conv.features = (8, 16, 24, 16, 16)
+    state = {k: v.to(torch.bfloat16) for k, v in torchvision_state(torch_net(c, seed=1)).items()}
+    got = {}
+    for name, s in (("bf16", state), ("f32", {k: v.float() for k, v in state.items()})):
+        torch.save(s, str(tmp_path / f"{name}.pth"))
+        got[name] = weights.adapt(weights.read(str(tmp_path / f"{name}.pth")), template(c))[0]
+    for layer, p in got["f32"].items():
+        for k in ("kernel", "bias"):
+            np.testing.assert_array_equal(got["bf16"][layer][k], p[k])
+
+
 def test_torchvision_export_loads_into_torch_and_gives_our_logits():
     c = tiny("one_tower_owt")
     c.model.conv.features = (8, 16, 24, 16, 16)
