@@ -8,6 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from alexnet_jax import augment, preprocess, stats
+from alexnet_jax.errors import InputError
 
 
 def _smooth_image(h: int, w: int, seed: int) -> np.ndarray:
@@ -202,7 +203,7 @@ def test_statistics_file_round_trip_and_missing_file_message(tmp_path, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "savez", full_disk)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(InputError, match=f"the disk of {tmp_path} is full .No space left"):
         stats.save(st, str(tmp_path), 256, "python -m alexnet_jax.stats --config=Y")
     assert sorted(tmp_path.iterdir()) == files  # the earlier files whole, no temporary left
     assert [f.read_bytes() for f in files] == before
