@@ -74,15 +74,18 @@ def _members(name: str, f, start: int, end: int) -> list[tuple[str, int, int]]:
     try:
         with tarfile.open(fileobj=f, mode="r:") as t:
             out = [(m.name, m.offset_data, m.size) for m in t if m.isfile()]
+            tail = t.offset  # where tarfile found no header: the end-of-archive marker
     except (tarfile.TarError, EOFError) as e:
         raise InputError(
             f"{name} is not a readable tar ({e}): a truncated or corrupt download? download it "
             "again from image-net.org"
         ) from None
-    if not out or any(off + size > end for _, off, size in out):
+    f.seek(tail)  # tarfile stops quietly at the file's end, so a tar cut between two of its
+    marker = f.read(tarfile.BLOCKSIZE)  # files reads as whole: it lacks the zero block
+    if not out or marker != bytes(tarfile.BLOCKSIZE) or tail + len(marker) > end:
         raise InputError(
-            f"{name} is truncated or empty (its files run past its end); download it again "
-            "from image-net.org"
+            f"{name} is truncated or empty (it ends before the tar's end-of-archive marker); "
+            "download it again from image-net.org"
         )
     return out
 

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import tarfile
 
 import jax
 import numpy as np
@@ -251,6 +252,14 @@ def test_bad_inputs_are_one_line(ilsvrc, made, tmp_path, monkeypatch):
     (cut / "ILSVRC2012_img_train.tar").write_bytes(train[: len(train) // 2])
     one_line(
         "ILSVRC2012_img_train.tar.* truncated|not a readable tar",
+        _config(root, manual_dir=str(cut)),
+    )
+    with tarfile.open(root / "manual" / "ILSVRC2012_img_train.tar") as t:
+        first = t.next()  # cut right after the first class tar: tarfile reads it as whole
+    boundary = first.offset_data + -(-first.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    (cut / "ILSVRC2012_img_train.tar").write_bytes(train[:boundary])
+    one_line(  # was prepared from one class of three, silently
+        "ILSVRC2012_img_train.tar is truncated or empty .it ends before the tar's end-of-arch",
         _config(root, manual_dir=str(cut)),
     )
     bad = tmp_path / "bad_jpeg"  # a tar whose image is not an image
