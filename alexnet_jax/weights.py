@@ -112,41 +112,59 @@ def read(
         raise InputError(f"weights format {format!r} is unknown; use one of {FORMATS}")
     if format == "orbax":
         return _orbax_params(path)
+    if format == "bvlc_npy" and not allow_pickle and _npy_is_pickle(path):
+        raise InputError(
+            f"{path} (bvlc_npy) is a pickle, which can run code when loaded; pass "
+            f"allow_pickle=True (config.init_from.allow_pickle, --allow_pickle) for a "
+            f"file you trust, or convert it once to our .npz"
+        )
+    data = _load(path, format, allow_pickle)
+    if format == "npz":
+        tree = {}
+        for key, value in data.items():
+            name, _, leaf = key.partition("/")
+            if leaf not in ("kernel", "bias"):
+                raise InputError(f"{path} has key {key!r}; ours are 'conv1/kernel', ...")
+            tree.setdefault(name, {})[leaf] = value
+        for name, p in tree.items():
+            if set(p) != {"kernel", "bias"}:
+                raise InputError(f"{name} in {path} lacks { ({'kernel', 'bias'} - set(p)) }")
+        return weight_layouts.float32_tree(tree, path)
+    if format == "bvlc_npy":
+        if data.dtype != object or data.shape != ():
+            raise InputError(f"{path} holds a {data.dtype} array, not a pickled layer dict")
+        return weight_layouts.from_bvlc(data.item(), fc6_rows=fc6_rows, what=path)
+    if not isinstance(data, dict):
+        raise InputError(f"{path} holds a {type(data).__name__}, not a state dict")
+    return weight_layouts.from_torchvision(data, what=path)
+
+
+def _npy_is_pickle(path: str) -> bool:
+    """Whether a .npy file holds Python objects, from its header alone (nothing unpickled)."""
+    try:
+        with open(path, "rb") as f:
+            fmt = np.lib.format
+            v1 = fmt.read_magic(f) == (1, 0)
+            _, _, dtype = (fmt.read_array_header_1_0 if v1 else fmt.read_array_header_2_0)(f)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path} is truncated or not a bvlc_npy file ({e})") from None
+    return dtype.hasobject
+
+
+def _load(path: str, format: str, allow_pickle: bool):
+    """The file's contents as stored (no layout conversion); one line if it cannot be read."""
+    torch = _torch() if format == "torchvision" else None
+    if format == "bvlc_npy" and allow_pickle:
+        warnings.warn(
+            f"loading pickled weights from {path}: only do this for trusted files", stacklevel=3
+        )
     try:
         if format == "npz":
             with np.load(path, allow_pickle=False) as f:
-                tree = {}
-                for key in f.files:
-                    name, _, leaf = key.partition("/")
-                    if leaf not in ("kernel", "bias"):
-                        raise InputError(f"{path} has key {key!r}; ours are 'conv1/kernel', ...")
-                    tree.setdefault(name, {})[leaf] = f[key]
-            for name, p in tree.items():
-                if set(p) != {"kernel", "bias"}:
-                    raise InputError(f"{name} in {path} lacks { ({'kernel', 'bias'} - set(p)) }")
-            return weight_layouts.float32_tree(tree, path)
-        if format == "bvlc_npy":
-            if not allow_pickle:
-                raise InputError(
-                    f"{path} (bvlc_npy) is a pickle, which can run code when loaded; pass "
-                    f"allow_pickle=True (config.init_from.allow_pickle, --allow_pickle) for a "
-                    f"file you trust, or convert it once to our .npz"
-                )
-            warnings.warn(
-                f"loading pickled weights from {path}: only do this for trusted files",
-                stacklevel=2,
-            )
-            data = np.load(path, allow_pickle=True, encoding="latin1")  # Python 2 pickles
-            if data.dtype != object or data.shape != ():
-                raise InputError(f"{path} holds a {data.dtype} array, not a pickled layer dict")
-            return weight_layouts.from_bvlc(data.item(), fc6_rows=fc6_rows, what=path)
-        torch = _torch()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict):
-            raise InputError(f"{path} holds a {type(state).__name__}, not a state dict")
-        return weight_layouts.from_torchvision(state, what=path)
-    except InputError:
-        raise
+                return {key: f[key] for key in f.files}
+        if format == "bvlc_npy":  # encoding: Python 2 pickles
+            return np.load(path, allow_pickle=allow_pickle, encoding="latin1")
+        return torch.load(path, map_location="cpu", weights_only=True)
     except (EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError,
             ValueError) as e:  # fmt: skip
         first = str(e).splitlines()[0] if str(e) else type(e).__name__

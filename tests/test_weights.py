@@ -306,6 +306,23 @@ def test_pickle_needs_the_flag_and_warns(tmp_path):
         pytest.warns(UserWarning),
     ):
         weights.read(path, allow_pickle=True)
+    np.save(path, np.ones((2, 2), np.float32))  # not a pickle: no flag to ask for (was asked)
+    with pytest.raises(InputError, match="bvlc_alexnet.npy holds a float32 array, not a pickled"):
+        weights.read(path)
+
+
+def test_a_bug_in_a_layout_conversion_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only reading the file is guarded: a ValueError of ours is not called a damaged file."""
+    path = str(tmp_path / "w.npy")
+    weights.write(path, random_params(tiny("caffenet")))
+
+    def bug(*args, **kwargs):
+        raise ValueError("cannot reshape array of size 6 into shape (4,)")
+
+    monkeypatch.setattr(weight_layouts, "from_bvlc", bug)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="cannot reshape") as e:
+        weights.read(path, allow_pickle=True)
+    assert not isinstance(e.value, InputError)  # was "w.npy is truncated or not a bvlc_npy file"
 
 
 def test_other_bad_inputs_are_one_line_errors(tmp_path, monkeypatch):
