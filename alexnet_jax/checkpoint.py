@@ -299,8 +299,12 @@ def find_step(path: str, which: str | int = "latest") -> tuple[str, int]:
     """(checkpoints directory, step) for a workdir, its checkpoints/ or checkpoints/STEP."""
     path = os.path.abspath(path)
     is_workdir = os.path.isdir(os.path.join(path, "checkpoints"))  # even one named "123"
-    if re.fullmatch(r"\d+", os.path.basename(path)) and os.path.isdir(path) and not is_workdir:
-        return os.path.dirname(path), int(os.path.basename(path))
+    parent, name = os.path.split(path)
+    if re.fullmatch(r"\d+", name) and os.path.isdir(path) and not is_workdir:
+        return parent, int(name)
+    missing_step = os.path.basename(parent) == "checkpoints" and not os.path.exists(path)
+    if re.fullmatch(r"\d+", name) and missing_step and os.path.isdir(parent):
+        raise MissingFileError(f"{parent} has no step {name}; its steps are {steps(parent)}")
     directory = path if os.path.basename(path) == "checkpoints" else f"{path}/checkpoints"
     if not os.path.isdir(directory):
         raise MissingFileError(

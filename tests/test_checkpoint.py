@@ -116,3 +116,7 @@ def test_a_workdir_named_by_digits_is_a_workdir_not_a_step(tmp_path):
     assert checkpoint.find_step(w) == (f"{w}/checkpoints", 8)
     assert checkpoint.find_step(f"{w}/checkpoints") == (f"{w}/checkpoints", 8)
     assert checkpoint.find_step(f"{w}/checkpoints/4") == (f"{w}/checkpoints", 4)
+    with pytest.raises(
+        FileNotFoundError, match=r"123/checkpoints has no step 9; its steps are \[4, 8\]$"
+    ):
+        checkpoint.find_step(f"{w}/checkpoints/9")  # was ".../9/checkpoints does not exist"
