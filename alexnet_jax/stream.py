@@ -109,6 +109,12 @@ def eval_batches(b, c: ml_collections.ConfigDict) -> Iterator[input_pipeline.Bat
 
 def create_data(config: ml_collections.ConfigDict) -> input_pipeline.Data:
     c = config.input
+    if c.eval_split.startswith("train["):
+        raise InputError(
+            f"config.input.eval_split={c.eval_split!r} is held out of the training split, but "
+            "the stream pipeline's statistics (Sec. 2's mean image, Sec. 4.1's PCA) are the "
+            "whole training split's, so they would include it; use a separate split"
+        )
     b = sources.prepare(c)
     sources.check_split(b, "train", "the training split")
     sources.check_split(b, c.eval_split, "config.input.eval_split")

@@ -67,10 +67,17 @@ def config(c: ml_collections.ConfigDict) -> None:
             _int(i[field], f"input.{field}", 1, " or None (the whole split)")
     _int(i.device_prefetch, "input.device_prefetch", 0)
     _int(i.crop_padding, "input.crop_padding", 0)
-    held = re.fullmatch(r"train\[(\d+):\]", str(i.eval_split))  # held out of the training split
+    split = str(i.eval_split)
+    held = re.fullmatch(r"train\[(\d+):\]", split)  # held out of train[:train_limit]
+    if split.startswith("train[") and not held:  # e.g. train[-5000:]: its rows are unknown here
+        raise InputError(
+            f"config.input.eval_split={split!r}: images held out of the training split are "
+            "named 'train[N:]' with config.input.train_limit <= N (the run trains on the "
+            "first train_limit), e.g. 'train[55000:]' with train_limit=55000"
+        )
     if held and (i.train_limit is None or i.train_limit > int(held[1])):
         raise InputError(
-            f"config.input.eval_split={i.eval_split!r} holds images that train_limit="
+            f"config.input.eval_split={split!r} holds images that train_limit="
             f"{i.train_limit} trains on; set config.input.train_limit <= {held[1]}"
         )
     pipeline = input_pipeline.pipeline_of(i)

@@ -99,6 +99,10 @@ MAIN_CASES = [
         [SMOKE, "--config.input.eval_split=train[40:]", "--config.input.train_limit=64"],
         "eval_split='train[40:]' holds images that train_limit=64 trains on; set config.input",
     ),
+    (  # was accepted: the last 40 of 64 training images, all trained on
+        [SMOKE, "--config.input.eval_split=train[-40:]", "--config.input.train_limit=64"],
+        "eval_split='train[-40:]': images held out of the training split are named 'train[N:]'",
+    ),
     (
         [SMOKE, "--config.input.pipeline=synthetic", "--config.input.image_size=24"],
         "config.model.input_size=28 is larger than config.input.image_size=24, the stored",

@@ -213,6 +213,8 @@ def test_bad_inputs_are_one_line(fake_ilsvrc_tars, tmp_path):
         match=r"eval_split='val': imagenet2012 has no split 'val'; it has \['train', 'validation'",
     ):
         input_pipeline.create(_config(root, eval_split="val"))  # fmt: skip
+    with pytest.raises(ValueError, match=r"eval_split='train\[4:\]' is held out of the training"):
+        input_pipeline.create(_config(root, eval_split="train[4:]", train_limit=4))  # stats
 
 
 @pytest.fixture
