@@ -18,5 +18,12 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
         key, _, value = item.partition("=")
         if key not in defaults:
             raise InputError(f"unknown config argument {key!r}; known: {sorted(defaults)}")
-        out[key] = ast.literal_eval(value) if value else True
+        try:
+            out[key] = ast.literal_eval(value) if value else True
+        except (ValueError, SyntaxError, TypeError):  # not a literal, or of another type
+            kind = type(defaults[key]).__name__
+            raise InputError(
+                f"config argument {item!r}: {key} takes a {kind} literal, e.g. "
+                f"{key}={defaults[key]!r}, or a bare {key} for True"
+            ) from None
     return out

@@ -80,6 +80,8 @@ MAIN_CASES = [
     (["--config=configs/nope.py"], "--config=configs/nope.py does not exist"),
     (["--config={w}/syntax.py"], "syntax.py has a syntax error at line 1"),
     (["--config=configs/fashion_mnist.py:bogus"], "unknown config argument 'bogus'"),
+    (["--config=configs/fashion_mnist.py:smoke=yes"], "config argument 'smoke=yes': smoke takes"),
+    (["--config=configs/fashion_mnist.py:smoke=1"], "config argument 'smoke=1': smoke takes a"),
     ([SMOKE, "--config.optim.learning_rat=1"], "config.optim has no field 'learning_rat'"),
     ([SMOKE, "--config.optm.base_lr=1"], "did you mean config.optim?"),
     ([SMOKE, "--config.model.lrnn=1"], "did you mean config.model.lrn?"),
