@@ -113,7 +113,8 @@ def create_state(
 
 
 class _StopRequested:
-    """SIGTERM/SIGINT set this process's flag; the loop saves a checkpoint and returns.
+    """SIGTERM/SIGINT set this process's flag; the loop saves a checkpoint and returns (a
+    second Ctrl-C raises KeyboardInterrupt; the last checkpoint stays whole).
 
     One process stops at the next step. Several agree first, every `every` steps and between
     epochs (`now`): a process that entered the save's barrier alone while the others stepped
@@ -128,6 +129,8 @@ class _StopRequested:
 
     def _handle(self, signum, frame):
         self.signum = signum
+        if signum == signal.SIGINT:  # a second Ctrl-C interrupts at once (e.g. a stuck reader)
+            signal.signal(signum, self.previous[signum])
 
     def now(self, step: int, between_epochs: bool = False) -> bool:
         """Whether every process stops after `step`; every process makes the same calls."""

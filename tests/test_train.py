@@ -343,6 +343,18 @@ def _main(*args: str, **popen) -> subprocess.Popen:
     )
 
 
+def test_a_second_ctrl_c_interrupts_at_once():
+    """The first SIGINT asks for a save at the next step; a second one does not wait for it."""
+    stop = train._StopRequested(every=1)
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.now(0) and stop.signum == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):  # was ignored: only kill -9 ended a stuck run
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        stop.restore()
+
+
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_exits_0_and_resumes(tiny_fashion, tmp_path):
     workdir = str(tmp_path / "run")
