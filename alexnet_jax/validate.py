@@ -66,6 +66,9 @@ def config(c: ml_collections.ConfigDict) -> None:
         if i[field] is not None:
             _int(i[field], f"input.{field}", 1, " or None (the whole split)")
     _int(i.device_prefetch, "input.device_prefetch", 0)
+    _int(i.host_prefetch, "input.host_prefetch", 1, " (a queue of 0 would not be bounded)")
+    if i.decode_threads is not None:
+        _int(i.decode_threads, "input.decode_threads", 1, " or None (every core)")
     _int(i.crop_padding, "input.crop_padding", 0)
     split = str(i.eval_split)
     held = re.fullmatch(r"train\[(\d+):\]", split)  # held out of train[:train_limit]

@@ -101,6 +101,11 @@ MAIN_CASES = [
         [SMOKE, "--config.input.eval_split=train[40:]", "--config.input.train_limit=64"],
         "eval_split='train[40:]' holds images that train_limit=64 trains on; set config.input",
     ),
+    (  # was accepted, and its reader's queue then grew until the memory ran out
+        [SMOKE, "--config.input.host_prefetch=0"],
+        "config.input.host_prefetch=0 must be an integer >= 1 (a queue of 0 would not be",
+    ),
+    ([SMOKE, "--config.input.decode_threads=-1"], "config.input.decode_threads=-1 must be an"),
     (  # was accepted: the last 40 of 64 training images, all trained on
         [SMOKE, "--config.input.eval_split=train[-40:]", "--config.input.train_limit=64"],
         "eval_split='train[-40:]': images held out of the training split are named 'train[N:]'",
