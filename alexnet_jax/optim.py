@@ -192,3 +192,13 @@ def plateau_update(
     return dataclasses.replace(
         s, lr=s.lr * factor, drops=s.drops + 1, bad_epochs=0, cooldown=cooldown
     )
+
+
+def reopen(s: Plateau, *, factor: float, cooldown: int, max_drops: int) -> Plateau:
+    """A run the plateau rule ended, resumed with a larger `max_drops`: the plateau that ended it
+    divides the rate now, as `plateau_update` would have with that `max_drops`; pure."""
+    if not s.done or s.drops >= max_drops:
+        return s
+    return dataclasses.replace(
+        s, lr=s.lr * factor, drops=s.drops + 1, bad_epochs=0, cooldown=cooldown, done=False
+    )

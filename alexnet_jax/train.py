@@ -205,7 +205,24 @@ def _restore(config, model, mngr) -> tuple[TrainState, optim.Plateau]:
     # A resumed run restores its own params: the pretrained file is not needed (nor read) again.
     state = create_state(config, init_key, model=model, pretrained=mngr.latest_step() is None)
     plateau = optim.Plateau(lr=config.optim.base_lr)
-    return checkpoint.restore(mngr, state, plateau)  # past damaged checkpoints, named
+    state, plateau = checkpoint.restore(mngr, state, plateau)  # past damaged ones, named
+    return _reopen(state, plateau, config.schedule) if plateau.done else (state, plateau)
+
+
+def _reopen(state, plateau, s: ml_collections.ConfigDict) -> tuple[TrainState, optim.Plateau]:
+    """A run the plateau rule ended (Sec. 5), resumed: a larger max_drops trains on."""
+    more = optim.reopen(plateau, factor=s.factor, cooldown=s.cooldown_epochs, max_drops=s.max_drops)
+    if more == plateau:
+        print(
+            f"the plateau rule ended this run after {plateau.drops} divisions of the lr "
+            f"(config.schedule.max_drops={s.max_drops}): nothing left to train; raise "
+            "max_drops to go on",
+            flush=True,
+        )
+        return state, plateau
+    print(f"the plateau rule had ended this run; max_drops={s.max_drops} divides the lr now: "
+          f"{plateau.lr:g} -> {more.lr:g}", flush=True)  # fmt: skip
+    return state.replace(opt_state=optim.set_learning_rate(state.opt_state, more.lr)), more
 
 
 def _log(loop: _Loop, pending: list, step: int, t0: float) -> None:

@@ -111,6 +111,19 @@ def test_plateau_drops_exactly_where_expected_and_at_most_three_times():
     assert optim.plateau_update(s, 0.1, **KW) == s  # nothing changes once done
 
 
+def test_a_run_ended_by_the_rule_reopens_as_a_larger_max_drops_would_have_run_it():
+    errors = [0.9, 0.8, 0.7, 0.7, 0.7, 0.6, 0.6, 0.6, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    three, four = optim.Plateau(lr=0.01), optim.Plateau(lr=0.01)
+    for e in errors:  # the last one ends the max_drops=3 run (the test above)
+        three = optim.plateau_update(three, e, **KW)
+        four = optim.plateau_update(four, e, **{**KW, "max_drops": 4})
+    assert three.done and not four.done and four.drops == 4
+    kw = dict(factor=KW["factor"], cooldown=KW["cooldown"])
+    assert optim.reopen(three, **kw, max_drops=4) == four
+    assert optim.reopen(three, **kw, max_drops=3) is three  # nothing more allowed
+    assert optim.reopen(four, **kw, max_drops=9) is four  # not ended: unchanged
+
+
 def test_fixed_drops_come_after_the_listed_epochs_whatever_the_error():
     s, lrs = optim.Plateau(lr=0.01), []
     for epoch in range(1, 9):

@@ -316,6 +316,32 @@ def test_the_refused_resume_names_a_flag_that_gives_back_the_trained_value(tmp_p
     assert functools.reduce(getattr, field.split("."), parsed) == value
 
 
+def test_a_run_the_plateau_rule_ended_trains_on_when_resumed_with_a_larger_max_drops(
+    tiny_fashion, tmp_path, capsys
+):
+    """threshold=1: only the first evaluation improves, so with patience 1 the rule ends the
+    run after epoch 2 (max_drops=0). Resumed with max_drops=1, that plateau divides the lr and
+    epoch 3 trains at base / 10 until the next plateau ends it (was: nothing trained, silently)."""
+    c = _config(tiny_fashion, max_steps=None, num_epochs=5, log_every_steps=1)
+    c.schedule.update(threshold=1.0, patience_epochs=1, cooldown_epochs=0, max_drops=0)
+    train.train_and_evaluate(c, str(tmp_path))
+    step, _, ended = _final_params(str(tmp_path), c)
+    assert step == 8 and ended.done
+    assert train._reopen("state", ended, c.schedule) == ("state", ended)  # the same schedule
+    assert "ended this run after 0 divisions of the lr (config.schedule.max_drops=0): " in (
+        capsys.readouterr().out  # says why nothing trains
+    )
+    c.schedule.max_drops = 1
+    train.train_and_evaluate(c, str(tmp_path))
+    assert "max_drops=1 divides the lr now" in capsys.readouterr().out
+    with open(tmp_path / "metrics.jsonl") as f:
+        lrs = {r["step"]: r["lr"] for r in map(json.loads, f) if "lr" in r}
+    base = c.optim.base_lr
+    np.testing.assert_allclose([lrs[s] for s in range(1, 13)], [base] * 8 + [base * 0.1] * 4)
+    step, _, plateau = _final_params(str(tmp_path), c)
+    assert step == 12 and plateau.drops == 1 and plateau.done
+
+
 def test_fixed_schedule_divides_the_lr_after_the_listed_epoch(tiny_fashion, tmp_path):
     """drop_after_epochs=(1,): epoch 1 at the base rate, epoch 2 at base * factor, whatever the
     validation error says (4 steps per epoch here)."""
