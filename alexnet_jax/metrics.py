@@ -93,8 +93,9 @@ class _Events:
 
 
 # What a resume may not change: the function trained and each step's update (the model, the
-# optimizer, the data, its order and augmentation), less how a layer runs (lowering, precision)
-# and the init, which a resume does not use. The schedule, limits, eval and paths may change.
+# optimizer, the data, its order and augmentation, the evaluation the plateau rule and the best
+# checkpoint compare against), less how a layer runs (lowering, precision) and the init, which
+# a resume does not use. The schedule, max_steps, the eval batch size and paths may change.
 TRAINING_FIELDS = (
     "model",
     "optim",
@@ -103,6 +104,8 @@ TRAINING_FIELDS = (
     "input.source",
     "input.pipeline",
     "input.train_limit",
+    "input.eval_split",
+    "input.eval_limit",
     "input.global_batch_size",
     "input.shuffle_buffer",
     "input.augment",

@@ -254,7 +254,7 @@ def test_a_resume_that_changes_what_is_trained_is_one_line_and_changes_nothing(
 ):
     """Fields that leave no trace in the state (decay_biases, the dropout rate, the pipeline)
     are checked against the run's config.json, and the run's files stay as they were; the
-    schedule, limits, data paths, precision, fields an older config.json lacks, and the
+    schedule, max_steps, data paths, precision, fields an older config.json lacks, and the
     pipeline None named as the one it ran may change."""
     workdir = str(tmp_path / "run")
     train.train_and_evaluate(_config(tiny_fashion, max_steps=2), workdir)
@@ -265,6 +265,10 @@ def test_a_resume_that_changes_what_is_trained_is_one_line_and_changes_nothing(
         (
             {"input.pipeline": "synthetic"},
             "config.input.pipeline='memory' (its config.json) and --config has 'synthetic'",
+        ),
+        (  # was accepted: the plateau rule's best error came from the other images
+            {"input.eval_limit": 16},
+            "config.input.eval_limit=None (its config.json) and --config has 16; resume with",
         ),
         (  # no flag sets None back
             {"input.train_limit": 64},
