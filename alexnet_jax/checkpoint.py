@@ -33,7 +33,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from alexnet_jax import files, optim
-from alexnet_jax.errors import InputError, MissingFileError
+from alexnet_jax.errors import InputError, MissingFileError, one_line
 
 BEST_METRIC = "eval/top1_err"
 LOCK_FILE = files.LOCK_FILE
@@ -91,7 +91,7 @@ def create(workdir: str, c: ml_collections.ConfigDict) -> ocp.CheckpointManager:
     )
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     for step, e in _unreadable_metrics(directory):  # Orbax reads them all as it opens
-        _move_aside(directory, step, f"has a damaged metrics file ({_first_line(e)})")
+        _move_aside(directory, step, f"has a damaged metrics file ({one_line(e)})")
     return ocp.CheckpointManager(directory, options=options)
 
 
@@ -223,14 +223,8 @@ def check_hyperparams(step_dir: str, saved, want) -> None:
             )
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-    text = " ".join(text.split()) or type(e).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
 def _not_restoring(e: BaseException) -> str:
-    return f"does not restore ({_first_line(e)})"
+    return f"does not restore ({one_line(e)})"
 
 
 def _move_aside(directory: str, step: int, why: str) -> str:
@@ -362,7 +356,7 @@ def read(path: str, which: str | int = "latest", template=None) -> tuple[dict, i
         if isinstance(e, InputError):
             raise
         raise InputError(
-            f"checkpoint {step_dir} does not restore ({_first_line(e)}); pick another step "
+            f"checkpoint {step_dir} does not restore ({one_line(e)}); pick another step "
             "(which=STEP), or rerun training, which falls back past it"
         ) from None
     return jax.device_get(tree["params"]), step

@@ -1,4 +1,4 @@
-"""The project's one error type for bad input, and nothing else.
+"""The project's one error type for bad input, and how a caught error is quoted in its line.
 
 Bad input (a config field, a file, a batch size, a damaged checkpoint, a busy workdir) raises
 `InputError` with a message that names the problem and the fix; the entry points (cli.py) print
@@ -19,3 +19,10 @@ class MissingFileError(InputError, FileNotFoundError):
 
 class MissingPackageError(InputError, ImportError):
     """An optional package a chosen format needs is not installed; also an ImportError."""
+
+
+def one_line(e: BaseException) -> str:
+    """A caught exception's message for an InputError: one line, at most 160 characters."""
+    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    text = " ".join(text.split()) or type(e).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from alexnet_jax import prepare as prepare_lib
-from alexnet_jax.errors import InputError
+from alexnet_jax.errors import InputError, one_line
 
 
 def builder(c: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
@@ -41,9 +41,8 @@ def prepare(c: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
     try:
         b.download_and_prepare(download_config=config)
     except (tarfile.TarError, KeyError, ValueError, EOFError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(
-            f"TFDS could not build {c.dataset} from {c.manual_dir or b.data_dir}: {first}; "
+            f"TFDS could not build {c.dataset} from {c.manual_dir or b.data_dir}: {one_line(e)}; "
             "check the files there (a per-class tar that is not a tar, a class not in ILSVRC's "
             "1000?) and rerun"
         ) from None

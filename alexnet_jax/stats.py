@@ -24,12 +24,13 @@ import errno
 import json
 import os
 import sys
+import zipfile
 
 import ml_collections
 import numpy as np
 
 from alexnet_jax import cli, files
-from alexnet_jax.errors import InputError, MissingFileError
+from alexnet_jax.errors import InputError, MissingFileError, one_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,8 +171,16 @@ def load(directory: str, c: ml_collections.ConfigDict) -> Stats:
         raise MissingFileError(
             f"dataset statistics {path} are missing; make them once with `{command_for(c)}`"
         )
-    with np.load(path) as f:
-        st = Stats(**{k: f[k] if k != "num_images" else int(f[k]) for k in f.files})
+    fields = [f.name for f in dataclasses.fields(Stats)]
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in fields}
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise InputError(
+            f"{path} is damaged ({one_line(e)}); delete it and make it again with "
+            f"`{command_for(c)}`"
+        ) from None
+    st = Stats(**{**arrays, "num_images": int(arrays["num_images"])})
     if st.mean_image.shape[:2] != (c.image_size, c.image_size):
         raise InputError(
             f"the mean image in {path} is {st.mean_image.shape[0]}x{st.mean_image.shape[1]} but "
@@ -183,8 +192,18 @@ def load(directory: str, c: ml_collections.ConfigDict) -> Stats:
 def check_source(directory: str, image_size: int, source: str, command: str) -> None:
     """A one-line error if the statistics in `directory` were computed from other data."""
     path = file_stem(directory, image_size) + ".json"
-    with open(path) as f:
-        have = json.load(f).get("source")
+    try:
+        with open(path) as f:
+            have = json.load(f)["source"]
+    except FileNotFoundError:
+        raise MissingFileError(
+            f"{path} is missing (the statistics' record, beside their .npz); make both again "
+            f"with `{command}`"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(
+            f"{path} is damaged ({one_line(e)}); delete it and make it again with `{command}`"
+        ) from None
     if have != source:
         raise InputError(
             f"{path} was computed from other data (source {have}, the prepared training set is "

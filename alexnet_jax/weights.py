@@ -45,7 +45,7 @@ import ml_collections
 import numpy as np
 
 from alexnet_jax import files, weight_layouts
-from alexnet_jax.errors import InputError, MissingFileError, MissingPackageError
+from alexnet_jax.errors import InputError, MissingFileError, MissingPackageError, one_line
 
 FORMATS: tuple[str, ...] = ("npz", "bvlc_npy", "torchvision", "orbax")
 GREY: tuple[str, ...] = ("error", "sum")
@@ -167,8 +167,7 @@ def _load(path: str, format: str, allow_pickle: bool):
         return torch.load(path, map_location="cpu", weights_only=True)
     except (EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError,
             ValueError) as e:  # fmt: skip
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"{path} is truncated or not a {format} file ({first})") from None
+        raise InputError(f"{path} is truncated or not a {format} file ({one_line(e)})") from None
 
 
 def write(path: str, params: Params, format: str | None = None, *, fc6_rows: str = "hwc") -> None:

@@ -8,7 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from alexnet_jax import augment, preprocess, stats
-from alexnet_jax.errors import InputError
+from alexnet_jax.errors import InputError, MissingFileError
 
 
 def _smooth_image(h: int, w: int, seed: int) -> np.ndarray:
@@ -207,3 +207,13 @@ def test_statistics_file_round_trip_and_missing_file_message(tmp_path, monkeypat
         stats.save(st, str(tmp_path), 256, "python -m alexnet_jax.stats --config=Y")
     assert sorted(tmp_path.iterdir()) == files  # the earlier files whole, no temporary left
     assert [f.read_bytes() for f in files] == before
+    npz, record = tmp_path / "alexnet_stats_256.npz", tmp_path / "alexnet_stats_256.json"
+    npz.write_bytes(before[files.index(npz)][:100])  # a copy cut short (was EOFError)
+    with pytest.raises(InputError, match=r"alexnet_stats_256.npz is damaged .*; delete it and"):
+        stats.load(str(tmp_path), c)
+    record.write_text("{")  # (was JSONDecodeError)
+    with pytest.raises(InputError, match=r"alexnet_stats_256.json is damaged .*; delete it and"):
+        stats.check_source(str(tmp_path), 256, "abc", "python -m alexnet_jax.prepare")
+    record.unlink()  # only the .npz copied (was a plain FileNotFoundError)
+    with pytest.raises(MissingFileError, match=r"alexnet_stats_256.json is missing \(the stat"):
+        stats.check_source(str(tmp_path), 256, "abc", "python -m alexnet_jax.prepare")
