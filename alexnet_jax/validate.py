@@ -97,6 +97,8 @@ def config(c: ml_collections.ConfigDict) -> None:
     _int(c.checkpoint.every_steps, "checkpoint.every_steps", 1)
     _int(c.checkpoint.keep, "checkpoint.keep", 1)
     _int(c.seed, "seed", 0)
+    if c.seed >= 2**32:  # jax.random.key keeps 32 bits: 2**32 + 5 would be seed 5's init
+        raise InputError(f"config.seed={c.seed} must be below 2**32 (JAX's keys hold 32 bits)")
 
 
 def prepare(i: ml_collections.ConfigDict) -> None:

@@ -101,6 +101,7 @@ MAIN_CASES = [
         [SMOKE, "--config.input.eval_split=train[40:]", "--config.input.train_limit=64"],
         "eval_split='train[40:]' holds images that train_limit=64 trains on; set config.input",
     ),
+    ([SMOKE, f"--config.seed={2**32 + 5}"], "config.seed=4294967301 must be below 2**32"),
     (  # was accepted, and its reader's queue then grew until the memory ran out
         [SMOKE, "--config.input.host_prefetch=0"],
         "config.input.host_prefetch=0 must be an integer >= 1 (a queue of 0 would not be",
