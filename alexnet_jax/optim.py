@@ -45,7 +45,9 @@ def sgd(
     "decoupled"  t <- m t + g;  w <- w - lr t - lr wd w  (decay outside the momentum, SGDW)
 
     All three are equal while lr is constant and nothing else changes. `decay_biases=False`
-    exempts biases from weight decay (the paper decays them; many reproductions do not).
+    exempts biases from weight decay: Sec. 5 writes the rule for every weight w, but
+    cuda-convnet, the code the paper ran, gives biases a weight cost of 0 (as Caffe's
+    bvlc_alexnet does with decay_mult 0).
 
     Fine-tuning: `frozen_layers` (top-level names, e.g. "conv1") get no update at all, decay
     included; `low_lr_layers` get the same rule with every update scaled by `low_lr_factor`,

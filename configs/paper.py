@@ -119,7 +119,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         base_lr=0.01,
         momentum=0.9,
         weight_decay=5e-4,
-        decay_biases=True,  # the paper decays every weight; many reproductions exempt biases
+        decay_biases=True,  # Sec. 5's rule as printed; cuda-convnet's biases had no decay
         # Fine-tuning (not in the paper): layers never updated (optax.set_to_zero), and layers
         # whose updates are scaled by low_lr_factor (pretrained ones; Caffe's lr_mult).
         frozen_layers=(),
