@@ -187,7 +187,6 @@ def _build(config, plan, data, run, mngr, start_step: int) -> _Loop:
         data=data,
         run=run,
         mngr=mngr,
-        stop=_StopRequested(every=config.log_every_steps),  # with the progress line's sync
         batches=metrics.Timed(data.train(start_step)),  # resumes exactly at start_step
         stuck=metrics.StuckLoss(config.model.num_classes, config.warn_stuck_steps),
         batch_size=c.global_batch_size,
@@ -196,6 +195,8 @@ def _build(config, plan, data, run, mngr, start_step: int) -> _Loop:
         log_every=config.log_every_steps,
         save_every=config.checkpoint.every_steps,
         start_step=start_step,
+        # last: once the handlers are set, only the caller's `finally` puts them back
+        stop=_StopRequested(every=config.log_every_steps),  # with the progress line's sync
     )
 
 
@@ -355,15 +356,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             # after the data and checkpoint checks: a bad rerun overwrites none of the run's files
             run = metrics.Run(workdir, config, start_step=int(state.step))
             loop = _build(config, plan, data, run, mngr, start_step=int(state.step))
-            print(
-                f"{models.count_params(state.params):,} learned parameters; {loop.total} steps of "
-                f"{loop.batch_size} on {jax.device_count()} x {jax.devices()[0]}, "
-                f"{config.parallelism} parallel on a mesh {dict(plan.mesh.shape)}",
-                flush=True,
-            )
-            if loop.start_step:
-                print(f"resumed from {mngr.directory} at step {loop.start_step}", flush=True)
             try:
+                print(
+                    f"{models.count_params(state.params):,} learned parameters; {loop.total} "
+                    f"steps of {loop.batch_size} on {jax.device_count()} x {jax.devices()[0]}, "
+                    f"{config.parallelism} parallel on a mesh {dict(plan.mesh.shape)}",
+                    flush=True,
+                )
+                if loop.start_step:
+                    print(f"resumed from {mngr.directory} at step {loop.start_step}", flush=True)
                 return _train(loop, config, plan.place(state), plateau)
             finally:
                 loop.stop.restore()

@@ -375,6 +375,7 @@ def _main(*args: str, **popen) -> subprocess.Popen:
 
 def test_a_second_ctrl_c_interrupts_at_once():
     """The first SIGINT asks for a save at the next step; a second one does not wait for it."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own
     stop = train._StopRequested(every=1)
     try:
         os.kill(os.getpid(), signal.SIGINT)
@@ -383,6 +384,23 @@ def test_a_second_ctrl_c_interrupts_at_once():
             os.kill(os.getpid(), signal.SIGINT)
     finally:
         stop.restore()
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_run_that_fails_before_its_first_step_leaves_the_signal_handlers_as_they_were(
+    tiny_fashion, tmp_path, monkeypatch
+):
+    """They were left set when the loop's parts failed after the handlers (data, StuckLoss), so
+    a later Ctrl-C in that process was swallowed by the dead run's flag."""
+    before = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
+
+    def fails(*args):
+        raise InputError("a bad field")
+
+    monkeypatch.setattr(metrics, "StuckLoss", fails)
+    with pytest.raises(InputError, match="a bad field"):
+        train.train_and_evaluate(_config(tiny_fashion, max_steps=2), str(tmp_path))
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)] == before
 
 
 @pytest.mark.slow
