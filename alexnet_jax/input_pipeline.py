@@ -125,6 +125,9 @@ def eval_order(n: int, global_batch: int, rows: slice) -> Iterator[tuple[np.ndar
         yield np.where(pos < n, pos, 0), (pos < n).astype(np.float32)
 
 
+BACKGROUND = "input_pipeline.background"  # the reader thread's name
+
+
 def background(batches: Iterator[Batch], size: int = 2) -> Iterator[Batch]:
     """`batches` made by a thread, `size` ahead of the consumer (decoding overlaps the step).
     The thread ends when the consumer does (closed, or dropped): it holds nothing after."""
@@ -149,7 +152,7 @@ def background(batches: Iterator[Batch], size: int = 2) -> Iterator[Batch]:
             return
         put(done)
 
-    threading.Thread(target=work, daemon=True).start()
+    threading.Thread(target=work, name=BACKGROUND, daemon=True).start()
     try:
         while (b := q.get()) is not done:
             if isinstance(b, BaseException):

@@ -206,9 +206,14 @@ def main() -> None:
     parser.add_argument("--sections", default="conv,lrn,pool")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
+    if args.batch < 1 or args.rounds < 1:
+        parser.error("--batch and --rounds must be >= 1")
+    unknown = set(args.layers.split(",")) - set(PAPER_CONVS)
+    if unknown:
+        parser.error(f"--layers: {sorted(unknown)} unknown; use some of {','.join(PAPER_CONVS)}")
     import torch
 
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     sections = args.sections.split(",")
     record = {

@@ -11,10 +11,10 @@ r"""Training- and eval-step throughput: our JAX AlexNet vs the same net in PyTor
 Each framework runs in its own process, one after the other, on the same synthetic batch shape:
 the full training step (forward, loss, backward, SGD momentum + weight decay update) and the
 eval step (forward). Prints images/s as the median (min..max) of `--steps` timed steps after
-`--warmup` untimed ones (with `--rounds=N`, of the median round of N in which the frameworks'
-processes alternate, and the ratio per round), the ratio ours/PyTorch, peak memory and the
-hardware; writes a JSON
-record with the command, git commit and date. Ours is the path train.py runs
+`--warmup` untimed ones (with `--rounds=N`, in which the frameworks' processes alternate: each
+metric's median over the N rounds), the ratio ours/PyTorch (the median of the per-round ratios,
+each round's printed), peak memory and the hardware; writes a JSON record with the command, git
+commit and date. Ours is the path train.py runs
 (train.train_step mapped by parallel.create's plan, donated state); PyTorch's is
 benchmarks/torch_alexnet.py with torch.optim.SGD, using as many threads as there are cores.
 `--set=FIELD=VALUE,...` changes scalar config fields (both nets), e.g. to time one lowering
@@ -28,6 +28,7 @@ import argparse
 import ast
 import functools
 import importlib
+import importlib.util
 import json
 import os
 import resource
@@ -130,7 +131,7 @@ def run_torch(
 
     from benchmarks.torch_alexnet import TorchAlexNet
 
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use
     config = _config(name, overrides)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net = TorchAlexNet(config.model.to_dict()).to(dev)
@@ -216,18 +217,37 @@ def _worker(a: argparse.Namespace, fw: str, batch: int, devices: int) -> dict:
 
 
 def _over_rounds(rounds: list[dict]) -> dict:
-    """Per framework: the round whose train images/s is the median, with every round's numbers.
-
-    The frameworks alternate within each round, so a slow spell of a shared machine hits both;
-    the ratio is then taken per round (paired) as well as between the medians.
-    """
+    """Per framework: each metric's median over the rounds (np.median: with an even count, the
+    mean of the middle two), min..max over every timed step, and every round's numbers; memory,
+    faults and device from the round nearest the train median."""
     out = {}
     for fw in rounds[0]:
-        ranked = sorted(rounds, key=lambda r, fw=fw: r[fw]["train"]["images_per_sec"])
-        out[fw] = dict(ranked[(len(ranked) - 1) // 2][fw])
-        out[fw]["rounds"] = {
-            k: [r[fw][k]["images_per_sec"] for r in rounds] for k in ("train", "eval")
-        }
+        per = {k: [r[fw][k]["images_per_sec"] for r in rounds] for k in ("train", "eval")}
+        mid = {k: float(np.median(v)) for k, v in per.items()}
+        near = min(
+            rounds, key=lambda r, fw=fw: abs(r[fw]["train"]["images_per_sec"] - mid["train"])
+        )
+        out[fw] = dict(near[fw])
+        for k in ("train", "eval"):
+            lo = min(r[fw][k].get("min", per[k][i]) for i, r in enumerate(rounds))
+            hi = max(r[fw][k].get("max", per[k][i]) for i, r in enumerate(rounds))
+            out[fw][k] = {**near[fw][k], "images_per_sec": mid[k], "min": lo, "max": hi}
+        out[fw]["rounds"] = per
+    return out
+
+
+def _ratios(results: dict) -> dict:
+    """ours / PyTorch per round (the frameworks alternate within a round, so a slow spell of a
+    shared machine hits both) and their median, the headline; and the ratio of the medians."""
+    out = {}
+    for k in ("train", "eval"):
+        jax_, torch_ = results["jax"]["rounds"][k], results["torch"]["rounds"][k]
+        paired = [j / t for j, t in zip(jax_, torch_, strict=True)]
+        out[f"ratio_{k}"] = float(np.median(paired))
+        out[f"ratio_{k}_of_medians"] = (
+            results["jax"][k]["images_per_sec"] / (results["torch"][k]["images_per_sec"])
+        )
+        out.setdefault("ratio_per_round", {})[k] = paired
     return out
 
 
@@ -275,8 +295,14 @@ def main() -> None:
     p.add_argument("--growth_devices", default="", help="e.g. 1,2 (JAX on N host devices)")
     p.add_argument("--set", default="", help="config overrides, e.g. model.pool.lowering=shifts")
     p.add_argument("--out", default="")
-    p.add_argument("--worker", default="", help=argparse.SUPPRESS)
+    p.add_argument("--worker", default="", choices=("", "jax", "torch"), help=argparse.SUPPRESS)
     a = p.parse_args()
+    if min(a.batch, a.steps, a.rounds) < 1 or a.warmup < 0:
+        p.error("--batch, --steps and --rounds must be >= 1 and --warmup >= 0")
+    if not set(a.frameworks.split(",")) <= {"jax", "torch"}:
+        p.error(f"--frameworks={a.frameworks}: use jax, torch or jax,torch")
+    if importlib.util.find_spec(f"configs.{a.config}") is None:
+        p.error(f"--config={a.config}: there is no configs/{a.config}.py")
     if a.worker == "jax":
         print(json.dumps(run_jax(a.config, a.batch, a.steps, a.warmup, a.set)))
         return
@@ -319,28 +345,13 @@ def main() -> None:
             f"{r['device']}"
         )
     if "jax" in results and "torch" in results:
-        record["ratio_train"] = (
-            results["jax"]["train"]["images_per_sec"] / results["torch"]["train"]["images_per_sec"]
-        )
-        record["ratio_eval"] = (
-            results["jax"]["eval"]["images_per_sec"] / results["torch"]["eval"]["images_per_sec"]
-        )
+        record.update(_ratios(results))
         print(
-            f"ours / PyTorch: train {record['ratio_train']:.2f}x, eval {record['ratio_eval']:.2f}x"
+            f"ours / PyTorch (median of the per-round ratios): train {record['ratio_train']:.2f}x, "
+            f"eval {record['ratio_eval']:.2f}x"
         )
-        if a.rounds > 1:
-            paired = {
-                k: [
-                    j / t
-                    for j, t in zip(
-                        results["jax"]["rounds"][k], results["torch"]["rounds"][k], strict=True
-                    )
-                ]
-                for k in ("train", "eval")
-            }
-            record["ratio_per_round"] = paired
-            for k, v in paired.items():
-                print(f"  {k} ratio per round: " + " ".join(f"{x:.2f}" for x in v))
+        for k, v in record["ratio_per_round"].items():
+            print(f"  {k} ratio per round: " + " ".join(f"{x:.2f}" for x in v))
     if a.growth_batches or a.growth_devices:
         record["growth"] = _growth(a)
     if a.out:

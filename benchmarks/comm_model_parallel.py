@@ -29,6 +29,8 @@ The count from Fig. 2 (float32, per image; "moved" counts both directions of the
 
 import argparse
 import functools
+import importlib
+import importlib.util
 import math
 import os
 import re
@@ -160,11 +162,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", default="paper")
     parser.add_argument("--batch", type=int, default=128)
     args = parser.parse_args(argv)
+    if importlib.util.find_spec(f"configs.{args.config}") is None:
+        parser.error(f"--config={args.config}: there is no configs/{args.config}.py")
     if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
         os.environ["XLA_FLAGS"] = flags.strip()
-    import importlib
-
     config = importlib.import_module(f"configs.{args.config}").get_config()
     want = expected_bytes(config.model)
     got = measure(config, args.batch)

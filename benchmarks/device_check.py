@@ -289,6 +289,8 @@ def main() -> None:
     p.add_argument("--budget_s", type=float, default=400.0)
     a = p.parse_args()
     t0, clock, want = time.monotonic(), Clock(a.budget_s), set(a.parts.split(","))
+    if not want <= set(PARTS):
+        p.error(f"--parts: {sorted(want - set(PARTS))} unknown; use some of {','.join(PARTS)}")
     os.makedirs(a.out, exist_ok=True)
     missing = [m for m in NEEDED if importlib.util.find_spec(m.split(".")[0]) is None]
     for m in missing:

@@ -79,22 +79,52 @@ def test_set_overrides_config_fields():
         _config("paper", "model.pool.lowring=shifts")
 
 
-def test_rounds_report_the_median_round_and_every_round():
-    from benchmarks.bench_train_step import _over_rounds
+def test_rounds_report_each_metrics_median_and_the_median_paired_ratio():
+    """Was the round of the median train speed, whole (its eval too), the lower middle one of an
+    even count, and the headline ratio between two different rounds."""
+    from benchmarks.bench_train_step import _over_rounds, _ratios
 
     def run(train, evals):
         return {"train": {"images_per_sec": train}, "eval": {"images_per_sec": evals}}
 
     rounds = [
-        {"jax": run(10.0, 50.0), "torch": run(8.0, 40.0)},
-        {"jax": run(30.0, 70.0), "torch": run(9.0, 41.0)},
-        {"jax": run(20.0, 60.0), "torch": run(7.0, 39.0)},
+        {"jax": run(10.0, 80.0), "torch": run(8.0, 40.0)},
+        {"jax": run(30.0, 50.0), "torch": run(10.0, 41.0)},
+        {"jax": run(20.0, 60.0), "torch": run(16.0, 39.0)},
+        {"jax": run(40.0, 70.0), "torch": run(20.0, 50.0)},
     ]
     out = _over_rounds(rounds)
-    assert out["jax"]["train"]["images_per_sec"] == 20.0  # the median round, whole
-    assert out["jax"]["eval"]["images_per_sec"] == 60.0
-    assert out["torch"]["train"]["images_per_sec"] == 8.0
-    assert out["jax"]["rounds"] == {"train": [10.0, 30.0, 20.0], "eval": [50.0, 70.0, 60.0]}
+    assert out["jax"]["train"]["images_per_sec"] == 25.0  # np.median: (20 + 30) / 2
+    assert out["jax"]["eval"]["images_per_sec"] == 65.0  # not the train-median round's 50 or 60
+    assert out["jax"]["train"]["min"] == 10.0 and out["jax"]["train"]["max"] == 40.0
+    assert out["jax"]["rounds"] == {"train": [10.0, 30.0, 20.0, 40.0], "eval": [80, 50, 60, 70]}
+    r = _ratios(out)
+    assert r["ratio_per_round"]["train"] == [1.25, 3.0, 1.25, 2.0]
+    assert r["ratio_train"] == 1.625  # the median of the per-round ratios
+    assert r["ratio_train_of_medians"] == 25.0 / 13.0  # torch: (10 + 16) / 2
+
+
+@pytest.mark.parametrize(
+    "script, args, message",
+    [
+        ("bench_train_step", ["--rounds=0"], "--rounds must be >= 1"),  # was an IndexError
+        ("bench_train_step", ["--frameworks=foo"], "--frameworks=foo: use jax, torch"),
+        ("bench_train_step", ["--config=nosuch"], "there is no configs/nosuch.py"),
+        ("bench_layers", ["--layers=conv6"], "--layers: ['conv6'] unknown"),  # was a KeyError
+        ("bench_input", ["--cores=0"], "--cores=0: each must be 1 to"),  # was an OSError
+        ("device_check", ["--out={tmp}", "--parts=bogus"], "--parts: ['bogus'] unknown"),
+        ("comm_model_parallel", ["--config=nosuch"], "there is no configs/nosuch.py"),
+    ],
+)
+def test_bad_benchmark_flags_are_one_line(script, args, message, tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{script}", *(x.format(tmp=tmp_path) for x in args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and message in r.stderr.splitlines()[-1], r.stderr[-2000:]
 
 
 @pytest.mark.slow  # seven small processes, each compiling a small net: ~1 min on 2 CPU cores
