@@ -199,6 +199,21 @@ def _hardware() -> dict:
     return metrics.hardware()
 
 
+def _check_same_work(p: argparse.ArgumentParser, config, torch_autocast: bool) -> None:
+    """Refuses a comparison in which the PyTorch side would do other work than ours."""
+    if config.optim.get("frozen_layers"):
+        p.error(
+            f"optim.frozen_layers={tuple(config.optim.frozen_layers)}: XLA skips their gradients "
+            "and the PyTorch side would not; compare with --set=optim.frozen_layers=() or run "
+            "--frameworks=jax"
+        )
+    if (config.model.dtype == "bfloat16") != torch_autocast:
+        p.error(
+            f"model.dtype={config.model.dtype!r} with{'' if torch_autocast else 'out'} "
+            "--torch_autocast: both sides must compute in bfloat16 or neither"
+        )
+
+
 def _worker(a: argparse.Namespace, fw: str, batch: int, devices: int) -> dict:
     """One framework's measurement in a fresh process (JAX on `devices` host devices)."""
     cmd = [sys.executable, "-m", "benchmarks.bench_train_step", f"--worker={fw}"]
@@ -303,6 +318,8 @@ def main() -> None:
         p.error(f"--frameworks={a.frameworks}: use jax, torch or jax,torch")
     if importlib.util.find_spec(f"configs.{a.config}") is None:
         p.error(f"--config={a.config}: there is no configs/{a.config}.py")
+    if "torch" in a.frameworks.split(",") and not a.worker:
+        _check_same_work(p, _config(a.config, a.set), a.torch_autocast)
     if a.worker == "jax":
         print(json.dumps(run_jax(a.config, a.batch, a.steps, a.warmup, a.set)))
         return
@@ -326,6 +343,10 @@ def main() -> None:
         "config": a.config,
         "batch": a.batch,
         "allocator_env": {k: os.environ.get(k, "") for k in ALLOCATOR_ENV},
+        "compute_dtype": {
+            "jax": _config(a.config, a.set).model.dtype,
+            "torch": "bfloat16 autocast" if a.torch_autocast else "float32",
+        },
         "results": results,
     }
     print(

@@ -110,6 +110,8 @@ def test_rounds_report_each_metrics_median_and_the_median_paired_ratio():
         ("bench_train_step", ["--rounds=0"], "--rounds must be >= 1"),  # was an IndexError
         ("bench_train_step", ["--frameworks=foo"], "--frameworks=foo: use jax, torch"),
         ("bench_train_step", ["--config=nosuch"], "there is no configs/nosuch.py"),
+        ("bench_train_step", ["--config=finetune_fashion"], "and the PyTorch side would not"),
+        ("bench_train_step", ["--set=model.dtype=bfloat16"], "both sides must compute in bf"),
         ("bench_layers", ["--layers=conv6"], "--layers: ['conv6'] unknown"),  # was a KeyError
         ("bench_input", ["--cores=0"], "--cores=0: each must be 1 to"),  # was an OSError
         ("device_check", ["--out={tmp}", "--parts=bogus"], "--parts: ['bogus'] unknown"),
