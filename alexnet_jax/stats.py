@@ -194,13 +194,13 @@ def check_source(directory: str, image_size: int, source: str, command: str) -> 
     path = file_stem(directory, image_size) + ".json"
     try:
         with open(path) as f:
-            have = json.load(f)["source"]
+            have = json.load(f).get("source")  # None: made by the stats command
     except FileNotFoundError:
         raise MissingFileError(
             f"{path} is missing (the statistics' record, beside their .npz); make both again "
             f"with `{command}`"
         ) from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, AttributeError) as e:  # AttributeError: not a JSON object
         raise InputError(
             f"{path} is damaged ({one_line(e)}); delete it and make it again with `{command}`"
         ) from None
