@@ -1,7 +1,7 @@
 r"""Training- and eval-step throughput: our JAX AlexNet vs the same net in PyTorch (issue 8).
 
   python -m benchmarks.bench_train_step --config=paper --batch=64 --steps=5 --out=FILE.json
-  python -m benchmarks.bench_train_step --config=paper --batch=64 --rounds=4   # A,B,A,B,...
+  python -m benchmarks.bench_train_step --config=paper --batch=64 --rounds=4   # A,B,B,A,...
   python -m benchmarks.bench_train_step --config=fashion_mnist --batch=128
   python -m benchmarks.bench_train_step --config=paper --batch=4 --steps=2 --warmup=1   # CI size
   python -m benchmarks.bench_train_step --config=fashion_mnist --batch=128 \
@@ -330,7 +330,10 @@ def main() -> None:
         print(json.dumps(r))
         return
     frameworks = a.frameworks.split(",")
-    rounds = [{fw: _worker(a, fw, a.batch, 1) for fw in frameworks} for _ in range(a.rounds)]
+    rounds = [  # A,B then B,A: neither framework always runs first (a warm or cold machine)
+        {fw: _worker(a, fw, a.batch, 1) for fw in frameworks[:: 1 if i % 2 == 0 else -1]}
+        for i in range(a.rounds)
+    ]
     results = _over_rounds(rounds)
     commit = subprocess.run(
         ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True

@@ -105,6 +105,26 @@ def test_rounds_report_each_metrics_median_and_the_median_paired_ratio():
     assert r["ratio_train_of_medians"] == 25.0 / 13.0  # torch: (10 + 16) / 2
 
 
+def test_rounds_alternate_which_framework_runs_first(monkeypatch, tmp_path):
+    """A,B then B,A (was A,B every round: one side always met the machine the other left)."""
+    from benchmarks import bench_train_step
+
+    calls, rate = [], {"images_per_sec": 1.0, "min": 1.0, "max": 1.0}
+
+    def worker(a, fw, batch, devices):
+        calls.append(fw)
+        return {"train": rate, "eval": rate, "minor_page_faults_per_train_step": 0,
+                "peak_memory_mb": 1.0, "device": "cpu"}  # fmt: skip
+
+    monkeypatch.setattr(bench_train_step, "_worker", worker)
+    monkeypatch.setattr(bench_train_step, "_hardware", lambda: {"cpu": "x", "cpu_count": 2})
+    argv = ["--config=fashion_mnist", "--rounds=3", f"--out={tmp_path / 'r.json'}"]
+    monkeypatch.setattr(sys, "argv", ["bench_train_step.py", *argv])
+    bench_train_step.main()
+    assert calls == ["jax", "torch", "torch", "jax", "jax", "torch"]
+    assert json.loads((tmp_path / "r.json").read_text())["ratio_train"] == 1.0
+
+
 @pytest.mark.parametrize(
     "script, args, message",
     [
