@@ -63,15 +63,33 @@ def table2_rows(entries: list[dict]) -> list[dict]:
             row[f"{mode}_count"] = len(es)
             row[f"{mode}_n"] = es[0]["n"] if es else 0
         row["paper_top1"], row["paper_top5"] = PAPER_TABLE2.get(size, (None, None))
+        for mode in ("center", "ten_crop"):  # an ensemble against its own nets, each alone
+            row[f"members_{mode}_top1"] = _members_top1(by, size, mode) if size > 1 else math.nan
         rows.append(row)
     return rows
+
+
+def _members_top1(by: dict, size: int, mode: str) -> float:
+    """The mean single-net top-1 error (%) of the nets of the `size`-net ensemble (NaN if any
+    lacks its single-net entry): the ensemble's gain is read against these, not the mean of
+    every single net (which may include nets the ensemble lacks)."""
+    sets = {tuple(e["checkpoints"]) for e in by.get((size, mode), [])}
+    if len(sets) > 1:
+        raise InputError(
+            f"{len(sets)} different {size}-net ensembles in mode {mode}: {sorted(sets)}; give "
+            "one ensemble of each size"
+        )
+    alone = {e["checkpoints"][0]: 100 * e["top1_err"] for e in by.get((1, mode), [])}
+    nets = next(iter(sets), ())
+    return sum(alone[c] for c in nets) / len(nets) if nets and set(nets) <= set(alone) else math.nan
 
 
 def table2_markdown(rows: list[dict]) -> str:
     lines = [
         "| nets | center top-1 (%) | center top-5 (%) | ten-crop top-1 (%) | ten-crop top-5 (%) "
-        "| ten-crop gain top-1 (pp) | paper top-1 / top-5 (ILSVRC val, ten patches) |",
-        "|" + "---|" * 7,
+        "| ten-crop gain top-1 (pp) | its nets alone: top-1 center / ten-crop (%) "
+        "| paper top-1 / top-5 (ILSVRC val, ten patches) |",
+        "|" + "---|" * 8,
     ]
     for r in rows:
 
@@ -84,10 +102,12 @@ def table2_markdown(rows: list[dict]) -> str:
         name = "1 net" if r["nets"] == 1 else f"ensemble of {r['nets']}"
         if r["nets"] == 1 and r["center_count"] > 1:
             name += f" (mean of {r['center_count']})"
+        members = [r[f"members_{mode}_top1"] for mode in ("center", "ten_crop")]
+        alone = "—" if all(math.isnan(m) for m in members) else " / ".join(map(fmt, members))
         lines.append(
             f"| {name} | {cell('center', 'top1')} | {cell('center', 'top5')} | "
             f"{cell('ten_crop', 'top1')} | {cell('ten_crop', 'top5')} | "
-            f"{fmt(gain, signed=True)} | {paper} |"
+            f"{fmt(gain, signed=True)} | {alone} | {paper} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -362,7 +362,12 @@ def test_table2_from_an_eval_json(tmp_path):
     assert two["ten_crop_top1"] == pytest.approx(15.0)
     md = (tmp_path / "table2.md").read_text()
     assert "| 1 net (mean of 2) | 21.00 ± 1.41 |" in md
-    assert "| ensemble of 2 | 17.00 | 1.00 | 15.00 | 0.00 | +2.00 |" in md
+    assert "| ensemble of 2 | 17.00 | 1.00 | 15.00 | 0.00 | +2.00 | 21.00 / 19.00 |" in md
+    # an ensemble is set beside its own nets, not every single net (was: only the latter)
+    third = [{**e, "checkpoints": ["c"], "top1_err": 0.5} for e in entries[:1] + entries[2:3]]
+    (tmp_path / "three.json").write_text(json.dumps(entries + third))
+    one, two = table2.table2([str(tmp_path / "three.json")], str(tmp_path / "3"), "")
+    assert one["center_top1"] == pytest.approx(92 / 3) and two["members_center_top1"] == 21.0
     # the same entries in two files (a sweep evaluated in two sessions) give the same table
     (tmp_path / "part1.json").write_text(json.dumps(entries[:1] + entries[2:3]))
     (tmp_path / "part2.json").write_text(json.dumps(entries[1:2] + entries[3:]))
