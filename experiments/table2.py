@@ -29,12 +29,20 @@ def read_eval_json(path: str, source: str = "--eval_json=") -> list[dict]:
         raise InputError(f"{source}{path} is not JSON ({e}); write it with evaluate") from None
     if not (isinstance(loaded, list) and all(isinstance(e, dict) for e in loaded)):
         raise InputError(f"{source}{path} is not a list of rows; write it with evaluate")
+    if not loaded:
+        raise InputError(f"{source}{path} holds no rows; write it with alexnet_jax.evaluate")
     for e in loaded:
         for key in ("checkpoints", "mode", "top1_err", "top5_err", "n"):
             if key not in e:
                 raise InputError(
                     f"{source}{path}: entry {e} lacks {key!r}; write it with alexnet_jax.evaluate"
                 )
+        numbers = all(isinstance(e[k], int | float) for k in ("top1_err", "top5_err", "n"))
+        if not (e["checkpoints"] and isinstance(e["checkpoints"], list) and numbers):
+            raise InputError(
+                f"{source}{path}: entry {e} needs a list of checkpoints and numeric errors; "
+                "write it with alexnet_jax.evaluate"
+            )
     return loaded
 
 

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from absl import flags  # noqa: E402
 
 from alexnet_jax import cli  # noqa: E402
-from alexnet_jax.errors import InputError, MissingFileError  # noqa: E402
+from alexnet_jax.errors import InputError, MissingFileError, one_line  # noqa: E402
 from experiments import sweep as sweep_lib  # noqa: E402
 from experiments import table2  # noqa: E402
 from experiments.summary import mean_std, write_csv  # noqa: E402
@@ -43,8 +43,11 @@ def read_try(results_dir: str) -> dict:
     sweep_json = os.path.join(results_dir, sweep_lib.MANIFEST)
     if not os.path.isfile(sweep_json):
         raise MissingFileError(f"{sweep_json} does not exist; give a directory tables.py wrote")
-    with open(sweep_json) as f:
-        config = json.load(f)["config"]
+    try:
+        with open(sweep_json) as f:
+            config = json.load(f)["config"]
+    except (ValueError, KeyError, TypeError) as e:  # not JSON, or not the sweep's manifest
+        raise InputError(f"{sweep_json} is not a sweep manifest ({one_line(e)})") from None
     seeds: dict[int, dict] = {}
     read_in: dict[tuple[int, str], str] = {}  # (seed, key) -> the file it came from
     for kind, pattern in (("test", "*eval*.json"), ("train", "*train_error*.json")):

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from alexnet_jax import cli, main
+from alexnet_jax.errors import InputError
 from experiments import figures, net_figures, summary, table2, tables, tries
 from experiments import sweep as sweep_lib
 from tests import tiny
@@ -717,3 +718,17 @@ def test_tries_table_holds_each_seeds_numbers_and_leaves_ensembles_out(tmp_path)
     with pytest.raises(SystemExit) as e:
         cli.run(tries.define_flags, tries.main, ["tries", f"--results={b}", f"--out={tmp_path}"])
     assert e.value.code == 2
+    for text, match in (  # were JSONDecodeError, KeyError, IndexError and TypeError tracebacks
+        ('[{"checkpoints": [], "mode": "center", "top1_err": 0.1, "top5_err": 0, "n": 1}]',
+         "needs a list of checkpoints and numeric errors"),
+        ('[{"checkpoints": ["s0-a"], "mode": "center", "top1_err": null, "top5_err": 0, "n": 1}]',
+         "needs a list of checkpoints and numeric errors"),
+        ("[]", "holds no rows"),
+    ):  # fmt: skip
+        (b / "s1_eval_ten_crop.json").write_text(text)
+        with pytest.raises(InputError, match=match):
+            tries.read_try(str(b))
+    for text in ("", '{"command": "x"}'):
+        (b / "sweep.json").write_text(text)
+        with pytest.raises(InputError, match=r"sweep.json is not a sweep manifest"):
+            tries.read_try(str(b))
