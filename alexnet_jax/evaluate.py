@@ -12,7 +12,8 @@ here, so "best" selects on it) and evaluates `config.input.eval_split` once per 
 With several checkpoints there is one row per checkpoint and one "ensemble of N" row, whose
 prediction is the softmax averaged over the checkpoints (and over the crops): the paper's
 "5 CNNs" and "7 CNNs" rows of Table 2. Prints a table; --out writes a JSON list of
-{"checkpoints": [...], "mode": ..., "top1_err": ..., "top5_err": ..., "n": ...}.
+{"checkpoints": [...], "mode": ..., "top1_err": ..., "top5_err": ..., "n": ..., "steps": [...],
+"split": config.input.eval_split}.
 Small datasets: see input_pipeline.py's docstring for how the crops map (config.input.crop_padding).
 """
 
@@ -104,7 +105,7 @@ def run(
     modes: list[str] | None = None,
     which: Which = "latest",
 ) -> list[dict]:
-    """Rows {"checkpoints", "mode", "top1_err", "top5_err", "n", "steps"} for each checkpoint
+    """Rows {"checkpoints", "mode", "top1_err", "top5_err", "n", "steps", "split"} per checkpoint
     (and their ensemble if there are several) and mode."""
     if not workdirs:
         raise InputError("--checkpoints is empty; pass one or more training workdirs")
@@ -137,7 +138,7 @@ def run(
             rows.append(
                 dict(checkpoints=group, mode=mode, top1_err=top1 / n, top5_err=top5 / n, n=n)
             )
-            rows[-1]["steps"] = steps
+            rows[-1].update(steps=steps, split=config.input.eval_split)  # which images
     return rows
 
 

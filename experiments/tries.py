@@ -55,6 +55,11 @@ def read_try(results_dir: str) -> dict:
             for r in table2.read_eval_json(path, source=""):
                 if len(r["checkpoints"]) > 1 or (kind == "train" and r["mode"] != "center"):
                     continue  # an ensemble; a training error other than the clean (center) one
+                if kind == "test" and r.get("split", "test") != "test":  # older files lack it
+                    raise InputError(
+                        f"{path} evaluated {r['split']!r}, not the test set; rerun evaluate "
+                        "with --config.input.eval_split=test"
+                    )
                 seed, key = _seed(r["checkpoints"][0]), r["mode"] if kind == "test" else "train"
                 err = 100 * r["top1_err"]
                 if seeds.setdefault(seed, {}).get(key, err) != err:  # one net evaluated twice

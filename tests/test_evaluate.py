@@ -121,6 +121,7 @@ def test_center_ten_crop_and_ensemble_match_numpy(setup, both_modes):
             assert row["top1_err"] == pytest.approx(top1, abs=1e-9), (mode, row)
             assert row["top5_err"] == pytest.approx(top5, abs=1e-9), (mode, row)
         assert first["steps"] == [6]  # latest
+        assert first["split"] == config.input.eval_split  # which images (tries could not tell)
     # the modes and the nets really differ (else a wrong crop or average could pass)
     assert not np.allclose(refs["center", 0][0], refs["ten_crop", 0][0], atol=1e-3)
     assert not np.allclose(refs["center", 0][0], refs["center", 1][0], atol=1e-3)

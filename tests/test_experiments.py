@@ -724,6 +724,8 @@ def test_tries_table_holds_each_seeds_numbers_and_leaves_ensembles_out(tmp_path)
         ('[{"checkpoints": ["s0-a"], "mode": "center", "top1_err": null, "top5_err": 0, "n": 1}]',
          "needs a list of checkpoints and numeric errors"),
         ("[]", "holds no rows"),
+        ('[{"checkpoints": ["s0-a"], "mode": "center", "top1_err": 0.1, "top5_err": 0, "n": 1, '
+         '"split": "train[50000:]"}]', "evaluated 'train.50000:.', not the test set"),
     ):  # fmt: skip
         (b / "s1_eval_ten_crop.json").write_text(text)
         with pytest.raises(InputError, match=match):
