@@ -147,7 +147,7 @@ def _npy_is_pickle(path: str) -> bool:
             v1 = fmt.read_magic(f) == (1, 0)
             _, _, dtype = (fmt.read_array_header_1_0 if v1 else fmt.read_array_header_2_0)(f)
     except (OSError, ValueError) as e:
-        raise InputError(f"{path} is truncated or not a bvlc_npy file ({e})") from None
+        raise InputError(f"{path} is truncated or not a bvlc_npy file ({one_line(e)})") from None
     return dtype.hasobject
 
 

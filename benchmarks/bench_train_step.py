@@ -318,8 +318,6 @@ def main() -> None:
         p.error(f"--frameworks={a.frameworks}: use jax, torch or jax,torch")
     if importlib.util.find_spec(f"configs.{a.config}") is None:
         p.error(f"--config={a.config}: there is no configs/{a.config}.py")
-    if "torch" in a.frameworks.split(",") and not a.worker:
-        _check_same_work(p, _config(a.config, a.set), a.torch_autocast)
     if a.worker == "jax":
         print(json.dumps(run_jax(a.config, a.batch, a.steps, a.warmup, a.set)))
         return
@@ -329,7 +327,9 @@ def main() -> None:
         )
         print(json.dumps(r))
         return
-    frameworks = a.frameworks.split(",")
+    frameworks, config = a.frameworks.split(","), _config(a.config, a.set)
+    if "torch" in frameworks:
+        _check_same_work(p, config, a.torch_autocast)
     rounds = [  # A,B then B,A: neither framework always runs first (a warm or cold machine)
         {fw: _worker(a, fw, a.batch, 1) for fw in frameworks[:: 1 if i % 2 == 0 else -1]}
         for i in range(a.rounds)
@@ -347,7 +347,7 @@ def main() -> None:
         "batch": a.batch,
         "allocator_env": {k: os.environ.get(k, "") for k in ALLOCATOR_ENV},
         "compute_dtype": {
-            "jax": _config(a.config, a.set).model.dtype,
+            "jax": config.model.dtype,
             "torch": "bfloat16 autocast" if a.torch_autocast else "float32",
         },
         "results": results,
